@@ -1,0 +1,56 @@
+import assert from 'node:assert/strict';
+import { test } from 'node:test';
+import type { HandlerErrorInfo } from '..';
+import { startedBus, waitFor } from './helpers';
+
+test('throwing, rejecting and odd return values never crash and are counted', async (t) => {
+  const bus = await startedBus(t);
+  const errors: HandlerErrorInfo[] = [];
+  bus.on('handler_error', (info) => errors.push(info));
+  bus.registerHandler('sync-throw', function syncThrow() {
+    throw new Error('sync boom');
+  });
+  bus.registerHandler('reject', async function rejecting() {
+    throw new Error('async boom');
+  });
+  bus.registerHandler('non-promise', () => 42);
+  bus.registerHandler('thenable-twice', () => ({
+    then(ok: () => void, fail: (e: unknown) => void) {
+      ok();
+      fail(new Error('late'));
+    },
+  }));
+  bus.registerHandler('throw-non-error', () => {
+    throw 'a string';
+  });
+  for (const type of ['sync-throw', 'reject', 'non-promise', 'thenable-twice', 'throw-non-error']) {
+    await bus.emitEvent(type, { type });
+  }
+  await waitFor(() => bus.getMetrics().queueMetrics.totalProcessed === 5, 'every event');
+  const q = bus.getMetrics().queueMetrics;
+  assert.equal(q.failed, 3);
+  assert.equal(q.succeeded, 2);
+  assert.equal(q.handlerFailures, 3);
+  assert.equal(bus.getMetrics().retryStats.successRate, 2 / 5);
+  assert.deepEqual(errors.map((e) => e.handler).sort(), ['anonymous', 'rejecting', 'syncThrow']);
+  assert.equal(errors.find((e) => e.handler === 'syncThrow')?.event.type, 'sync-throw');
+});
+
+test('in a fan-out one failing handler does not stop the others', async (t) => {
+  const bus = await startedBus(t);
+  const ran: string[] = [];
+  bus.registerHandler('x', () => {
+    ran.push('a');
+  });
+  bus.registerHandler('x', () => {
+    throw new Error('b fails');
+  });
+  bus.registerHandler('x', async () => {
+    ran.push('c');
+  });
+  await bus.emitEvent('x', {});
+  await waitFor(() => bus.getMetrics().queueMetrics.totalProcessed === 1, 'the event');
+  assert.deepEqual(ran.sort(), ['a', 'c']);
+  assert.equal(bus.getMetrics().queueMetrics.failed, 1);
+  assert.equal(bus.getMetrics().queueMetrics.handlerFailures, 1);
+});

@@ -1,0 +1,51 @@
+import assert from 'node:assert/strict';
+import { BufferedEventBusService, type BufferedEventConfigInput } from '..';
+
+/** Polls `condition` until it holds; generous timeouts because CI machines are slow. */
+export async function waitFor(condition: () => boolean, what: string, timeoutMs = 10_000): Promise<void> {
+  const deadline = Date.now() + timeoutMs;
+  while (!condition()) {
+    if (Date.now() > deadline) assert.fail(`timed out waiting for ${what}`);
+    await new Promise((resolve) => setTimeout(resolve, 2));
+  }
+}
+
+export interface Deferred<T = void> {
+  promise: Promise<T>;
+  resolve(value: T): void;
+  reject(error: unknown): void;
+}
+
+export function deferred<T = void>(): Deferred<T> {
+  let resolve!: (value: T) => void;
+  let reject!: (error: unknown) => void;
+  const promise = new Promise<T>((res, rej) => {
+    resolve = res;
+    reject = rej;
+  });
+  return { promise, resolve, reject };
+}
+
+/** A started bus that the test shuts down through `t.after`. */
+export async function startedBus(
+  t: { after(fn: () => unknown): void },
+  config: BufferedEventConfigInput = {},
+): Promise<BufferedEventBusService> {
+  const bus = new BufferedEventBusService({ workerCount: 2, ...config });
+  t.after(() => bus.shutdown({ timeout: 1000 }));
+  await bus.initialize();
+  return bus;
+}
+
+/** Asserts that `fn` throws or rejects with a `BusError` of `code`. */
+export async function rejectsWithCode(fn: () => unknown, code: string, mentions?: string): Promise<void> {
+  let caught: unknown;
+  try {
+    await fn();
+  } catch (err) {
+    caught = err;
+  }
+  assert.ok(caught instanceof Error, `expected an error with code ${code}`);
+  assert.equal((caught as { code?: string }).code, code, (caught as Error).message);
+  if (mentions) assert.match((caught as Error).message, new RegExp(mentions));
+}

@@ -1,0 +1,358 @@
+// Public typings of @bootifyjs/native-events. Written by hand; the raw
+// binding's generated typings are in js/binding.d.ts and are not public.
+
+import { EventEmitter } from 'node:events';
+
+/** Event priority. Lanes are served critical → normal → low. */
+export type EventPriority = 'critical' | 'normal' | 'low';
+
+/** BootifyJS's event shape: what `emit()` accepts and handlers are written against. */
+export interface IEvent {
+  readonly type: string;
+  payload: any;
+  correlationId?: string;
+}
+
+/** BootifyJS's handler shape. A plain function `(event) => unknown` is accepted too. */
+export interface IEventHandler<T = any> {
+  handle(event: T): Promise<void> | void;
+}
+
+/** A handler object or function. */
+export type EventHandlerLike<T = any> = IEventHandler<T> | ((event: T) => unknown);
+
+/**
+ * What a handler receives: the event's own fields plus the payload's fields
+ * at top level, so handlers written for the synchronous bus (`event.email`)
+ * keep working. Event fields win over payload fields of the same name.
+ */
+export type BufferedEvent<P = any> = (P extends object ? P : {}) & {
+  /** Event id, as returned by `emitEvent`. */
+  readonly id: string;
+  readonly type: string;
+  /** The payload object exactly as emitted (same identity, same prototype). */
+  readonly payload: P;
+  /** The caller's correlation id, or the event id when none was given. */
+  readonly correlationId: string;
+  readonly priority: EventPriority;
+  /** `Date.now()` at emission. */
+  readonly timestamp: number;
+  /** 0 on the first attempt. */
+  readonly retryCount: number;
+};
+
+/** Options of `emitEvent`. */
+export interface EventOptions {
+  /** Defaults to `'normal'`. */
+  priority?: EventPriority;
+  /** Kept as given; generated (the event id) when absent. */
+  correlationId?: string;
+}
+
+/** Lane weights: the lane with the larger weight is served first. */
+export interface PriorityWeights {
+  critical: number;
+  normal: number;
+  low: number;
+}
+
+export interface MemoryLimits {
+  /** Mirrors `maxQueueSize`. */
+  maxQueueSize: number;
+  /** Mirrors `maxEventSize`. */
+  maxEventSize: number;
+  /** Mirrors `maxMemoryMB`. */
+  totalMemoryMB: number;
+  /** Heap limit of worker isolates, in MB. */
+  workerHeapMB: number;
+}
+
+export interface PerformanceLimits {
+  /** Events per second the application expects to emit. */
+  maxInputRate: number;
+  /** Events per second the handlers are expected to sustain. */
+  targetProcessingRate: number;
+  /** Main-thread CPU share (percent) the bus may use. */
+  maxMainThreadImpact: number;
+  /** Queue latency (ms) above which the health check reports `degraded`. */
+  maxQueueLatency: number;
+}
+
+export interface ReliabilityLimits {
+  /** Mirrors `retryAttempts`. */
+  maxRetryAttempts: number;
+  /** Delay (ms) before a failed native worker is restarted. */
+  workerRestartDelay: number;
+  /** Mirrors `monitoring.healthCheckInterval`. */
+  healthCheckInterval: number;
+  /** How long (ms) `shutdown()` waits for queued events by default. */
+  gracefulShutdownTimeout: number;
+}
+
+export interface AlertThresholds {
+  /** Queue depth at which health turns `degraded`. */
+  queueDepthWarning: number;
+  /** Processing rate (events/s) below which, with events queued, health turns `degraded`. */
+  processingRateMin: number;
+  /** Failed workers at which health turns `unhealthy`. */
+  maxFailedWorkers: number;
+  /** Dead-letter queue size at which health turns `degraded`. */
+  dlqSizeAlert: number;
+  /** Main-thread CPU share (percent) that raises an alert. */
+  mainThreadCpuAlert: number;
+}
+
+export interface MonitoringConfig {
+  enabled: boolean;
+  /** Interval (ms) of the `'metrics'` event. */
+  metricsInterval: number;
+  healthMonitoring: boolean;
+  /** Interval (ms) of the `'health_check'` event. */
+  healthCheckInterval: number;
+  alertThresholds: AlertThresholds;
+}
+
+/** The full configuration, as `getConfig()` returns it. */
+export interface BufferedEventConfig {
+  /** Whether `bootstrapEventSystem` should use this bus. Default `true`. */
+  enabled: boolean;
+  /** Native dispatcher threads, 1..20. Default 5. */
+  workerCount: number;
+  /** Most events queued (not yet handed to a handler), >= 100. Default 10000. */
+  maxQueueSize: number;
+  /** Most bytes queued, in MB, >= 10. Default 50. */
+  maxMemoryMB: number;
+  /** Largest accepted event (estimated JSON size of the payload plus type and correlation id), >= 1024. Default 5120. */
+  maxEventSize: number;
+  /** Retries after the first failure, 0..10. Default 3. */
+  retryAttempts: number;
+  /** Delay before retry k (ms, each >= 100). Default [1000, 2000, 4000]. */
+  retryDelays: number[];
+  /** Handle an event inline when the queue is full, instead of rejecting with `QUEUE_FULL`. Default true. */
+  fallbackToSync: boolean;
+  /** Most handler invocations running at once, 1..65536. Default 1024. */
+  concurrency: number;
+  /** A lower lane passed over this long (ms) is served next, once. Default 100. */
+  agingMs: number;
+  priorities: PriorityWeights;
+  memoryLimits: MemoryLimits;
+  performanceLimits: PerformanceLimits;
+  reliabilityLimits: ReliabilityLimits;
+  monitoring: MonitoringConfig;
+}
+
+/** Deep-partial configuration accepted by the constructor; nested groups merge key by key. */
+export type BufferedEventConfigInput = {
+  [K in keyof BufferedEventConfig]?: BufferedEventConfig[K] extends any[]
+    ? BufferedEventConfig[K]
+    : BufferedEventConfig[K] extends object
+      ? { [P in keyof BufferedEventConfig[K]]?: BufferedEventConfig[K][P] extends object ? Partial<BufferedEventConfig[K][P]> : BufferedEventConfig[K][P] }
+      : BufferedEventConfig[K];
+};
+
+/** The defaults BootifyJS uses, before environment overrides. */
+export declare const defaultBufferedEventConfig: Readonly<BufferedEventConfig>;
+
+/** Stable error codes; branch on `err.code`, not on messages. */
+export type BusErrorCode =
+  | 'INVALID_CONFIG'
+  | 'INVALID_EVENT_TYPE'
+  | 'INVALID_PRIORITY'
+  | 'INVALID_PAYLOAD'
+  | 'INVALID_HANDLER'
+  | 'INVALID_ARGUMENT'
+  | 'INVALID_STATE'
+  | 'EVENT_TOO_LARGE'
+  | 'QUEUE_FULL'
+  | 'SHUTTING_DOWN'
+  | 'NATIVE_ERROR';
+
+/** Every error this package throws or rejects with. */
+export declare class BusError extends Error {
+  readonly code: BusErrorCode;
+  /** Machine-readable context: the field, the value, the limit. */
+  readonly details?: Record<string, unknown>;
+  constructor(code: BusErrorCode, message: string, details?: Record<string, unknown>);
+}
+
+/** Counts for one priority lane. */
+export interface PriorityMetrics {
+  /** Events waiting in the lane. */
+  queued: number;
+  /** Events handed to handlers from the lane. */
+  dispatched: number;
+}
+
+export interface QueueMetrics {
+  /** Events waiting in the ring (all lanes). */
+  size: number;
+  /** `size / maxQueueSize`, 0..1. */
+  utilization: number;
+  /** Events whose handlers have all settled, successfully or not. */
+  totalProcessed: number;
+  /** Mean time (ms) from dispatch to the last handler settling. */
+  averageProcessingTime: number;
+  /** Bytes queued / (`maxMemoryMB` in bytes), 0..1. */
+  memoryUsage: number;
+  /** Estimated payload bytes queued. */
+  bytesQueued: number;
+  /** Per-lane depth and dispatch counts. */
+  byPriority: Record<EventPriority, PriorityMetrics>;
+  /** Events accepted by `emitEvent`/`emit`. */
+  enqueued: number;
+  /** Events dispatched whose handlers are still running. */
+  inFlight: number;
+  /** Handler invocations running now (bounded by `concurrency`). */
+  inFlightInvocations: number;
+  /** Events all of whose handlers succeeded. */
+  succeeded: number;
+  /** Events with at least one failed handler. */
+  failed: number;
+  /** Individual handler failures (one event can have several). */
+  handlerFailures: number;
+  /** Events that arrived when no handler was registered for their type. */
+  unhandled: number;
+  /** Events handled inline because the queue was full (`fallbackToSync`). */
+  handledInline: number;
+  /** Emissions refused, by error code. */
+  rejected: Partial<Record<BusErrorCode, number>>;
+}
+
+export interface RetryStats {
+  totalRetries: number;
+  deadLetterQueueSize: number;
+  /** Succeeded / processed, 0..1 (1 when nothing has been processed). */
+  successRate: number;
+}
+
+export interface EventSystemMetrics {
+  queueMetrics: QueueMetrics;
+  retryStats: RetryStats;
+}
+
+export interface Alert {
+  type: string;
+  severity: 'warning' | 'critical';
+  message: string;
+  /** The measured value that raised the alert. */
+  value: number;
+  threshold: number;
+}
+
+export interface HealthCheckResult {
+  status: 'healthy' | 'degraded' | 'unhealthy';
+  activeWorkers: number;
+  queueDepth: number;
+  /** Events processed per second since the previous health check (or since start). */
+  processingRate: number;
+  alerts: Alert[];
+}
+
+export interface WorkerInfo {
+  id: number;
+  state: 'busy' | 'idle';
+  /** Events this worker handed to JavaScript. */
+  eventsDispatched: number;
+  batches: number;
+  /** Milliseconds since the bus started, at the worker's last batch. */
+  lastActivityMs: number;
+}
+
+export interface WorkerStatistics {
+  totalWorkers: number;
+  /** Workers handing a batch to JavaScript at the moment of the call. */
+  activeWorkers: number;
+  idleWorkers: number;
+  averageProcessingTime: number;
+  totalEventsProcessed: number;
+  workers: WorkerInfo[];
+}
+
+/** A queued event, as listed in a shutdown report. */
+export interface QueuedEvent {
+  id: string;
+  type: string;
+  payload: unknown;
+  priority: EventPriority;
+  correlationId: string;
+  timestamp: number;
+}
+
+export interface ShutdownOptions {
+  /** Milliseconds to wait for queued events; default `reliabilityLimits.gracefulShutdownTimeout`. */
+  timeout?: number;
+}
+
+/** What `shutdown()` resolves with; every accepted event is in exactly one place. */
+export interface ShutdownReport {
+  /** Events that finished between the call and the end of the drain. */
+  drained: number;
+  /** Events never started, with their payloads, so the caller can persist them. */
+  remaining: QueuedEvent[];
+  /** Events whose handlers were still running at the deadline. */
+  inFlightAborted: QueuedEvent[];
+}
+
+/** A handler failure as emitted on `'handler_error'`. */
+export interface HandlerErrorInfo {
+  event: QueuedEvent;
+  /** The handler's name (function or class/method name), or `'anonymous'`. */
+  handler: string;
+  error: unknown;
+  retryCount: number;
+}
+
+export interface BufferedEventBusEvents {
+  initialized: [];
+  shutdown: [ShutdownReport];
+  handler_error: [HandlerErrorInfo];
+  metrics: [EventSystemMetrics];
+  health_check: [HealthCheckResult];
+  worker_error: [Error];
+}
+
+/**
+ * The native buffered event bus. Events travel through a SharedArrayBuffer
+ * priority ring to Rust worker threads, which hand them back to this
+ * thread's handlers in priority order, at most `concurrency` at a time.
+ */
+export declare class BufferedEventBusService extends EventEmitter {
+  /** Throws `INVALID_CONFIG` naming every offending field. */
+  constructor(config?: BufferedEventConfigInput);
+  /** Starts the native workers. Events emitted before are queued, then delivered. Throws `INVALID_STATE` after `shutdown()`: a bus does not restart. */
+  initialize(): Promise<void>;
+  /** Whether the workers are running and the bus accepts events. */
+  isReady(): boolean;
+  /** The resolved configuration. */
+  getConfig(): BufferedEventConfig;
+  /**
+   * Queues an event and resolves to its id. Rejects with `INVALID_EVENT_TYPE`,
+   * `INVALID_PRIORITY`, `INVALID_PAYLOAD`, `EVENT_TOO_LARGE`, `QUEUE_FULL`
+   * (queue full and `fallbackToSync` off; with it on, the event is handled
+   * inline and the promise resolves once its handlers settle) or `SHUTTING_DOWN`.
+   */
+  emitEvent<P = any>(type: string, payload: P, options?: EventOptions): Promise<string>;
+  /**
+   * Queues a BootifyJS event object (`type`, `payload`, optional
+   * `correlationId`), so `eventBus.emit(new UserRegisteredEvent(...))`
+   * moves over by changing only the receiver. Called with a string it is
+   * EventEmitter's `emit`.
+   */
+  emit(event: IEvent, options?: Omit<EventOptions, 'correlationId'>): Promise<string>;
+  /** Adds a handler; every handler of a type runs for each event. Returns a function that removes it. */
+  registerHandler<P = any>(eventType: string, handler: EventHandlerLike<BufferedEvent<P>>): () => void;
+  /** Removes one handler, or every handler of the type when `handler` is omitted. Returns whether anything was removed. */
+  unregisterHandler(eventType: string, handler?: EventHandlerLike): boolean;
+  getMetrics(): EventSystemMetrics;
+  getHealthStatus(): Promise<HealthCheckResult>;
+  getWorkerStatistics(): WorkerStatistics;
+  /** Sets the number of native workers (1..20) while events flow. */
+  scaleWorkers(count: number): Promise<void>;
+  /** Stops intake, drains within the timeout, stops the workers. Safe to call twice. */
+  shutdown(options?: ShutdownOptions): Promise<ShutdownReport>;
+
+  on<K extends keyof BufferedEventBusEvents>(event: K, listener: (...args: BufferedEventBusEvents[K]) => void): this;
+  once<K extends keyof BufferedEventBusEvents>(event: K, listener: (...args: BufferedEventBusEvents[K]) => void): this;
+  /** EventEmitter's own `emit`, for the lifecycle events above. */
+  emit(eventName: string | symbol, ...args: any[]): boolean;
+}

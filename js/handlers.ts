@@ -1,0 +1,123 @@
+import type { EventHandlerLike } from '../index';
+import { BusError } from './errors';
+
+export interface RegisteredHandler {
+  readonly id: number;
+  readonly type: string;
+  /** For error reports and the dead-letter queue. */
+  readonly name: string;
+  readonly source: EventHandlerLike;
+  readonly fn: (event: unknown) => unknown;
+  /** `this` for the call: the handler object, so class handlers keep their instance. */
+  readonly thisArg: unknown;
+}
+
+const NONE: readonly RegisteredHandler[] = Object.freeze([]);
+
+/**
+ * Handlers by event type, and the interned numeric ids the ring carries
+ * instead of type strings. Per-type lists are replaced, never mutated, so a
+ * fan-out in progress keeps the list it started with.
+ */
+export class HandlerRegistry {
+  readonly #typeIds = new Map<string, number>();
+  readonly #types: string[] = [];
+  readonly #byType: (readonly RegisteredHandler[])[] = [];
+  readonly #byId = new Map<number, RegisteredHandler>();
+  readonly #onCountChange: (typeId: number, count: number) => void;
+  #nextId = 1;
+
+  constructor(onCountChange: (typeId: number, count: number) => void) {
+    this.#onCountChange = onCountChange;
+  }
+
+  typeId(type: string): number {
+    let id = this.#typeIds.get(type);
+    if (id === undefined) {
+      id = this.#types.length;
+      this.#types.push(type);
+      this.#byType.push(NONE);
+      this.#typeIds.set(type, id);
+    }
+    return id;
+  }
+
+  typeName(typeId: number): string {
+    return this.#types[typeId];
+  }
+
+  forType(typeId: number): readonly RegisteredHandler[] {
+    return this.#byType[typeId] ?? NONE;
+  }
+
+  byId(id: number): RegisteredHandler | undefined {
+    return this.#byId.get(id);
+  }
+
+  add(type: unknown, handler: unknown): RegisteredHandler {
+    const t = checkType(type);
+    let fn: (event: unknown) => unknown;
+    let thisArg: unknown;
+    let name: string;
+    if (typeof handler === 'function') {
+      fn = handler as (event: unknown) => unknown;
+      thisArg = undefined;
+      name = handler.name || 'anonymous';
+    } else if (handler !== null && typeof handler === 'object' && typeof (handler as { handle?: unknown }).handle === 'function') {
+      fn = (handler as { handle: (event: unknown) => unknown }).handle;
+      thisArg = handler;
+      const owner = (handler as object).constructor?.name;
+      name = owner && owner !== 'Object' ? `${owner}.handle` : fn.name || 'anonymous';
+    } else {
+      throw new BusError(
+        'INVALID_HANDLER',
+        `handler for '${t}' must be a function or an object with a handle(event) method, got ${describe(handler)}`,
+        { field: 'handler', eventType: t },
+      );
+    }
+    const entry: RegisteredHandler = { id: this.#nextId++, type: t, name, source: handler as EventHandlerLike, fn, thisArg };
+    const typeId = this.typeId(t);
+    this.#byType[typeId] = [...this.forType(typeId), entry];
+    this.#byId.set(entry.id, entry);
+    this.#onCountChange(typeId, this.#byType[typeId].length);
+    return entry;
+  }
+
+  remove(type: unknown, handler?: unknown): boolean {
+    const t = checkType(type);
+    const typeId = this.#typeIds.get(t);
+    if (typeId === undefined) return false;
+    const before = this.forType(typeId);
+    const after = handler === undefined ? NONE : before.filter((h) => h.source !== handler);
+    if (after.length === before.length) return false;
+    for (const h of before) if (!after.includes(h)) this.#byId.delete(h.id);
+    this.#byType[typeId] = after.length ? after : NONE;
+    this.#onCountChange(typeId, after.length);
+    return true;
+  }
+
+  removeEntry(entry: RegisteredHandler): void {
+    const typeId = this.#typeIds.get(entry.type);
+    if (typeId === undefined || !this.#byId.has(entry.id)) return;
+    this.#byId.delete(entry.id);
+    this.#byType[typeId] = this.forType(typeId).filter((h) => h !== entry);
+    this.#onCountChange(typeId, this.#byType[typeId].length);
+  }
+}
+
+/** Validates an event type: a non-empty string. */
+export function checkType(type: unknown): string {
+  if (typeof type !== 'string' || type.length === 0) {
+    throw new BusError('INVALID_EVENT_TYPE', `event type must be a non-empty string, got ${describe(type)}`, {
+      field: 'type',
+    });
+  }
+  return type;
+}
+
+export function describe(value: unknown): string {
+  if (value === null) return 'null';
+  if (typeof value === 'string') return JSON.stringify(value);
+  if (typeof value === 'object') return Array.isArray(value) ? 'an array' : 'an object';
+  return typeof value === 'undefined' ? 'undefined' : `${typeof value} ${String(value)}`;
+}

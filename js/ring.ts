@@ -1,0 +1,163 @@
+// The JavaScript side of the shared buffer (src/core/layout.rs has the
+// layout, src/core/ring.rs and src/core/handoff.rs the native halves):
+// this thread is the only producer of the priority ring, the only consumer
+// of the delivery queue, and the only writer of the ack area.
+
+import { native } from './native';
+
+interface Layout {
+  magic: number;
+  magicValue: number;
+  laneCapacity: number;
+  handoffCapacity: number;
+  lanesBase: number;
+  deliveriesBase: number;
+  acksBase: number;
+  tail: number;
+  head: number;
+  line: number;
+  sleepers: number;
+  wakeRequested: number;
+  bytesOut: number;
+  deliveryTail: number;
+  deliveryHead: number;
+  deliveryPending: number;
+  recordWords: number;
+  deliveryWords: number;
+  ackWords: number;
+}
+
+const L = native.ringLayout() as Layout;
+
+export class SharedRing {
+  /** The view handed to the native side. */
+  readonly words: Int32Array;
+  readonly laneCapacity: number;
+  readonly handoffCapacity: number;
+  readonly #u32: Uint32Array;
+  readonly #laneMask: number;
+  readonly #lanesBase: number;
+  readonly #deliveriesBase: number;
+  readonly #acksBase: number;
+  readonly #tails = [0, 0, 0];
+  /** Bytes pushed, modulo 2^32 (the native side counts bytes taken the same way). */
+  #bytesIn = 0;
+  #deliveryHead = 0;
+  #acks = 0;
+
+  /** Allocates the shared buffer for a bus with this queue size and window. */
+  static allocate(maxQueueSize: number, concurrency: number): Int32Array {
+    return new Int32Array(new SharedArrayBuffer(native.ringWords(maxQueueSize, concurrency) * 4));
+  }
+
+  /** `words` must already be formatted by the native side (`new NativeBus`). */
+  constructor(words: Int32Array) {
+    const u32 = new Uint32Array(words.buffer, words.byteOffset, words.length);
+    if (Atomics.load(u32, L.magic) !== L.magicValue) throw new Error('shared ring buffer is not formatted');
+    this.words = words;
+    this.#u32 = u32;
+    this.laneCapacity = u32[L.laneCapacity];
+    this.handoffCapacity = u32[L.handoffCapacity];
+    this.#laneMask = this.laneCapacity - 1;
+    this.#lanesBase = u32[L.lanesBase];
+    this.#deliveriesBase = u32[L.deliveriesBase];
+    this.#acksBase = u32[L.acksBase];
+  }
+
+  // ---- priority ring (producer) ------------------------------------------
+
+  /** Appends a record to `lane`; false when the lane is full. */
+  push(lane: number, slot: number, typeId: number, size: number): boolean {
+    const u32 = this.#u32;
+    const pos = this.#tails[lane];
+    const cell = this.#lanesBase + (lane * this.laneCapacity + (pos & this.#laneMask)) * L.recordWords;
+    if (Atomics.load(u32, cell) !== pos) return false;
+    u32[cell + 1] = slot;
+    u32[cell + 2] = typeId;
+    u32[cell + 3] = size;
+    const next = (pos + 1) >>> 0;
+    // The sequence store publishes the three plain writes above.
+    Atomics.store(u32, cell, next);
+    this.#tails[lane] = next;
+    Atomics.store(u32, L.tail + lane * L.line, next);
+    this.#bytesIn = (this.#bytesIn + size) >>> 0;
+    return true;
+  }
+
+  /** Records waiting in `lane`. */
+  depthOf(lane: number): number {
+    const head = Atomics.load(this.#u32, L.head + lane * L.line);
+    return (this.#tails[lane] - head) >>> 0;
+  }
+
+  depth(): number {
+    return this.depthOf(0) + this.depthOf(1) + this.depthOf(2);
+  }
+
+  /** Estimated payload bytes waiting in the ring. */
+  bytesQueued(): number {
+    return (this.#bytesIn - Atomics.load(this.#u32, L.bytesOut)) >>> 0;
+  }
+
+  /**
+   * True when a consumer is parked and nobody has asked to wake it yet; the
+   * caller must then call the native `wake()`. Atomics.notify cannot wake a
+   * native thread, hence the flag protocol.
+   */
+  claimWake(): boolean {
+    return (
+      Atomics.load(this.words, L.sleepers) !== 0 &&
+      Atomics.compareExchange(this.words, L.wakeRequested, 0, 1) === 0
+    );
+  }
+
+  // ---- delivery queue (consumer) -----------------------------------------
+
+  /**
+   * Calls `deliver(slot, handler, attempt)` for every published delivery.
+   * The pending flag is cleared first, so a delivery published after the
+   * tail is read triggers a fresh notification instead of being missed.
+   */
+  drainDeliveries(deliver: (slot: number, handler: number, attempt: number) => void): void {
+    const u32 = this.#u32;
+    const mask = this.handoffCapacity - 1;
+    Atomics.store(u32, L.deliveryPending, 0);
+    let head = this.#deliveryHead;
+    let tail = Atomics.load(u32, L.deliveryTail);
+    while (head !== tail) {
+      while (head !== tail) {
+        const cell = this.#deliveriesBase + (head & mask) * L.deliveryWords;
+        const slot = u32[cell];
+        const handler = u32[cell + 1];
+        const attempt = u32[cell + 2];
+        head = (head + 1) >>> 0;
+        deliver(slot, handler, attempt);
+      }
+      Atomics.store(u32, L.deliveryHead, head);
+      this.#deliveryHead = head;
+      tail = Atomics.load(u32, L.deliveryTail);
+    }
+  }
+
+  // ---- ack area (writer) -------------------------------------------------
+
+  /** Whether the ack area has room for one more acknowledgement. */
+  ackRoom(): boolean {
+    return this.#acks < this.handoffCapacity;
+  }
+
+  pushAck(slot: number, handler: number, outcome: number): void {
+    const at = this.#acksBase + this.#acks * L.ackWords;
+    this.#u32[at] = slot;
+    this.#u32[at + 1] = handler;
+    this.#u32[at + 2] = outcome;
+    this.#acks++;
+  }
+
+  /** Number of acknowledgements written since the last call; resets the area. */
+  takeAcks(): number {
+    const n = this.#acks;
+    this.#acks = 0;
+    return n;
+  }
+}

@@ -1,0 +1,6 @@
+//! The Node-API layer: converts arguments and errors, owns the threadsafe
+//! function, and otherwise forwards to `crate::core`.
+
+pub mod bus;
+mod error;
+mod sink;

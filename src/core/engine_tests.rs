@@ -1,0 +1,242 @@
+use super::*;
+use crate::core::handoff::HandoffReader;
+use crate::core::layout::DELIVERY_WORDS;
+use crate::core::ring::RingProducer;
+use serde_json::json;
+use std::sync::mpsc;
+
+struct ChannelNotifier(Mutex<mpsc::Sender<()>>);
+
+impl Notifier for ChannelNotifier {
+    fn notify(&self) -> bool {
+        self.0.lock().send(()).is_ok()
+    }
+}
+
+/// Plays the JavaScript thread: waits for notifications, drains deliveries.
+struct Js {
+    rx: mpsc::Receiver<()>,
+    reader: HandoffReader,
+}
+
+impl Js {
+    /// Deliveries published within `timeout`, or an error if none came.
+    fn recv_timeout(&mut self, timeout: Duration) -> Result<Vec<u32>, ()> {
+        let deadline = Instant::now() + timeout;
+        loop {
+            let left = deadline.saturating_duration_since(Instant::now());
+            self.rx.recv_timeout(left).map_err(|_| ())?;
+            let batch = self.reader.drain();
+            if !batch.is_empty() {
+                return Ok(batch);
+            }
+        }
+    }
+}
+
+fn engine(config: serde_json::Value) -> (Engine, Js, Config) {
+    let config = Config::resolve(&config, |_| None).expect("valid test config");
+    let layout = Layout::new(config.max_queue_size, config.concurrency);
+    let engine = Engine::new(&config, SharedWords::owned(layout.words));
+    let (tx, rx) = mpsc::channel();
+    let reader = HandoffReader::new(engine.memory().clone(), engine.layout());
+    engine
+        .start(
+            Arc::new(ChannelNotifier(Mutex::new(tx))),
+            config.worker_count,
+        )
+        .expect("start");
+    (engine, Js { rx, reader }, config)
+}
+
+fn slots(batch: &[u32]) -> Vec<u32> {
+    batch.chunks_exact(DELIVERY_WORDS).map(|d| d[0]).collect()
+}
+
+fn ack_all(engine: &Engine, batch: &[u32], outcome: Outcome) {
+    let acks: Vec<u32> = batch
+        .chunks_exact(DELIVERY_WORDS)
+        .flat_map(|d| [d[0], d[1], outcome as u32])
+        .collect();
+    engine.complete(&acks).expect("acks match deliveries");
+}
+
+fn recv(js: &mut Js) -> Vec<u32> {
+    js.recv_timeout(Duration::from_secs(10))
+        .expect("a batch within 10 s")
+}
+
+#[test]
+fn every_record_is_delivered_once_across_workers() {
+    let (engine, mut rx, _) =
+        engine(json!({ "workerCount": 4, "concurrency": 64, "maxQueueSize": 1024 }));
+    const N: u32 = 200_000;
+    let ring = engine.ring();
+    let mut producer = RingProducer::new(ring);
+    let mut seen = vec![0u8; N as usize];
+    let mut got = 0;
+    let mut next = 0;
+    while got < N {
+        while next < N && producer.push((next % 3) as usize, next, 0, 8) {
+            next += 1;
+        }
+        if ring.sleepers().load(Ordering::SeqCst) > 0 {
+            engine.wake();
+        }
+        if let Ok(batch) = rx.recv_timeout(Duration::from_millis(1)) {
+            for s in slots(&batch) {
+                seen[s as usize] += 1;
+                got += 1;
+            }
+            ack_all(&engine, &batch, Outcome::Ok);
+        }
+    }
+    assert!(
+        seen.iter().all(|&c| c == 1),
+        "a record was lost or duplicated"
+    );
+    let m = engine.metrics().snapshot();
+    assert_eq!(m.succeeded, N as u64);
+    assert_eq!(m.dispatched.iter().sum::<u64>(), N as u64);
+}
+
+#[test]
+fn window_bounds_in_flight_and_critical_overtakes_queued_low() {
+    let (engine, mut rx, _) = engine(json!({ "workerCount": 2, "concurrency": 2 }));
+    let mut p = RingProducer::new(engine.ring());
+    for slot in 0..50 {
+        p.push(2, slot, 0, 0);
+    }
+    engine.wake();
+    let mut outstanding: Vec<u32> = Vec::new();
+    while outstanding.len() < 2 * DELIVERY_WORDS {
+        outstanding.extend(recv(&mut rx));
+    }
+    assert_eq!(slots(&outstanding), vec![0, 1], "the window holds two");
+    assert!(
+        rx.recv_timeout(Duration::from_millis(100)).is_err(),
+        "nothing beyond the window"
+    );
+
+    for slot in 100..103 {
+        p.push(0, slot, 0, 0);
+    }
+    engine.wake();
+    let mut order = Vec::new();
+    let mut pending = outstanding;
+    while order.len() < 51 {
+        ack_all(&engine, &pending, Outcome::Ok);
+        pending = recv(&mut rx);
+        order.extend(slots(&pending));
+    }
+    // Records that do not fit stay in the ring, so the critical ones
+    // overtake every queued low one.
+    assert_eq!(&order[..3], &[100, 101, 102], "{order:?}");
+    assert_eq!(order[3..].to_vec(), (2..50).collect::<Vec<u32>>());
+}
+
+#[test]
+fn fan_out_takes_one_permit_per_handler() {
+    let (engine, mut rx, _) = engine(json!({ "workerCount": 1, "concurrency": 4 }));
+    engine.set_handler_count(7, 3);
+    let mut p = RingProducer::new(engine.ring());
+    p.push(1, 1, 7, 0);
+    p.push(1, 2, 7, 0);
+    engine.wake();
+    let first = recv(&mut rx);
+    assert_eq!(slots(&first), vec![1]);
+    assert!(
+        rx.recv_timeout(Duration::from_millis(100)).is_err(),
+        "3 + 3 > 4 permits"
+    );
+    assert_eq!(engine.queue_state().in_flight_permits, 3);
+    ack_all(&engine, &first, Outcome::Failed);
+    assert_eq!(slots(&recv(&mut rx)), vec![2]);
+    assert_eq!(engine.metrics().snapshot().failed, 1);
+}
+
+#[test]
+fn unknown_acknowledgements_are_errors() {
+    let (engine, _js, _) = engine(json!({ "workerCount": 1 }));
+    let err = engine.complete(&[9, 0, 0]).expect_err("nothing in flight");
+    assert_eq!(err.code(), "INVALID_ARGUMENT");
+    assert!(engine.complete(&[1, 2]).is_err(), "partial record");
+    let too_many = engine.layout().handoff_capacity + 1;
+    assert_eq!(
+        engine.complete_shared(too_many).map_err(|e| e.code()),
+        Err("INVALID_ARGUMENT")
+    );
+}
+
+#[test]
+fn acks_are_read_from_the_shared_area() {
+    let (engine, mut js, _) = engine(json!({ "workerCount": 1, "concurrency": 8 }));
+    let mut p = RingProducer::new(engine.ring());
+    p.push(1, 4, 0, 0);
+    p.push(1, 5, 0, 0);
+    engine.wake();
+    let mut got = Vec::new();
+    while got.len() < 2 * DELIVERY_WORDS {
+        got.extend(recv(&mut js));
+    }
+    js.reader.write_acks(engine.layout(), &[4, 0, 0, 5, 0, 1]);
+    engine.complete_shared(2).expect("both in flight");
+    let m = engine.metrics().snapshot();
+    assert_eq!((m.succeeded, m.failed), (1, 1));
+    assert_eq!(engine.queue_state().in_flight_permits, 0);
+}
+
+#[test]
+fn scaling_under_load_keeps_every_record() {
+    let (engine, mut rx, _) =
+        engine(json!({ "workerCount": 1, "concurrency": 32, "maxQueueSize": 256 }));
+    const N: u32 = 50_000;
+    let mut p = RingProducer::new(engine.ring());
+    let (mut next, mut got) = (0, 0);
+    let mut seen = vec![false; N as usize];
+    let sizes = [4, 1, 8, 2, 20, 1];
+    let mut step = 0;
+    while got < N {
+        while next < N && p.push((next % 3) as usize, next, 0, 0) {
+            next += 1;
+        }
+        engine.wake();
+        if step < sizes.len() && got >= (step as u32 + 1) * N / 8 {
+            engine.scale(sizes[step]).expect("scale");
+            step += 1;
+        }
+        while let Ok(batch) = rx.recv_timeout(Duration::from_millis(1)) {
+            for s in slots(&batch) {
+                assert!(!seen[s as usize], "duplicate {s}");
+                seen[s as usize] = true;
+                got += 1;
+            }
+            ack_all(&engine, &batch, Outcome::Ok);
+        }
+    }
+    assert_eq!(step, sizes.len());
+    assert!(engine.scale(0).is_err() && engine.scale(21).is_err());
+}
+
+#[test]
+fn stop_leaves_undelivered_records_in_priority_order() {
+    let (engine, mut rx, _) = engine(json!({ "workerCount": 2, "concurrency": 1 }));
+    let mut p = RingProducer::new(engine.ring());
+    p.push(2, 1, 0, 0);
+    engine.wake();
+    let first = recv(&mut rx);
+    p.push(2, 2, 0, 0);
+    p.push(1, 3, 0, 0);
+    p.push(0, 4, 0, 0);
+    std::thread::sleep(Duration::from_millis(20));
+    engine.stop();
+    let left: Vec<u32> = engine.drain_undelivered().iter().map(|r| r.slot).collect();
+    assert_eq!(left, vec![4, 3, 2]);
+    assert_eq!(engine.queue_state().in_flight_deliveries, 1);
+    ack_all(&engine, &first, Outcome::Ok);
+    assert_eq!(engine.queue_state().in_flight_deliveries, 0);
+    assert!(
+        engine.scale(2).is_err(),
+        "a stopped engine does not restart"
+    );
+}

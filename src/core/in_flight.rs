@@ -1,0 +1,102 @@
+//! Deliveries handed to JavaScript and not yet acknowledged.
+//!
+//! A fan-out delivery (handler 0) is unique per slot, so it lives in a
+//! vector indexed by slot: no hashing on the hot path. Deliveries to one
+//! handler (retries) can share a slot and go to a map.
+
+use std::collections::HashMap;
+use std::time::Instant;
+
+use super::ring::Record;
+
+pub struct InFlight {
+    pub record: Record,
+    pub permits: u32,
+    pub since: Instant,
+}
+
+#[derive(Default)]
+pub struct InFlightTable {
+    fan_out: Vec<Option<InFlight>>,
+    single: HashMap<(u32, u32), InFlight>,
+    len: usize,
+}
+
+impl InFlightTable {
+    pub fn len(&self) -> usize {
+        self.len
+    }
+
+    pub fn is_empty(&self) -> bool {
+        self.len == 0
+    }
+
+    /// Records a delivery; returns false if that delivery is already in flight.
+    pub fn insert(&mut self, slot: u32, handler: u32, entry: InFlight) -> bool {
+        let fresh = if handler == 0 {
+            let i = slot as usize;
+            if self.fan_out.len() <= i {
+                self.fan_out.resize_with(i + 1, || None);
+            }
+            let cell = &mut self.fan_out[i];
+            let fresh = cell.is_none();
+            if fresh {
+                *cell = Some(entry);
+            }
+            fresh
+        } else {
+            match self.single.entry((slot, handler)) {
+                std::collections::hash_map::Entry::Occupied(_) => false,
+                std::collections::hash_map::Entry::Vacant(v) => {
+                    v.insert(entry);
+                    true
+                }
+            }
+        };
+        self.len += fresh as usize;
+        fresh
+    }
+
+    pub fn remove(&mut self, slot: u32, handler: u32) -> Option<InFlight> {
+        let entry = if handler == 0 {
+            self.fan_out.get_mut(slot as usize).and_then(Option::take)
+        } else {
+            self.single.remove(&(slot, handler))
+        };
+        self.len -= entry.is_some() as usize;
+        entry
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    fn entry(slot: u32) -> InFlight {
+        InFlight {
+            record: Record {
+                slot,
+                type_id: 0,
+                size: 0,
+                lane: 1,
+            },
+            permits: 1,
+            since: Instant::now(),
+        }
+    }
+
+    #[test]
+    fn fan_out_and_single_deliveries_are_tracked_apart() {
+        let mut t = InFlightTable::default();
+        assert!(t.insert(5, 0, entry(5)));
+        assert!(!t.insert(5, 0, entry(5)), "one fan-out per slot");
+        assert!(t.insert(5, 3, entry(5)));
+        assert!(t.insert(5, 4, entry(5)));
+        assert_eq!(t.len(), 3);
+        assert!(t.remove(5, 3).is_some());
+        assert!(t.remove(5, 3).is_none());
+        assert!(t.remove(5, 0).is_some());
+        assert!(t.remove(9, 0).is_none());
+        assert_eq!(t.len(), 1);
+    }
+}

@@ -1,0 +1,108 @@
+//! Counters the workers and the completion path update with relaxed atomics;
+//! a snapshot reads them without stopping anything.
+
+use serde::Serialize;
+use std::sync::atomic::{AtomicU64, Ordering};
+
+use super::ring::LANES;
+
+#[derive(Default)]
+pub struct Metrics {
+    pub dispatched: [AtomicU64; LANES],
+    pub completed_by_lane: [AtomicU64; LANES],
+    pub succeeded: AtomicU64,
+    pub failed: AtomicU64,
+    pub handler_failures: AtomicU64,
+    pub unhandled: AtomicU64,
+    pub undeliverable: AtomicU64,
+    pub batches: AtomicU64,
+    pub processing_ns: AtomicU64,
+    pub processing_max_ns: AtomicU64,
+}
+
+/// Outcome of one delivery, as JavaScript reports it.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub enum Outcome {
+    /// Every handler settled without error.
+    Ok = 0,
+    /// At least one handler threw or rejected.
+    Failed = 1,
+    /// No handler was registered for the type when the event arrived.
+    NoHandler = 2,
+}
+
+impl Outcome {
+    pub fn from_code(code: u32) -> Option<Outcome> {
+        match code {
+            0 => Some(Outcome::Ok),
+            1 => Some(Outcome::Failed),
+            2 => Some(Outcome::NoHandler),
+            _ => None,
+        }
+    }
+}
+
+impl Metrics {
+    pub fn record_outcome(&self, outcome: Outcome, lane: u8, elapsed_ns: u64) {
+        if let Some(c) = self.completed_by_lane.get(lane as usize) {
+            c.fetch_add(1, Ordering::Relaxed);
+        }
+        match outcome {
+            Outcome::Ok => &self.succeeded,
+            Outcome::Failed => &self.failed,
+            Outcome::NoHandler => &self.unhandled,
+        }
+        .fetch_add(1, Ordering::Relaxed);
+        self.processing_ns.fetch_add(elapsed_ns, Ordering::Relaxed);
+        self.processing_max_ns
+            .fetch_max(elapsed_ns, Ordering::Relaxed);
+    }
+
+    pub fn completed(&self) -> u64 {
+        self.succeeded.load(Ordering::Relaxed)
+            + self.failed.load(Ordering::Relaxed)
+            + self.unhandled.load(Ordering::Relaxed)
+    }
+
+    pub fn snapshot(&self) -> CounterSnapshot {
+        let completed = self.completed();
+        let ns = self.processing_ns.load(Ordering::Relaxed);
+        CounterSnapshot {
+            dispatched: std::array::from_fn(|i| self.dispatched[i].load(Ordering::Relaxed)),
+            completed_by_lane: std::array::from_fn(|i| {
+                self.completed_by_lane[i].load(Ordering::Relaxed)
+            }),
+            succeeded: self.succeeded.load(Ordering::Relaxed),
+            failed: self.failed.load(Ordering::Relaxed),
+            handler_failures: self.handler_failures.load(Ordering::Relaxed),
+            unhandled: self.unhandled.load(Ordering::Relaxed),
+            undeliverable: self.undeliverable.load(Ordering::Relaxed),
+            batches: self.batches.load(Ordering::Relaxed),
+            completed,
+            average_processing_ms: if completed == 0 {
+                0.0
+            } else {
+                ns as f64 / completed as f64 / 1e6
+            },
+            max_processing_ms: self.processing_max_ns.load(Ordering::Relaxed) as f64 / 1e6,
+        }
+    }
+}
+
+#[derive(Debug, Clone, Serialize)]
+#[serde(rename_all = "camelCase")]
+pub struct CounterSnapshot {
+    /// Deliveries handed to JavaScript, per lane.
+    pub dispatched: [u64; LANES],
+    /// Deliveries whose handlers all settled, per lane.
+    pub completed_by_lane: [u64; LANES],
+    pub succeeded: u64,
+    pub failed: u64,
+    pub handler_failures: u64,
+    pub unhandled: u64,
+    pub undeliverable: u64,
+    pub batches: u64,
+    pub completed: u64,
+    pub average_processing_ms: f64,
+    pub max_processing_ms: f64,
+}

@@ -1,0 +1,13 @@
+//! The engine of the bus, free of any Node-API type so it builds and tests
+//! under plain `cargo test`. `crate::binding` is the thin napi layer over it.
+
+pub mod config;
+pub mod engine;
+pub mod error;
+pub mod handoff;
+pub mod in_flight;
+pub mod layout;
+pub mod metrics;
+pub mod permits;
+pub mod ring;
+pub mod shared;
