@@ -16,7 +16,7 @@ import type {
 import { AckBuffer, OUTCOME } from './acks';
 import { resolveConfig } from './config';
 import { BusError, callNative, fromNative } from './errors';
-import { type EventRecord, SlotTable, toHandlerEvent, toQueuedEvent } from './event-record';
+import { CoarseClock, SlotTable } from './event-record';
 import { type DeliveryHost, runDelivery } from './fan-out';
 import { checkType, describe, HandlerRegistry, type RegisteredHandler } from './handlers';
 import { native, type NativeBus } from './native';
@@ -43,12 +43,17 @@ export class BufferedEventBusService extends EventEmitter implements PublicBus {
   readonly #native: NativeBus;
   readonly #ring: SharedRing;
   readonly #slots = new SlotTable();
+  readonly #clock = new CoarseClock();
   readonly #registry: HandlerRegistry;
   readonly #acks: AckBuffer;
   readonly #observer: Observer;
-  readonly #idPrefix = randomBytes(4).toString('hex');
+  readonly #idPrefix = `${randomBytes(4).toString('hex')}-`;
   readonly #maxMemoryBytes: number;
   #nextId = 0;
+  #wakeScheduled = false;
+  /** Upper bounds of the ring's depth and bytes; see #fullBecause. */
+  #depthBound = 0;
+  #bytesBound = 0;
   #state: State = 'created';
   /** Accepted events not yet finished (queued or in flight). */
   #outstanding = 0;
@@ -183,11 +188,9 @@ export class BufferedEventBusService extends EventEmitter implements PublicBus {
     const priority = options?.priority;
     const lane = priority === undefined || priority === 'normal' ? 1 : priority === 'critical' ? 0 : priority === 'low' ? 2 : -1;
     if (lane < 0) {
-      throw new BusError(
-        'INVALID_PRIORITY',
-        `priority must be 'critical', 'normal' or 'low', got ${describe(priority)}`,
-        { field: 'priority' },
-      );
+      throw new BusError('INVALID_PRIORITY', `priority must be 'critical', 'normal' or 'low', got ${describe(priority)}`, {
+        field: 'priority',
+      });
     }
     const given = options?.correlationId;
     if (given !== undefined && typeof given !== 'string') {
@@ -196,58 +199,75 @@ export class BufferedEventBusService extends EventEmitter implements PublicBus {
       });
     }
     const size = measurePayload(payload, this.#config.maxEventSize, type.length + (given?.length ?? 0));
-    const id = `${this.#idPrefix}-${(this.#nextId++).toString(36)}`;
-    const rec: EventRecord = {
-      id,
-      type,
-      typeId: this.#registry.typeId(type),
-      payload,
-      lane,
-      correlationId: given ?? id,
-      timestamp: Date.now(),
-      size,
-      inFlight: 0,
-    };
+    const id = this.#idPrefix + (this.#nextId++).toString(36);
+    const typeId = this.#registry.typeId(type);
+    const slot = this.#slots.add(id, type, typeId, payload, lane, given, this.#clock.now());
     const full = this.#fullBecause(size);
-    if (full !== undefined) return this.#overflow(rec, full);
-    const slot = this.#slots.add(rec);
-    if (!this.#ring.push(lane, slot, rec.typeId, size)) {
-      this.#slots.release(slot);
-      return this.#overflow(rec, 'maxQueueSize');
+    if (full !== undefined || !this.#ring.push(lane, slot, typeId, size)) {
+      return this.#overflow(slot, full ?? 'maxQueueSize');
     }
     this.#observer.accepted();
     if (this.#outstanding++ === 0 && this.#state === 'running') this.#holdProcess();
-    if (this.#state === 'running' && this.#ring.claimWake()) this.#native.wake();
+    if (this.#state === 'running' && !this.#wakeScheduled) {
+      this.#wakeScheduled = true;
+      queueMicrotask(this.#wakeWorkers);
+    }
     return id;
   }
 
+  /**
+   * Parked workers are woken once per synchronous run of emissions, not per
+   * event: they then find the whole run in the ring instead of taking records
+   * one by one while this thread is still writing them.
+   */
+  readonly #wakeWorkers = (): void => {
+    this.#wakeScheduled = false;
+    if (this.#state === 'running' && this.#ring.claimWake()) this.#native.wake();
+  };
+
+  /**
+   * Reading the ring's depth costs atomic loads, so it is re-read only when
+   * the last reading plus what was pushed since could reach a limit.
+   */
   #fullBecause(size: number): 'maxQueueSize' | 'maxMemoryMB' | undefined {
-    if (this.#ring.depth() >= this.#config.maxQueueSize) return 'maxQueueSize';
-    if (this.#ring.bytesQueued() + size > this.#maxMemoryBytes) return 'maxMemoryMB';
+    if (++this.#depthBound >= this.#config.maxQueueSize) {
+      this.#depthBound = this.#ring.depth() + 1;
+      if (this.#depthBound > this.#config.maxQueueSize) return 'maxQueueSize';
+    }
+    this.#bytesBound += size;
+    if (this.#bytesBound > this.#maxMemoryBytes) {
+      this.#bytesBound = this.#ring.bytesQueued() + size;
+      if (this.#bytesBound > this.#maxMemoryBytes) return 'maxMemoryMB';
+    }
     return undefined;
   }
 
   /** The queue is full: handle inline (fallbackToSync) or refuse. Never drop. */
-  #overflow(rec: EventRecord, limit: 'maxQueueSize' | 'maxMemoryMB'): Promise<string> {
+  #overflow(slot: number, limit: 'maxQueueSize' | 'maxMemoryMB'): Promise<string> {
+    const id = this.#slots.id(slot);
+    const type = this.#slots.type(slot);
+    this.#depthBound--;
     if (!this.#config.fallbackToSync) {
-      throw new BusError('QUEUE_FULL', `queue is full (${limit}); event '${rec.type}' was not accepted`, {
+      this.#slots.release(slot);
+      throw new BusError('QUEUE_FULL', `queue is full (${limit}); event '${type}' was not accepted`, {
         field: limit,
         limit: this.#config[limit],
       });
     }
     this.#observer.accepted();
     return new Promise((resolve) => {
-      const handlers = this.#registry.forType(rec.typeId);
+      const handlers = this.#registry.forType(this.#slots.typeId(slot));
       const finish = (failures: number): void => {
+        this.#slots.release(slot);
         this.#observer.handledInline(failures > 0, handlers.length === 0);
-        resolve(rec.id);
+        resolve(id);
       };
       if (handlers.length === 0) return finish(0);
       const inline: DeliveryHost = {
-        handlerFailed: (r, handler, error, attempt) => this.#reportFailure(r, handler, error, attempt),
-        deliveryDone: (_slot, _rec, _handlerId, failures) => finish(failures),
+        handlerFailed: (s, handler, error, attempt) => this.#reportFailure(s, handler, error, attempt),
+        deliveryDone: (_slot, _handlerId, failures) => finish(failures),
       };
-      runDelivery(inline, handlers, toHandlerEvent(rec, 0), -1, rec, 0, 0);
+      runDelivery(inline, handlers, this.#slots.handlerEvent(slot, 0), slot, 0, 0);
     });
   }
 
@@ -256,38 +276,34 @@ export class BufferedEventBusService extends EventEmitter implements PublicBus {
   readonly #onDeliveries = (): void => this.#ring.drainDeliveries(this.#deliver);
 
   readonly #deliver = (slot: number, handlerId: number, attempt: number): void => {
-    const rec = this.#slots.get(slot);
-    if (rec === undefined) {
+    if (!this.#slots.has(slot)) {
       // The two sides disagree about a slot: acknowledge so the window
       // does not leak, and say so.
       this.emit('worker_error', new BusError('NATIVE_ERROR', `delivery for unknown slot ${slot}`));
       this.#acks.push(slot, handlerId, OUTCOME.FAILED, 0);
       return;
     }
-    rec.inFlight++;
+    this.#slots.started(slot);
     let handlers: readonly RegisteredHandler[];
     if (handlerId === 0) {
-      handlers = this.#registry.forType(rec.typeId);
+      handlers = this.#registry.forType(this.#slots.typeId(slot));
     } else {
       const one = this.#registry.byId(handlerId);
       handlers = one ? [one] : [];
     }
-    if (handlers.length === 0) {
-      this.#settled(slot, rec, handlerId, OUTCOME.NO_HANDLER, 0);
-      return;
-    }
-    runDelivery(this.#host, handlers, toHandlerEvent(rec, attempt), slot, rec, handlerId, attempt);
+    if (handlers.length === 0) return this.#settled(slot, handlerId, OUTCOME.NO_HANDLER, 0);
+    runDelivery(this.#host, handlers, this.#slots.handlerEvent(slot, attempt), slot, handlerId, attempt);
   };
 
   readonly #host: DeliveryHost = {
-    handlerFailed: (rec, handler, error, attempt) => this.#reportFailure(rec, handler, error, attempt),
-    deliveryDone: (slot, rec, handlerId, failures) =>
-      this.#settled(slot, rec, handlerId, failures ? OUTCOME.FAILED : OUTCOME.OK, failures),
+    handlerFailed: (slot, handler, error, attempt) => this.#reportFailure(slot, handler, error, attempt),
+    deliveryDone: (slot, handlerId, failures) =>
+      this.#settled(slot, handlerId, failures ? OUTCOME.FAILED : OUTCOME.OK, failures),
   };
 
-  #settled(slot: number, rec: EventRecord, handlerId: number, outcome: number, failures: number): void {
+  #settled(slot: number, handlerId: number, outcome: number, failures: number): void {
     this.#acks.push(slot, handlerId, outcome, failures);
-    if (--rec.inFlight > 0) return;
+    if (!this.#slots.settled(slot)) return;
     this.#slots.release(slot);
     this.#observer.finished();
     if (--this.#outstanding === 0) {
@@ -296,8 +312,8 @@ export class BufferedEventBusService extends EventEmitter implements PublicBus {
     }
   }
 
-  #reportFailure(rec: EventRecord, handler: RegisteredHandler, error: unknown, retryCount: number): void {
-    this.emit('handler_error', { event: toQueuedEvent(rec), handler: handler.name, error, retryCount });
+  #reportFailure(slot: number, handler: RegisteredHandler, error: unknown, retryCount: number): void {
+    this.emit('handler_error', { event: this.#slots.queuedEvent(slot), handler: handler.name, error, retryCount });
   }
 
   // ---- lifecycle ------------------------------------------------------
@@ -331,12 +347,15 @@ export class BufferedEventBusService extends EventEmitter implements PublicBus {
     this.#observer.stop();
     this.#acks.drain();
     const remaining = undelivered.map((slot) => {
-      const rec = this.#slots.get(slot) as EventRecord;
+      const event = this.#slots.queuedEvent(slot);
       this.#slots.release(slot);
       this.#outstanding--;
-      return toQueuedEvent(rec);
+      return event;
     });
-    const inFlightAborted = [...this.#slots.entries()].filter(([, rec]) => rec.inFlight > 0).map(([, rec]) => toQueuedEvent(rec));
+    const inFlightAborted = this.#slots
+      .slots()
+      .filter((slot) => this.#slots.running(slot))
+      .map((slot) => this.#slots.queuedEvent(slot));
     this.#releaseProcess();
     this.#state = 'stopped';
     const report: ShutdownReport = {

@@ -1,12 +1,11 @@
-import type { EventRecord } from './event-record';
 import type { RegisteredHandler } from './handlers';
 
 /** Receives the outcome of a delivery; one object per bus, not per event. */
 export interface DeliveryHost {
   /** A handler threw or rejected. */
-  handlerFailed(rec: EventRecord, handler: RegisteredHandler, error: unknown, attempt: number): void;
+  handlerFailed(slot: number, handler: RegisteredHandler, error: unknown, attempt: number): void;
   /** Every handler of the delivery has settled; `failures` of them failed. */
-  deliveryDone(slot: number, rec: EventRecord, handlerId: number, failures: number): void;
+  deliveryDone(slot: number, handlerId: number, failures: number): void;
 }
 
 /**
@@ -19,23 +18,22 @@ export function runDelivery(
   handlers: readonly RegisteredHandler[],
   event: unknown,
   slot: number,
-  rec: EventRecord,
   handlerId: number,
   attempt: number,
 ): void {
-  if (handlers.length === 1) return runOne(host, handlers[0], event, slot, rec, handlerId, attempt);
+  if (handlers.length === 1) return runOne(host, handlers[0], event, slot, handlerId, attempt);
   let remaining = handlers.length;
   let failures = 0;
   const fanIn: DeliveryHost = {
-    handlerFailed(r, handler, error, a) {
+    handlerFailed(s, handler, error, a) {
       failures++;
-      host.handlerFailed(r, handler, error, a);
+      host.handlerFailed(s, handler, error, a);
     },
     deliveryDone() {
-      if (--remaining === 0) host.deliveryDone(slot, rec, handlerId, failures);
+      if (--remaining === 0) host.deliveryDone(slot, handlerId, failures);
     },
   };
-  for (const handler of handlers) runOne(fanIn, handler, event, slot, rec, handlerId, attempt);
+  for (const handler of handlers) runOne(fanIn, handler, event, slot, handlerId, attempt);
 }
 
 function runOne(
@@ -43,7 +41,6 @@ function runOne(
   handler: RegisteredHandler,
   event: unknown,
   slot: number,
-  rec: EventRecord,
   handlerId: number,
   attempt: number,
 ): void {
@@ -51,28 +48,31 @@ function runOne(
   try {
     result = handler.fn.call(handler.thisArg, event);
   } catch (error) {
-    host.handlerFailed(rec, handler, error, attempt);
-    return host.deliveryDone(slot, rec, handlerId, 1);
+    host.handlerFailed(slot, handler, error, attempt);
+    return host.deliveryDone(slot, handlerId, 1);
   }
   if (result instanceof Promise) {
     // A native promise settles exactly once: no guard needed.
     result.then(
-      () => host.deliveryDone(slot, rec, handlerId, 0),
+      () => host.deliveryDone(slot, handlerId, 0),
       (error: unknown) => {
-        host.handlerFailed(rec, handler, error, attempt);
-        host.deliveryDone(slot, rec, handlerId, 1);
+        host.handlerFailed(slot, handler, error, attempt);
+        host.deliveryDone(slot, handlerId, 1);
       },
     );
     return;
   }
-  const then = result !== null && (typeof result === 'object' || typeof result === 'function') ? (result as { then?: unknown }).then : undefined;
-  if (typeof then !== 'function') return host.deliveryDone(slot, rec, handlerId, 0);
+  const then =
+    result !== null && (typeof result === 'object' || typeof result === 'function')
+      ? (result as { then?: unknown }).then
+      : undefined;
+  if (typeof then !== 'function') return host.deliveryDone(slot, handlerId, 0);
   let settled = false;
   const settle = (failed: boolean, error: unknown): void => {
     if (settled) return;
     settled = true;
-    if (failed) host.handlerFailed(rec, handler, error, attempt);
-    host.deliveryDone(slot, rec, handlerId, failed ? 1 : 0);
+    if (failed) host.handlerFailed(slot, handler, error, attempt);
+    host.deliveryDone(slot, handlerId, failed ? 1 : 0);
   };
   try {
     then.call(

@@ -13,7 +13,7 @@ use super::error::BusError;
 use super::handoff::Handoff;
 use super::in_flight::{InFlight, InFlightTable};
 use super::layout::{Layout, ACK_WORDS};
-use super::metrics::{Metrics, Outcome};
+use super::metrics::{Metrics, Outcome, OutcomeTally};
 use super::permits::Permits;
 use super::ring::{PriorityRing, Record, LANES};
 use super::shared::SharedWords;
@@ -21,9 +21,6 @@ use super::shared::SharedWords;
 /// Most deliveries one worker publishes at a time, so the dispatch lock is
 /// never held for long.
 pub const MAX_BATCH: usize = 256;
-/// How long a consumer spins on an empty ring before it parks; cheaper than a
-/// futex round trip when the producer is in the middle of a burst.
-const SPIN: Duration = Duration::from_micros(20);
 /// Upper bound on one park, so a missed wake-up can only ever cost this much.
 const PARK_TIMEOUT: Duration = Duration::from_millis(250);
 
@@ -83,7 +80,6 @@ struct Inner {
     records_cv: Condvar,
     permits_cv: Condvar,
     permit_waiters: AtomicU32,
-    spinning: AtomicBool,
 }
 
 /// Per-lane depth and totals, read without stopping the workers.
@@ -123,7 +119,6 @@ impl Engine {
                 records_cv: Condvar::new(),
                 permits_cv: Condvar::new(),
                 permit_waiters: AtomicU32::new(0),
-                spinning: AtomicBool::new(false),
             }),
             mem,
             layout,
@@ -259,6 +254,7 @@ impl Engine {
         let now = Instant::now();
         let mut released = 0;
         let mut unknown = Vec::new();
+        let mut tally = OutcomeTally::default();
         {
             let mut in_flight = self.inner.in_flight.lock();
             for ack in acks.chunks_exact(ACK_WORDS) {
@@ -271,11 +267,10 @@ impl Engine {
                 };
                 released += entry.permits;
                 let elapsed = now.saturating_duration_since(entry.since).as_nanos() as u64;
-                self.inner
-                    .metrics
-                    .record_outcome(outcome, entry.record.lane, elapsed);
+                tally.add(outcome, entry.record.lane, elapsed);
             }
         }
+        self.inner.metrics.record(&tally);
         self.inner.release_permits(released);
         if unknown.is_empty() {
             Ok(())
@@ -368,46 +363,57 @@ impl Inner {
     /// meanwhile still goes first.
     fn collect_and_deliver(&self, notifier: &dyn Notifier, stats: &WorkerStats) -> Collected {
         let dispatch = self.dispatch.lock();
-        let counts = self.handler_counts.read();
-        let now = Instant::now();
-        let mut in_flight = self.in_flight.lock();
-        let mut delivered = 0;
+        let mut batch: Vec<(Record, u32)> = Vec::new();
         let mut short_of = 0;
-        while delivered < MAX_BATCH {
-            let mut need = 0;
-            let taken = self.ring.pop_next_if(|rec| {
-                let handlers = counts.get(rec.type_id as usize).copied().unwrap_or(0);
-                need = self.permits.needed_for(handlers);
-                // The hand-off queue is at least the window and every delivery
-                // holds a permit, so a permit guarantees a free cell.
-                self.permits.try_acquire(need)
-            });
-            let Some(rec) = taken else {
-                short_of = need;
-                break;
-            };
-            let pushed = self.handoff.push(rec.slot, 0, 0);
-            debug_assert!(pushed, "hand-off queue smaller than the window");
-            in_flight.insert(
-                rec.slot,
-                0,
-                InFlight {
-                    record: rec,
-                    permits: need,
-                    since: now,
-                },
-            );
-            self.metrics.dispatched[rec.lane as usize].fetch_add(1, Ordering::Relaxed);
-            delivered += 1;
+        {
+            let counts = self.handler_counts.read();
+            while batch.len() < MAX_BATCH {
+                let mut need = 0;
+                let taken = self.ring.pop_next_if(|rec| {
+                    let handlers = counts.get(rec.type_id as usize).copied().unwrap_or(0);
+                    need = self.permits.needed_for(handlers);
+                    // The hand-off queue is at least the window and every
+                    // delivery holds a permit, so a permit guarantees a cell.
+                    self.permits.try_acquire(need)
+                });
+                match taken {
+                    Some(rec) => batch.push((rec, need)),
+                    None => {
+                        short_of = need;
+                        break;
+                    }
+                }
+            }
         }
-        drop(counts);
-        drop(in_flight);
-        if delivered == 0 {
+        if batch.is_empty() {
             return if short_of > 0 {
                 Collected::NoPermits(short_of)
             } else {
                 Collected::Empty
             };
+        }
+        // Registered before JavaScript can see them, so an acknowledgement
+        // always finds its delivery; one short lock for the whole batch,
+        // because the JavaScript thread takes the same lock to acknowledge.
+        let now = Instant::now();
+        {
+            let mut in_flight = self.in_flight.lock();
+            for &(record, permits) in &batch {
+                in_flight.insert(
+                    record.slot,
+                    0,
+                    InFlight {
+                        record,
+                        permits,
+                        since: now,
+                    },
+                );
+            }
+        }
+        for &(record, _) in &batch {
+            let pushed = self.handoff.push(record.slot, 0, 0);
+            debug_assert!(pushed, "hand-off queue smaller than the window");
+            self.metrics.dispatched[record.lane as usize].fetch_add(1, Ordering::Relaxed);
         }
         stats.busy.store(true, Ordering::Relaxed);
         if self.handoff.publish() && !notifier.notify() {
@@ -416,14 +422,14 @@ impl Inner {
             self.handoff.notification_failed();
             self.metrics
                 .undeliverable
-                .fetch_add(delivered as u64, Ordering::Relaxed);
+                .fetch_add(batch.len() as u64, Ordering::Relaxed);
         }
         drop(dispatch);
         self.metrics.batches.fetch_add(1, Ordering::Relaxed);
         stats.batches.fetch_add(1, Ordering::Relaxed);
         stats
             .deliveries
-            .fetch_add(delivered as u64, Ordering::Relaxed);
+            .fetch_add(batch.len() as u64, Ordering::Relaxed);
         stats.busy.store(false, Ordering::Relaxed);
         stats
             .last_active_ms
@@ -442,18 +448,11 @@ impl Inner {
         }
     }
 
+    /// Parks at once, without spinning first: the producer wakes consumers
+    /// once per synchronous run of emissions, and a consumer spinning on the
+    /// ring's cache lines while the producer writes them slowed the producer
+    /// more than the futex round trip costs.
     fn park_until_records(&self, stop: &AtomicBool) {
-        if !self.spinning.swap(true, Ordering::Acquire) {
-            let start = Instant::now();
-            while start.elapsed() < SPIN {
-                if !self.ring.is_empty() || self.should_stop(stop) {
-                    self.spinning.store(false, Ordering::Release);
-                    return;
-                }
-                std::hint::spin_loop();
-            }
-            self.spinning.store(false, Ordering::Release);
-        }
         let mut guard = self.park.lock();
         let sleepers = self.ring.sleepers();
         sleepers.fetch_add(1, Ordering::SeqCst);

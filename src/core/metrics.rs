@@ -42,20 +42,43 @@ impl Outcome {
     }
 }
 
+/// Outcomes of one batch of acknowledgements, summed locally and applied
+/// with one atomic operation per counter instead of several per event.
+#[derive(Default)]
+pub struct OutcomeTally {
+    by_lane: [u64; LANES],
+    by_outcome: [u64; 3],
+    ns: u64,
+    max_ns: u64,
+}
+
+impl OutcomeTally {
+    pub fn add(&mut self, outcome: Outcome, lane: u8, elapsed_ns: u64) {
+        if let Some(c) = self.by_lane.get_mut(lane as usize) {
+            *c += 1;
+        }
+        self.by_outcome[outcome as usize] += 1;
+        self.ns += elapsed_ns;
+        self.max_ns = self.max_ns.max(elapsed_ns);
+    }
+}
+
 impl Metrics {
-    pub fn record_outcome(&self, outcome: Outcome, lane: u8, elapsed_ns: u64) {
-        if let Some(c) = self.completed_by_lane.get(lane as usize) {
-            c.fetch_add(1, Ordering::Relaxed);
+    pub fn record(&self, tally: &OutcomeTally) {
+        for (counter, n) in self.completed_by_lane.iter().zip(tally.by_lane) {
+            if n > 0 {
+                counter.fetch_add(n, Ordering::Relaxed);
+            }
         }
-        match outcome {
-            Outcome::Ok => &self.succeeded,
-            Outcome::Failed => &self.failed,
-            Outcome::NoHandler => &self.unhandled,
+        let counters = [&self.succeeded, &self.failed, &self.unhandled];
+        for (counter, n) in counters.into_iter().zip(tally.by_outcome) {
+            if n > 0 {
+                counter.fetch_add(n, Ordering::Relaxed);
+            }
         }
-        .fetch_add(1, Ordering::Relaxed);
-        self.processing_ns.fetch_add(elapsed_ns, Ordering::Relaxed);
+        self.processing_ns.fetch_add(tally.ns, Ordering::Relaxed);
         self.processing_max_ns
-            .fetch_max(elapsed_ns, Ordering::Relaxed);
+            .fetch_max(tally.max_ns, Ordering::Relaxed);
     }
 
     pub fn completed(&self) -> u64 {
