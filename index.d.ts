@@ -37,8 +37,14 @@ export type BufferedEvent<P = any> = (P extends object ? P : {}) & {
   readonly priority: EventPriority;
   /** `Date.now()` at emission. */
   readonly timestamp: number;
-  /** 0 on the first attempt. */
+  /** 0 on the first attempt, k on retry k. */
   readonly retryCount: number;
+  /**
+   * Aborted when the handler outlives `handlerTimeout` (reason: a
+   * `HandlerTimeoutError`) or the bus is shut down at its deadline (reason:
+   * a `SHUTTING_DOWN` error). Pass it to fetch, timers and the like.
+   */
+  readonly signal: AbortSignal;
 };
 
 /** Options of `emitEvent`. */
@@ -134,6 +140,10 @@ export interface BufferedEventConfig {
   concurrency: number;
   /** A lower lane passed over this long (ms) is served next, once. Default 100. */
   agingMs: number;
+  /** A handler still running after this many ms fails with `HANDLER_TIMEOUT` (and is retried); 0 = no limit. Default 0. */
+  handlerTimeout: number;
+  /** Most entries kept in the dead-letter queue; the oldest is evicted (and counted). Default 1000. */
+  deadLetterQueueSize: number;
   priorities: PriorityWeights;
   memoryLimits: MemoryLimits;
   performanceLimits: PerformanceLimits;
@@ -165,6 +175,9 @@ export type BusErrorCode =
   | 'EVENT_TOO_LARGE'
   | 'QUEUE_FULL'
   | 'SHUTTING_DOWN'
+  | 'HANDLER_TIMEOUT'
+  | 'WORKERS_UNAVAILABLE'
+  | 'WORKER_PANIC'
   | 'NATIVE_ERROR';
 
 /** Every error this package throws or rejects with. */
@@ -173,6 +186,20 @@ export declare class BusError extends Error {
   /** Machine-readable context: the field, the value, the limit. */
   readonly details?: Record<string, unknown>;
   constructor(code: BusErrorCode, message: string, details?: Record<string, unknown>);
+}
+
+/**
+ * Throw this (or any error with `retryable: false`) from a handler to send
+ * the event straight to the dead-letter queue, without retries.
+ */
+export declare class NonRetryableError extends Error {
+  readonly retryable: false;
+  constructor(message: string, options?: { cause?: unknown });
+}
+
+/** The failure recorded for a handler that outlived `handlerTimeout`; its code is `HANDLER_TIMEOUT`. */
+export declare class HandlerTimeoutError extends BusError {
+  constructor(handler: string, timeoutMs: number);
 }
 
 /** Counts for one priority lane. */
@@ -219,8 +246,21 @@ export interface QueueMetrics {
 }
 
 export interface RetryStats {
+  /** Retries scheduled so far. */
   totalRetries: number;
+  /** Retries waiting for their backoff to expire. */
+  scheduledRetries: number;
+  /** Retries whose backoff expired, waiting for a place in the window. */
+  readyRetries: number;
   deadLetterQueueSize: number;
+  /** Deliveries moved to the dead-letter queue so far. */
+  deadLettered: number;
+  /** Dead letters evicted because the queue was full. */
+  deadLetterEvicted: number;
+  /** Failures that skipped the retries (`retryable: false`). */
+  nonRetryable: number;
+  /** Dead letters put back by `replayDeadLetter`. */
+  replayed: number;
   /** Succeeded / processed, 0..1 (1 when nothing has been processed). */
   successRate: number;
 }
@@ -251,6 +291,8 @@ export interface HealthCheckResult {
 export interface WorkerInfo {
   id: number;
   state: 'busy' | 'idle';
+  /** Panics caught in this worker (it carries on after `workerRestartDelay`). */
+  restarts: number;
   /** Events this worker handed to JavaScript. */
   eventsDispatched: number;
   batches: number;
@@ -260,6 +302,8 @@ export interface WorkerInfo {
 
 export interface WorkerStatistics {
   totalWorkers: number;
+  /** Worker panics caught so far. */
+  restarts: number;
   /** Workers handing a batch to JavaScript at the moment of the call. */
   activeWorkers: number;
   idleWorkers: number;
@@ -268,13 +312,43 @@ export interface WorkerStatistics {
   workers: WorkerInfo[];
 }
 
-/** A queued event, as listed in a shutdown report. */
+/** A queued event, as listed in a shutdown report or a dead letter. */
 export interface QueuedEvent {
   id: string;
   type: string;
   payload: unknown;
   priority: EventPriority;
   correlationId: string;
+  timestamp: number;
+  /** For a pending retry: the handler it is for (other handlers already ran). */
+  handler?: string;
+  /** For a pending retry: the attempt it would have been. */
+  retryCount?: number;
+}
+
+/** One attempt's error in a dead letter. */
+export interface AttemptError {
+  message: string;
+  name: string;
+  stack?: string | null;
+  /** True when the attempt failed by outliving `handlerTimeout`. */
+  timedOut: boolean;
+  /** Milliseconds since the Unix epoch. */
+  at: number;
+}
+
+/** A delivery that used up its attempts (or failed with a non-retryable error). */
+export interface DeadLetterEntry {
+  id: number;
+  event: QueuedEvent;
+  /** The handler that failed (other handlers of the event are not affected). */
+  handler: string;
+  /** Runs made, the first included. */
+  attempts: number;
+  lastError: { message: string; name: string; stack?: string };
+  /** Every attempt's error, oldest first. */
+  errors: AttemptError[];
+  /** Milliseconds since the Unix epoch, when it was dead-lettered. */
   timestamp: number;
 }
 
@@ -300,6 +374,8 @@ export interface HandlerErrorInfo {
   handler: string;
   error: unknown;
   retryCount: number;
+  /** True when the handler outlived `handlerTimeout`. */
+  timedOut: boolean;
 }
 
 export interface BufferedEventBusEvents {
@@ -348,6 +424,14 @@ export declare class BufferedEventBusService extends EventEmitter {
   getWorkerStatistics(): WorkerStatistics;
   /** Sets the number of native workers (1..20) while events flow. */
   scaleWorkers(count: number): Promise<void>;
+  /** The dead letters, oldest first. */
+  getDeadLetterQueue(): DeadLetterEntry[];
+  /** Puts one dead letter (or all) back in front of its lane with fresh attempts; returns how many. */
+  replayDeadLetter(id?: number): number;
+  /** Removes one dead letter; returns whether it existed. */
+  removeDeadLetter(id: number): boolean;
+  /** Removes every dead letter; returns how many. */
+  clearDeadLetterQueue(): number;
   /** Stops intake, drains within the timeout, stops the workers. Safe to call twice. */
   shutdown(options?: ShutdownOptions): Promise<ShutdownReport>;
 
@@ -355,4 +439,12 @@ export declare class BufferedEventBusService extends EventEmitter {
   once<K extends keyof BufferedEventBusEvents>(event: K, listener: (...args: BufferedEventBusEvents[K]) => void): this;
   /** EventEmitter's own `emit`, for the lifecycle events above. */
   emit(eventName: string | symbol, ...args: any[]): boolean;
+}
+
+/** Hooks that make failure paths happen for real in tests. Not for production use. */
+export declare namespace testing {
+  /** The next native worker to take a batch of deliveries panics while holding it. */
+  function injectWorkerPanic(bus: BufferedEventBusService): void;
+  /** While set, starting native worker threads fails (call before `initialize()`). */
+  function failWorkerStarts(bus: BufferedEventBusService, fail?: boolean): void;
 }

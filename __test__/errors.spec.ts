@@ -67,3 +67,13 @@ test('scaleWorkers validates its argument', async (t) => {
   assert.equal(bus.getWorkerStatistics().totalWorkers, 3);
   assert.equal(bus.getConfig().workerCount, 3);
 });
+
+test('registerHandler after shutdown and a non-function handler get codes', async () => {
+  const bus = new BufferedEventBusService();
+  await bus.initialize();
+  await assert.rejects(async () => bus.registerHandler('x', 'not a function' as never), { code: 'INVALID_HANDLER' });
+  await bus.shutdown();
+  await assert.rejects(async () => bus.registerHandler('x', () => {}), { code: 'SHUTTING_DOWN' });
+  await assert.rejects(bus.emitEvent('x', {}), { code: 'SHUTTING_DOWN' });
+  await assert.rejects(bus.scaleWorkers(2), { code: 'SHUTTING_DOWN' });
+});

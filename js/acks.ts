@@ -2,29 +2,77 @@ import type { SharedRing } from './ring';
 
 /** Outcome codes shared with src/core/metrics.rs. */
 export const OUTCOME = { OK: 0, FAILED: 1, NO_HANDLER: 2 } as const;
+/** Fate codes shared with src/core/engine/completion.rs. */
+export const FATE = { RETRY: 0, DEAD_LETTER: 1, UNKNOWN: 2 } as const;
+
+/** One handler failure, as the native side takes it. */
+export interface FailureRecord {
+  slot: number;
+  /** The delivery's handler id: 0 for a fan-out. */
+  delivery: number;
+  handler: number;
+  handlerName: string;
+  message: string;
+  name: string;
+  stack?: string;
+  retryable: boolean;
+  timedOut: boolean;
+  at: number;
+}
+
+export interface FlushResult {
+  failures: FailureRecord[];
+  /** Per failure: FATE.RETRY, FATE.DEAD_LETTER or FATE.UNKNOWN. */
+  fates: number[];
+  /** Slots whose dead letters were evicted. */
+  evicted: number[];
+  /**
+   * Slots of deliveries that ended with failures: their open work ends only
+   * once the fates (possibly from an earlier flush) have added the retries.
+   */
+  settled: number[];
+}
 
 /**
- * Collects acknowledgements in the shared ack area and hands them to the
- * native side once per microtask checkpoint: one native call for a whole
- * batch of settled handlers instead of one per event.
+ * Collects acknowledgements in the shared ack area (and handler failures
+ * beside them) and hands them to the native side once per microtask
+ * checkpoint: one native call for a whole batch of settled handlers
+ * instead of one per event.
  */
 export class AckBuffer {
   readonly #ring: SharedRing;
-  readonly #flush: (count: number, handlerFailures: number) => void;
-  #handlerFailures = 0;
+  readonly #flush: (count: number, failures: FailureRecord[] | undefined) => { fates: number[]; evicted: number[] } | null;
+  readonly #onFlushed: (result: FlushResult) => void;
+  #failures: FailureRecord[] = [];
+  #settled: number[] = [];
   #scheduled = false;
 
-  constructor(ring: SharedRing, flush: (count: number, handlerFailures: number) => void) {
+  constructor(
+    ring: SharedRing,
+    flush: (count: number, failures: FailureRecord[] | undefined) => { fates: number[]; evicted: number[] } | null,
+    onFlushed: (result: FlushResult) => void,
+  ) {
     this.#ring = ring;
     this.#flush = flush;
+    this.#onFlushed = onFlushed;
   }
 
-  push(slot: number, handler: number, outcome: number, handlerFailures: number): void {
+  /** Acknowledges a delivery. `withFailures`: its failures were reported with `fail`. */
+  push(slot: number, handler: number, outcome: number, withFailures: boolean): void {
     // Cannot fill up while every unacknowledged delivery holds a permit and
     // the area is at least the window; flush early rather than overrun.
     if (!this.#ring.ackRoom()) this.drain();
     this.#ring.pushAck(slot, handler, outcome);
-    this.#handlerFailures += handlerFailures;
+    if (withFailures) this.#settled.push(slot);
+    this.#schedule();
+  }
+
+  fail(failure: FailureRecord): void {
+    this.#failures.push(failure);
+    this.#schedule();
+  }
+
+  #schedule(): void {
     if (!this.#scheduled) {
       this.#scheduled = true;
       queueMicrotask(this.drain);
@@ -34,9 +82,18 @@ export class AckBuffer {
   readonly drain = (): void => {
     this.#scheduled = false;
     const count = this.#ring.takeAcks();
-    if (count === 0) return;
-    const failures = this.#handlerFailures;
-    this.#handlerFailures = 0;
-    this.#flush(count, failures);
+    const failures = this.#failures;
+    if (count === 0 && failures.length === 0) return;
+    const settled = this.#settled;
+    this.#failures = [];
+    this.#settled = [];
+    const report = this.#flush(count, failures.length > 0 ? failures : undefined);
+    if (failures.length === 0 && settled.length === 0) return;
+    this.#onFlushed({
+      failures,
+      fates: report?.fates ?? failures.map(() => FATE.UNKNOWN),
+      evicted: report?.evicted ?? [],
+      settled,
+    });
   };
 }

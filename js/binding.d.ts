@@ -29,20 +29,72 @@ export declare class NativeBus {
   /** Wakes a parked worker after the producer published records. */
   wake(): void
   /**
-   * Applies the first `count` acknowledgements of the ack area
-   * (`[slot, handler, outcome]` each); `handlerFailures` is how many
-   * individual handlers failed among them.
+   * Applies `failures` (every handler failure among them), then the
+   * first `count` acknowledgements of the ack area (`[slot, handler,
+   * outcome]` each). Returns what became of the failures, or nothing when
+   * there were none.
    */
-  complete(count: number, handlerFailures: number): void
+  complete(count: number, failures?: Array<HandlerFailure> | undefined | null): CompletionReport | null
   setHandlerCount(typeId: number, count: number): void
   scale(workers: number): void
   /**
-   * Stops and joins the workers. Returns the slots of records that never
-   * left the ring, in priority order.
+   * Stops and joins the workers and the retry timer. Returns what never
+   * started: ring records in priority order, then retries.
    */
-  stop(): Array<number>
+  stop(): Array<Undelivered>
+  /** Test hook: the next worker to take a batch panics while holding it. */
+  injectWorkerPanic(): void
+  /** Worker panics caught since the last call. */
+  takeWorkerErrors(): Array<WorkerPanic>
   /** Counters, depths and worker states, read without stopping anything. */
   stats(): any
+  deadLetters(): Array<DeadLetterEntry>
+  /** Puts one dead letter (or all) back with fresh attempts; returns them. */
+  replayDeadLetters(id?: number | undefined | null): Array<DeadLetterEntry>
+  /** Removes one dead letter (or all); returns them. */
+  removeDeadLetters(id?: number | undefined | null): Array<DeadLetterEntry>
+  /** Test hook: while set, starting a worker thread fails. */
+  failWorkerStarts(fail: boolean): void
+}
+
+/**
+ * What became of reported failures: per failure 0 = retry scheduled,
+ * 1 = dead-lettered, 2 = its delivery was unknown; and the slots whose
+ * dead letters were evicted.
+ */
+export interface CompletionReport {
+  fates: Array<number>
+  evicted: Array<number>
+}
+
+/** A dead letter as JavaScript sees it; the JavaScript layer adds the event. */
+export interface DeadLetterEntry {
+  id: number
+  slot: number
+  handlerId: number
+  handler: string
+  attempts: number
+  /** Every attempt's error, oldest first: `{ message, name, stack, timedOut, at }`. */
+  errors: any
+  /** Milliseconds since the Unix epoch. */
+  timestamp: number
+}
+
+/** One handler failure, reported with the acknowledgements. */
+export interface HandlerFailure {
+  slot: number
+  /** The delivery's handler id: 0 for a fan-out. */
+  delivery: number
+  /** The failing handler's id. */
+  handler: number
+  handlerName: string
+  message: string
+  name: string
+  stack?: string
+  retryable: boolean
+  timedOut: boolean
+  /** Milliseconds since the Unix epoch. */
+  at: number
 }
 
 /**
@@ -63,3 +115,19 @@ export declare function ringLayout(): any
  * and in-flight window needs.
  */
 export declare function ringWords(maxQueueSize: number, concurrency: number): number
+
+/** A delivery that never started. */
+export interface Undelivered {
+  slot: number
+  /** 0 for a first delivery to every handler; else the retried handler. */
+  handler: number
+  attempt: number
+}
+
+/** A caught worker panic. */
+export interface WorkerPanic {
+  worker: number
+  message: string
+  /** Deliveries the worker held, put back in front of their lanes. */
+  requeued: number
+}

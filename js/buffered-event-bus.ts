@@ -4,27 +4,30 @@ import type {
   BufferedEventBusService as PublicBus,
   BufferedEventConfig,
   BufferedEventConfigInput,
+  DeadLetterEntry,
   EventHandlerLike,
   EventOptions,
   EventSystemMetrics,
   HealthCheckResult,
   IEvent,
+  QueuedEvent,
   ShutdownOptions,
   ShutdownReport,
   WorkerStatistics,
 } from '../index';
-import { AckBuffer, OUTCOME } from './acks';
+import { AckBuffer, FATE, type FailureRecord, type FlushResult, OUTCOME } from './acks';
 import { resolveConfig } from './config';
+import { Delivery, type DeliveryHost } from './delivery';
 import { BusError, callNative, fromNative } from './errors';
 import { CoarseClock, SlotTable } from './event-record';
-import { type DeliveryHost, runDelivery } from './fan-out';
 import { checkType, describe, HandlerRegistry, type RegisteredHandler } from './handlers';
 import { native, type NativeBus } from './native';
 import { Observer } from './observer';
 import { measurePayload } from './payload';
 import { SharedRing } from './ring';
+import { TimeoutQueue } from './timeouts';
 
-type State = 'created' | 'running' | 'draining' | 'stopped';
+type State = 'created' | 'running' | 'inline' | 'failed' | 'draining' | 'stopped';
 
 /** Buses whose native workers may be running, stopped on process exit. */
 const live = new Set<NativeBus>();
@@ -35,6 +38,9 @@ process.on('exit', () => {
   live.clear();
 });
 
+/** The native half of each bus, for the test hooks in testing.ts. */
+export const nativeOf = new WeakMap<object, NativeBus>();
+
 /**
  * The native buffered event bus. See index.d.ts for the documented API.
  */
@@ -42,20 +48,26 @@ export class BufferedEventBusService extends EventEmitter implements PublicBus {
   readonly #config: BufferedEventConfig;
   readonly #native: NativeBus;
   readonly #ring: SharedRing;
-  readonly #slots = new SlotTable();
+  readonly #slots = new SlotTable({ runningDelivery: (slot) => this.#fanOut[slot] });
   readonly #clock = new CoarseClock();
   readonly #registry: HandlerRegistry;
   readonly #acks: AckBuffer;
   readonly #observer: Observer;
+  readonly #timeouts: TimeoutQueue;
+  /** Running first deliveries (to every handler), by slot: at most one each. */
+  readonly #fanOut: (Delivery | undefined)[] = [];
+  /** Running deliveries to one handler (retries, replays). */
+  readonly #single = new Set<Delivery>();
   readonly #idPrefix = `${randomBytes(4).toString('hex')}-`;
   readonly #maxMemoryBytes: number;
   #nextId = 0;
+  #state: State = 'created';
   #wakeScheduled = false;
+  #workerErrorsSeen = 0;
   /** Upper bounds of the ring's depth and bytes; see #fullBecause. */
   #depthBound = 0;
   #bytesBound = 0;
-  #state: State = 'created';
-  /** Accepted events not yet finished (queued or in flight). */
+  /** Accepted events with open work (queued, running, waiting to retry). */
   #outstanding = 0;
   #keepAlive: NodeJS.Timeout | undefined;
   #drained: (() => void) | undefined;
@@ -66,25 +78,25 @@ export class BufferedEventBusService extends EventEmitter implements PublicBus {
     this.#config = resolveConfig(config);
     const words = SharedRing.allocate(this.#config.maxQueueSize, this.#config.concurrency);
     this.#native = callNative(() => new native.NativeBus(this.#config, words));
+    nativeOf.set(this, this.#native);
     this.#ring = new SharedRing(words);
     this.#maxMemoryBytes = this.#config.maxMemoryMB * 1024 * 1024;
     this.#registry = new HandlerRegistry((typeId, count) => this.#native.setHandlerCount(typeId, count));
-    this.#acks = new AckBuffer(this.#ring, (count, failures) => {
-      try {
-        this.#native.complete(count, failures);
-      } catch (err) {
-        this.emit('worker_error', fromNative(err));
-      }
-    });
+    this.#acks = new AckBuffer(this.#ring, this.#complete, this.#applyFates);
     this.#observer = new Observer(this.#config, this.#native, this.#ring);
+    this.#timeouts = new TimeoutQueue(this.#config.handlerTimeout);
   }
 
   async initialize(): Promise<void> {
-    if (this.#state === 'running') return;
+    if (this.#state === 'running' || this.#state === 'inline') return;
     if (this.#state !== 'created') {
       throw new BusError('INVALID_STATE', 'a bus that was shut down cannot be restarted; create a new one');
     }
-    callNative(() => this.#native.start(this.#onDeliveries, this.#config.workerCount));
+    try {
+      callNative(() => this.#native.start(this.#onDeliveries, this.#config.workerCount));
+    } catch (err) {
+      return this.#workersUnavailable(fromNative(err));
+    }
     live.add(this.#native);
     this.#state = 'running';
     this.#observer.start();
@@ -93,7 +105,7 @@ export class BufferedEventBusService extends EventEmitter implements PublicBus {
   }
 
   isReady(): boolean {
-    return this.#state === 'running';
+    return this.#state === 'running' || this.#state === 'inline';
   }
 
   getConfig(): BufferedEventConfig {
@@ -104,8 +116,7 @@ export class BufferedEventBusService extends EventEmitter implements PublicBus {
     try {
       return Promise.resolve(this.#accept(type, payload, options));
     } catch (err) {
-      const code = err instanceof BusError ? err.code : 'NATIVE_ERROR';
-      this.#observer.rejected(code);
+      this.#observer.rejected(err instanceof BusError ? err.code : 'NATIVE_ERROR');
       return Promise.reject(err);
     }
   }
@@ -139,11 +150,13 @@ export class BufferedEventBusService extends EventEmitter implements PublicBus {
   }
 
   getMetrics(): EventSystemMetrics {
+    this.#ring.publishTails();
     return this.#observer.metrics();
   }
 
   async getHealthStatus(): Promise<HealthCheckResult> {
-    return this.#observer.health(this.#state === 'running');
+    this.#ring.publishTails();
+    return this.#observer.health(this.#state === 'running' || this.#state === 'inline');
   }
 
   getWorkerStatistics(): WorkerStatistics {
@@ -165,6 +178,44 @@ export class BufferedEventBusService extends EventEmitter implements PublicBus {
     (this.#config as { workerCount: number }).workerCount = count;
   }
 
+  getDeadLetterQueue(): DeadLetterEntry[] {
+    return this.#native.deadLetters().map((d) => {
+      const errors = d.errors as DeadLetterEntry['errors'];
+      const last = errors[errors.length - 1];
+      return {
+        id: d.id,
+        event: this.#slots.queuedEvent(d.slot),
+        handler: d.handler,
+        attempts: d.attempts,
+        lastError: { message: last?.message ?? '', name: last?.name ?? 'Error', stack: last?.stack ?? undefined },
+        errors,
+        timestamp: d.timestamp,
+      };
+    });
+  }
+
+  replayDeadLetter(id?: number): number {
+    this.#checkLetterId(id, 'replayDeadLetter');
+    if (this.#state === 'draining' || this.#state === 'stopped') {
+      throw new BusError('SHUTTING_DOWN', 'cannot replay dead letters on a bus that is shutting down');
+    }
+    const replayed = this.#native.replayDeadLetters(id);
+    for (const d of replayed) {
+      this.#slots.removeLetter(d.slot);
+      this.#addWork(d.slot);
+    }
+    return replayed.length;
+  }
+
+  removeDeadLetter(id: number): boolean {
+    this.#checkLetterId(id, 'removeDeadLetter');
+    return this.#dropLetters(this.#native.removeDeadLetters(id)) > 0;
+  }
+
+  clearDeadLetterQueue(): number {
+    return this.#dropLetters(this.#native.removeDeadLetters());
+  }
+
   shutdown(options?: ShutdownOptions): Promise<ShutdownReport> {
     const timeout = options?.timeout ?? this.#config.reliabilityLimits.gracefulShutdownTimeout;
     if (typeof timeout !== 'number' || !Number.isFinite(timeout) || timeout < 0) {
@@ -181,8 +232,12 @@ export class BufferedEventBusService extends EventEmitter implements PublicBus {
   // ---- intake ---------------------------------------------------------
 
   #accept(type: string, payload: unknown, options: EventOptions | undefined): string | Promise<string> {
-    if (this.#state === 'draining' || this.#state === 'stopped') {
+    const state = this.#state;
+    if (state === 'draining' || state === 'stopped') {
       throw new BusError('SHUTTING_DOWN', `cannot emit '${String(type)}': the bus is shutting down`);
+    }
+    if (state === 'failed') {
+      throw new BusError('WORKERS_UNAVAILABLE', 'no native worker could start and fallbackToSync is off');
     }
     checkType(type);
     const priority = options?.priority;
@@ -202,13 +257,14 @@ export class BufferedEventBusService extends EventEmitter implements PublicBus {
     const id = this.#idPrefix + (this.#nextId++).toString(36);
     const typeId = this.#registry.typeId(type);
     const slot = this.#slots.add(id, type, typeId, payload, lane, given, this.#clock.now());
+    if (state === 'inline') return this.#runInline(slot);
     const full = this.#fullBecause(size);
     if (full !== undefined || !this.#ring.push(lane, slot, typeId, size)) {
       return this.#overflow(slot, full ?? 'maxQueueSize');
     }
     this.#observer.accepted();
-    if (this.#outstanding++ === 0 && this.#state === 'running') this.#holdProcess();
-    if (this.#state === 'running' && !this.#wakeScheduled) {
+    if (this.#outstanding++ === 0 && state === 'running') this.#holdProcess();
+    if (state === 'running' && !this.#wakeScheduled) {
       this.#wakeScheduled = true;
       queueMicrotask(this.#wakeWorkers);
     }
@@ -244,17 +300,26 @@ export class BufferedEventBusService extends EventEmitter implements PublicBus {
 
   /** The queue is full: handle inline (fallbackToSync) or refuse. Never drop. */
   #overflow(slot: number, limit: 'maxQueueSize' | 'maxMemoryMB'): Promise<string> {
-    const id = this.#slots.id(slot);
-    const type = this.#slots.type(slot);
     this.#depthBound--;
     if (!this.#config.fallbackToSync) {
+      const type = this.#slots.type(slot);
       this.#slots.release(slot);
       throw new BusError('QUEUE_FULL', `queue is full (${limit}); event '${type}' was not accepted`, {
         field: limit,
         limit: this.#config[limit],
       });
     }
+    return this.#runInline(slot);
+  }
+
+  /**
+   * Runs an event's handlers on this thread and resolves once they settle:
+   * for a full queue with `fallbackToSync`, or when no worker could start.
+   * Failures are reported; they are not retried.
+   */
+  #runInline(slot: number): Promise<string> {
     this.#observer.accepted();
+    const id = this.#slots.id(slot);
     return new Promise((resolve) => {
       const handlers = this.#registry.forType(this.#slots.typeId(slot));
       const finish = (failures: number): void => {
@@ -263,27 +328,59 @@ export class BufferedEventBusService extends EventEmitter implements PublicBus {
         resolve(id);
       };
       if (handlers.length === 0) return finish(0);
-      const inline: DeliveryHost = {
-        handlerFailed: (s, handler, error, attempt) => this.#reportFailure(s, handler, error, attempt),
-        deliveryDone: (_slot, _handlerId, failures) => finish(failures),
+      const host: DeliveryHost = {
+        handlerFailed: (d, handler, error) => this.#emitHandlerError(d.slot, handler, error, 0, false),
+        deliveryDone: (d) => finish(d.failures),
       };
-      runDelivery(inline, handlers, this.#slots.handlerEvent(slot, 0), slot, 0, 0);
+      new Delivery(host, handlers, slot, 0, 0, Infinity).run(this.#slots.event(slot));
     });
+  }
+
+  async #workersUnavailable(err: BusError): Promise<void> {
+    super.emit('worker_error', err);
+    if (!this.#config.fallbackToSync) {
+      this.#state = 'failed';
+      throw err;
+    }
+    // Handle everything on this thread from now on, starting with what
+    // was queued before initialize().
+    this.#state = 'inline';
+    this.#observer.start();
+    super.emit('initialized');
+    const queued = this.#native.stop().filter((u) => u.handler === 0);
+    await Promise.all(
+      queued.map((u) => {
+        this.#outstanding--;
+        return this.#runInline(u.slot);
+      }),
+    );
   }
 
   // ---- delivery -------------------------------------------------------
 
-  readonly #onDeliveries = (): void => this.#ring.drainDeliveries(this.#deliver);
+  readonly #onDeliveries = (): void => {
+    this.#ring.drainDeliveries(this.#deliver);
+    const errors = this.#ring.workerErrors();
+    if (errors !== this.#workerErrorsSeen) {
+      this.#workerErrorsSeen = errors;
+      for (const e of this.#native.takeWorkerErrors()) {
+        const err = new BusError('WORKER_PANIC', `native worker ${e.worker} panicked: ${e.message}`, {
+          worker: e.worker,
+          requeued: e.requeued,
+        });
+        super.emit('worker_error', err);
+      }
+    }
+  };
 
   readonly #deliver = (slot: number, handlerId: number, attempt: number): void => {
     if (!this.#slots.has(slot)) {
       // The two sides disagree about a slot: acknowledge so the window
       // does not leak, and say so.
-      this.emit('worker_error', new BusError('NATIVE_ERROR', `delivery for unknown slot ${slot}`));
-      this.#acks.push(slot, handlerId, OUTCOME.FAILED, 0);
+      super.emit('worker_error', new BusError('NATIVE_ERROR', `delivery for unknown slot ${slot}`));
+      this.#acks.push(slot, handlerId, OUTCOME.FAILED, false);
       return;
     }
-    this.#slots.started(slot);
     let handlers: readonly RegisteredHandler[];
     if (handlerId === 0) {
       handlers = this.#registry.forType(this.#slots.typeId(slot));
@@ -291,34 +388,114 @@ export class BufferedEventBusService extends EventEmitter implements PublicBus {
       const one = this.#registry.byId(handlerId);
       handlers = one ? [one] : [];
     }
-    if (handlers.length === 0) return this.#settled(slot, handlerId, OUTCOME.NO_HANDLER, 0);
-    runDelivery(this.#host, handlers, this.#slots.handlerEvent(slot, attempt), slot, handlerId, attempt);
+    if (handlers.length === 0) {
+      this.#acks.push(slot, handlerId, OUTCOME.NO_HANDLER, false);
+      return this.#finishWork(slot);
+    }
+    this.#slots.started(slot);
+    const delivery = new Delivery(this.#host, handlers, slot, handlerId, attempt, this.#timeouts.deadline());
+    if (handlerId === 0) this.#fanOut[slot] = delivery;
+    else this.#single.add(delivery);
+    this.#timeouts.track(delivery);
+    delivery.run(this.#slots.eventFor(slot, delivery));
   };
 
   readonly #host: DeliveryHost = {
-    handlerFailed: (slot, handler, error, attempt) => this.#reportFailure(slot, handler, error, attempt),
-    deliveryDone: (slot, handlerId, failures) =>
-      this.#settled(slot, handlerId, failures ? OUTCOME.FAILED : OUTCOME.OK, failures),
+    handlerFailed: (delivery, handler, error, timedOut) => {
+      const e = error as { message?: unknown; name?: unknown; stack?: unknown; retryable?: unknown } | null;
+      const isError = error instanceof Error;
+      const failure: FailureRecord = {
+        slot: delivery.slot,
+        delivery: delivery.handlerId,
+        handler: handler.id,
+        handlerName: handler.name,
+        message: isError ? String(error.message) : typeof e?.message === 'string' ? e.message : String(error),
+        name: isError ? error.name : typeof e?.name === 'string' ? e.name : typeof error,
+        retryable: !(e !== null && typeof e === 'object' && e.retryable === false),
+        timedOut,
+        at: Date.now(),
+      };
+      if (typeof e?.stack === 'string') failure.stack = e.stack;
+      this.#acks.fail(failure);
+      this.#emitHandlerError(delivery.slot, handler, error, delivery.attempt, timedOut);
+    },
+    deliveryDone: (delivery) => {
+      const slot = delivery.slot;
+      if (delivery.handlerId === 0) this.#fanOut[slot] = undefined;
+      else this.#single.delete(delivery);
+      this.#slots.ended(slot);
+      const failed = delivery.failures > 0;
+      this.#acks.push(slot, delivery.handlerId, failed ? OUTCOME.FAILED : OUTCOME.OK, failed);
+      // With failures, the open work ends once their fates are known.
+      if (!failed) this.#finishWork(slot);
+    },
   };
 
-  #settled(slot: number, handlerId: number, outcome: number, failures: number): void {
-    this.#acks.push(slot, handlerId, outcome, failures);
-    if (!this.#slots.settled(slot)) return;
-    this.#slots.release(slot);
+  readonly #complete = (count: number, failures: FailureRecord[] | undefined): { fates: number[]; evicted: number[] } | null => {
+    try {
+      return this.#native.complete(count, failures) ?? null;
+    } catch (err) {
+      super.emit('worker_error', fromNative(err));
+      return null;
+    }
+  };
+
+  readonly #applyFates = (result: FlushResult): void => {
+    result.failures.forEach((failure, i) => {
+      const fate = result.fates[i];
+      if (fate === FATE.RETRY) this.#slots.addWork(failure.slot);
+      else if (fate === FATE.DEAD_LETTER) this.#slots.addLetter(failure.slot);
+    });
+    for (const slot of result.settled) this.#finishWork(slot);
+    for (const slot of result.evicted) {
+      this.#slots.removeLetter(slot);
+      this.#releaseIfIdle(slot);
+    }
+  };
+
+  #emitHandlerError(slot: number, handler: RegisteredHandler, error: unknown, retryCount: number, timedOut: boolean): void {
+    super.emit('handler_error', { event: this.#slots.queuedEvent(slot), handler: handler.name, error, retryCount, timedOut });
+  }
+
+  // ---- bookkeeping ----------------------------------------------------
+
+  #addWork(slot: number): void {
+    if (!this.#slots.hasWork(slot) && this.#outstanding++ === 0 && this.#state === 'running') this.#holdProcess();
+    this.#slots.addWork(slot);
+  }
+
+  /** One piece of an event's open work ended. */
+  #finishWork(slot: number): void {
+    if (!this.#slots.finishWork(slot)) return;
     this.#observer.finished();
+    this.#releaseIfIdle(slot);
     if (--this.#outstanding === 0) {
       this.#releaseProcess();
       this.#drained?.();
     }
   }
 
-  #reportFailure(slot: number, handler: RegisteredHandler, error: unknown, retryCount: number): void {
-    this.emit('handler_error', { event: this.#slots.queuedEvent(slot), handler: handler.name, error, retryCount });
+  #releaseIfIdle(slot: number): void {
+    if (this.#slots.idle(slot)) this.#slots.release(slot);
   }
 
-  // ---- lifecycle ------------------------------------------------------
+  #dropLetters(letters: { slot: number }[]): number {
+    for (const d of letters) {
+      this.#slots.removeLetter(d.slot);
+      this.#releaseIfIdle(d.slot);
+    }
+    return letters.length;
+  }
 
-  /** Keeps the event loop alive while accepted events are unfinished. */
+  #checkLetterId(id: number | undefined, method: string): void {
+    if (id !== undefined && (!Number.isInteger(id) || id < 1)) {
+      throw new BusError('INVALID_ARGUMENT', `${method} takes a dead-letter id (a positive integer), got ${describe(id)}`, {
+        field: 'id',
+      });
+    }
+  }
+
+  /** Keeps the event loop alive while accepted events have open work. */
   #holdProcess(): void {
     this.#keepAlive ??= setInterval(() => {}, 0x7fffffff);
   }
@@ -327,6 +504,8 @@ export class BufferedEventBusService extends EventEmitter implements PublicBus {
     if (this.#keepAlive !== undefined) clearInterval(this.#keepAlive);
     this.#keepAlive = undefined;
   }
+
+  // ---- shutdown -------------------------------------------------------
 
   async #drainAndStop(timeout: number): Promise<ShutdownReport> {
     const wasRunning = this.#state === 'running';
@@ -345,17 +524,24 @@ export class BufferedEventBusService extends EventEmitter implements PublicBus {
     const undelivered = this.#native.stop();
     live.delete(this.#native);
     this.#observer.stop();
+    this.#timeouts.stop();
     this.#acks.drain();
-    const remaining = undelivered.map((slot) => {
-      const event = this.#slots.queuedEvent(slot);
-      this.#slots.release(slot);
-      this.#outstanding--;
+    const remaining: QueuedEvent[] = undelivered.map((u) => {
+      const event = this.#slots.queuedEvent(u.slot);
+      if (u.handler !== 0) {
+        event.handler = this.#registry.byId(u.handler)?.name ?? `handler #${u.handler}`;
+        event.retryCount = u.attempt;
+      }
+      this.#finishWork(u.slot);
       return event;
     });
-    const inFlightAborted = this.#slots
-      .slots()
-      .filter((slot) => this.#slots.running(slot))
-      .map((slot) => this.#slots.queuedEvent(slot));
+    const aborted = new BusError('SHUTTING_DOWN', 'the bus was shut down before this handler settled');
+    const inFlightAborted: QueuedEvent[] = [];
+    for (const delivery of [...this.#fanOut, ...this.#single]) {
+      if (delivery === undefined) continue;
+      delivery.abort(aborted);
+      inFlightAborted.push(this.#slots.queuedEvent(delivery.slot));
+    }
     this.#releaseProcess();
     this.#state = 'stopped';
     const report: ShutdownReport = {

@@ -29,3 +29,16 @@ export function callNative<T>(fn: () => T): T {
     throw fromNative(err);
   }
 }
+
+/**
+ * Throw this (or any error with `retryable: false`) from a handler to send
+ * the event straight to the dead-letter queue, without retries.
+ */
+export class NonRetryableError extends Error {
+  readonly retryable = false;
+
+  constructor(message: string, options?: { cause?: unknown }) {
+    super(message, options);
+    this.name = 'NonRetryableError';
+  }
+}

@@ -1,3 +1,5 @@
 export { BufferedEventBusService } from './buffered-event-bus';
 export { defaultBufferedEventConfig } from './config';
-export { BusError } from './errors';
+export { HandlerTimeoutError } from './delivery';
+export { BusError, NonRetryableError } from './errors';
+export * as testing from './testing';

@@ -16,6 +16,10 @@ interface NativeStats {
   depth: Record<EventPriority, number>;
   inFlight: number;
   inFlightInvocations: number;
+  readyRetries: [number, number, number];
+  scheduledRetries: number;
+  deadLetters: number;
+  deadLettersEvicted: number;
   concurrency: number;
   counters: {
     dispatched: [number, number, number];
@@ -24,10 +28,15 @@ interface NativeStats {
     handlerFailures: number;
     unhandled: number;
     undeliverable: number;
+    retries: number;
+    deadLettered: number;
+    nonRetryable: number;
+    replayed: number;
+    workerRestarts: number;
     completed: number;
     averageProcessingMs: number;
   };
-  workers: { id: number; busy: boolean; deliveries: number; batches: number; lastActiveMs: number }[];
+  workers: { id: number; busy: boolean; deliveries: number; batches: number; restarts: number; lastActiveMs: number }[];
 }
 
 /**
@@ -120,8 +129,14 @@ export class Observer {
         rejected: { ...this.#rejected },
       },
       retryStats: {
-        totalRetries: 0,
-        deadLetterQueueSize: 0,
+        totalRetries: c.retries,
+        scheduledRetries: s.scheduledRetries,
+        readyRetries: s.readyRetries[0] + s.readyRetries[1] + s.readyRetries[2],
+        deadLetterQueueSize: s.deadLetters,
+        deadLettered: c.deadLettered,
+        deadLetterEvicted: s.deadLettersEvicted,
+        nonRetryable: c.nonRetryable,
+        replayed: c.replayed,
         successRate: processed === 0 ? 1 : successful / processed,
       },
     };
@@ -134,11 +149,13 @@ export class Observer {
       state: w.busy ? ('busy' as const) : ('idle' as const),
       eventsDispatched: w.deliveries,
       batches: w.batches,
+      restarts: w.restarts,
       lastActivityMs: w.lastActiveMs,
     }));
     const active = workers.filter((w) => w.state === 'busy').length;
     return {
       totalWorkers: workers.length,
+      restarts: s.counters.workerRestarts,
       activeWorkers: active,
       idleWorkers: workers.length - active,
       averageProcessingTime: s.counters.averageProcessingMs,

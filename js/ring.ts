@@ -22,6 +22,7 @@ interface Layout {
   deliveryTail: number;
   deliveryHead: number;
   deliveryPending: number;
+  workerErrors: number;
   recordWords: number;
   deliveryWords: number;
   ackWords: number;
@@ -79,9 +80,16 @@ export class SharedRing {
     // The sequence store publishes the three plain writes above.
     Atomics.store(u32, cell, next);
     this.#tails[lane] = next;
-    Atomics.store(u32, L.tail + lane * L.line, next);
     this.#bytesIn = (this.#bytesIn + size) >>> 0;
     return true;
+  }
+
+  /**
+   * Publishes the lane tails, which the native side reads only to report
+   * depths: done before reading metrics rather than on every push.
+   */
+  publishTails(): void {
+    for (let lane = 0; lane < 3; lane++) Atomics.store(this.#u32, L.tail + lane * L.line, this.#tails[lane]);
   }
 
   /** Records waiting in `lane`. */
@@ -137,6 +145,11 @@ export class SharedRing {
       this.#deliveryHead = head;
       tail = Atomics.load(u32, L.deliveryTail);
     }
+  }
+
+  /** Worker panics so far (wrapping counter). */
+  workerErrors(): number {
+    return Atomics.load(this.#u32, L.workerErrors);
   }
 
   // ---- ack area (writer) -------------------------------------------------

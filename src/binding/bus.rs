@@ -10,7 +10,8 @@ use serde_json::{json, Value};
 use super::error::{napi_to_js, to_js};
 use super::sink::TsfnNotifier;
 use crate::core::config::Config;
-use crate::core::engine::Engine;
+use crate::core::dead_letter::AttemptError;
+use crate::core::engine::{Engine, Failure};
 use crate::core::layout::{self, Layout};
 use crate::core::ring::LANE_NAMES;
 use crate::core::shared::SharedWords;
@@ -19,8 +20,72 @@ use crate::core::shared::SharedWords;
 /// that drain the shared priority ring. Internal; use the JavaScript class.
 #[napi]
 pub struct NativeBus {
-    engine: Arc<Engine>,
+    pub(super) engine: Arc<Engine>,
     config: Config,
+}
+
+/// One handler failure, reported with the acknowledgements.
+#[napi(object)]
+pub struct HandlerFailure {
+    pub slot: u32,
+    /// The delivery's handler id: 0 for a fan-out.
+    pub delivery: u32,
+    /// The failing handler's id.
+    pub handler: u32,
+    pub handler_name: String,
+    pub message: String,
+    pub name: String,
+    pub stack: Option<String>,
+    pub retryable: bool,
+    pub timed_out: bool,
+    /// Milliseconds since the Unix epoch.
+    pub at: f64,
+}
+
+impl From<HandlerFailure> for Failure {
+    fn from(f: HandlerFailure) -> Self {
+        Failure {
+            slot: f.slot,
+            delivery: f.delivery,
+            handler: f.handler,
+            handler_name: f.handler_name,
+            error: AttemptError {
+                message: f.message,
+                name: f.name,
+                stack: f.stack,
+                timed_out: f.timed_out,
+                at: f.at as u64,
+            },
+            retryable: f.retryable,
+        }
+    }
+}
+
+/// What became of reported failures: per failure 0 = retry scheduled,
+/// 1 = dead-lettered, 2 = its delivery was unknown; and the slots whose
+/// dead letters were evicted.
+#[napi(object)]
+pub struct CompletionReport {
+    pub fates: Vec<u32>,
+    pub evicted: Vec<u32>,
+}
+
+/// A delivery that never started.
+#[napi(object)]
+pub struct Undelivered {
+    pub slot: u32,
+    /// 0 for a first delivery to every handler; else the retried handler.
+    pub handler: u32,
+    pub attempt: u32,
+}
+
+/// A caught worker panic.
+#[napi(object)]
+pub struct WorkerPanic {
+    pub worker: u32,
+    pub message: String,
+    /// Deliveries the worker held, put back in front of their lanes.
+    pub requeued: u32,
 }
 
 /// Resolves a partial `BufferedEventConfig` against the defaults and the
@@ -60,6 +125,7 @@ pub fn ring_layout() -> Value {
         "deliveryTail": layout::DELIVERY_TAIL,
         "deliveryHead": layout::DELIVERY_HEAD,
         "deliveryPending": layout::DELIVERY_PENDING,
+        "workerErrors": layout::WORKER_ERRORS,
         "recordWords": layout::RECORD_WORDS,
         "deliveryWords": layout::DELIVERY_WORDS,
         "ackWords": layout::ACK_WORDS,
@@ -128,13 +194,36 @@ impl NativeBus {
         self.engine.wake();
     }
 
-    /// Applies the first `count` acknowledgements of the ack area
-    /// (`[slot, handler, outcome]` each); `handlerFailures` is how many
-    /// individual handlers failed among them.
+    /// Applies `failures` (every handler failure among them), then the
+    /// first `count` acknowledgements of the ack area (`[slot, handler,
+    /// outcome]` each). Returns what became of the failures, or nothing when
+    /// there were none.
     #[napi]
-    pub fn complete(&self, count: u32, handler_failures: u32) -> napi::Result<(), String> {
-        self.engine.record_handler_failures(handler_failures as u64);
-        self.engine.complete_shared(count).map_err(to_js)
+    pub fn complete(
+        &self,
+        count: u32,
+        failures: Option<Vec<HandlerFailure>>,
+    ) -> napi::Result<Option<CompletionReport>, String> {
+        let failures: Vec<Failure> = failures
+            .unwrap_or_default()
+            .into_iter()
+            .map(Failure::from)
+            .collect();
+        if failures.is_empty() {
+            self.engine
+                .complete_shared(count, failures)
+                .map_err(to_js)?;
+            return Ok(None);
+        }
+        self.engine.record_handler_failures(failures.len() as u64);
+        let done = self
+            .engine
+            .complete_shared(count, failures)
+            .map_err(to_js)?;
+        Ok(Some(CompletionReport {
+            fates: done.fates.iter().map(|f| *f as u32).collect(),
+            evicted: done.evicted,
+        }))
     }
 
     #[napi]
@@ -147,15 +236,41 @@ impl NativeBus {
         self.engine.scale(workers).map_err(to_js)
     }
 
-    /// Stops and joins the workers. Returns the slots of records that never
-    /// left the ring, in priority order.
+    /// Stops and joins the workers and the retry timer. Returns what never
+    /// started: ring records in priority order, then retries.
     #[napi]
-    pub fn stop(&self) -> Vec<u32> {
-        self.engine.stop();
+    pub fn stop(&self) -> Vec<Undelivered> {
+        let left = self.engine.stop();
+        let records = left.records.into_iter().map(|r| Undelivered {
+            slot: r.slot,
+            handler: 0,
+            attempt: 0,
+        });
+        let retries = left.redeliveries.into_iter().map(|r| Undelivered {
+            slot: r.record.slot,
+            handler: r.handler,
+            attempt: r.attempt,
+        });
+        records.chain(retries).collect()
+    }
+
+    /// Test hook: the next worker to take a batch panics while holding it.
+    #[napi]
+    pub fn inject_worker_panic(&self) {
+        self.engine.inject_worker_panic();
+    }
+
+    /// Worker panics caught since the last call.
+    #[napi]
+    pub fn take_worker_errors(&self) -> Vec<WorkerPanic> {
         self.engine
-            .drain_undelivered()
-            .iter()
-            .map(|r| r.slot)
+            .take_worker_errors()
+            .into_iter()
+            .map(|e| WorkerPanic {
+                worker: e.worker,
+                message: e.message,
+                requeued: e.requeued,
+            })
             .collect()
     }
 
@@ -174,6 +289,7 @@ impl NativeBus {
                     "busy": s.busy.load(Ordering::Relaxed),
                     "deliveries": s.deliveries.load(Ordering::Relaxed),
                     "batches": s.batches.load(Ordering::Relaxed),
+                    "restarts": s.restarts.load(Ordering::Relaxed),
                     "lastActiveMs": s.last_active_ms.load(Ordering::Relaxed),
                 })
             })
@@ -185,6 +301,10 @@ impl NativeBus {
             .collect();
         json!({
             "depth": depth,
+            "readyRetries": q.ready_retries,
+            "scheduledRetries": q.scheduled_retries,
+            "deadLetters": q.dead_letters,
+            "deadLettersEvicted": q.dead_letters_evicted,
             "inFlight": q.in_flight_deliveries,
             "inFlightInvocations": q.in_flight_permits,
             "concurrency": self.engine.concurrency(),

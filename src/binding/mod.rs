@@ -2,5 +2,6 @@
 //! function, and otherwise forwards to `crate::core`.
 
 pub mod bus;
+mod dead_letters;
 mod error;
 mod sink;

@@ -66,7 +66,8 @@ pub struct Monitoring {
 }
 
 /// The resolved configuration. Field names match BootifyJS's
-/// `BufferedEventConfig`; `concurrency` and `agingMs` are this package's.
+/// `BufferedEventConfig`; `concurrency`, `agingMs`, `handlerTimeout` and
+/// `deadLetterQueueSize` are this package's.
 #[derive(Debug, Clone, PartialEq, Serialize)]
 #[serde(rename_all = "camelCase")]
 pub struct Config {
@@ -81,6 +82,11 @@ pub struct Config {
     pub fallback_to_sync: bool,
     pub concurrency: u32,
     pub aging_ms: u32,
+    /// Milliseconds a handler may run before it counts as failed
+    /// (`HANDLER_TIMEOUT`); 0 = no limit.
+    pub handler_timeout: u32,
+    /// Most entries kept in the dead-letter queue; the oldest is evicted.
+    pub dead_letter_queue_size: u32,
     pub priorities: Priorities,
     pub memory_limits: MemoryLimits,
     pub performance_limits: PerformanceLimits,
@@ -101,6 +107,8 @@ impl Default for Config {
             fallback_to_sync: true,
             concurrency: 1024,
             aging_ms: 100,
+            handler_timeout: 0,
+            dead_letter_queue_size: 1000,
             priorities: Priorities {
                 critical: 3.0,
                 normal: 2.0,
@@ -180,6 +188,18 @@ impl Config {
         c.fallback_to_sync = r.boolean(root, "fallbackToSync", d.fallback_to_sync);
         c.concurrency = r.int(root, "concurrency", d.concurrency, (1, MAX_CONCURRENCY));
         c.aging_ms = r.int(root, "agingMs", d.aging_ms, (1, 3_600_000));
+        c.handler_timeout = r.int(
+            root,
+            "handlerTimeout",
+            d.handler_timeout,
+            (0, 2_147_483_647),
+        );
+        c.dead_letter_queue_size = r.int(
+            root,
+            "deadLetterQueueSize",
+            d.dead_letter_queue_size,
+            (1, 1_000_000),
+        );
         c.retry_delays = r.delays(root, "retryDelays", &d.retry_delays);
 
         let prio = r.group(root, "priorities");

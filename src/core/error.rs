@@ -15,6 +15,8 @@ pub enum BusError {
     ShuttingDown(String),
     /// The bus is in the wrong lifecycle state for the call.
     InvalidState(String),
+    /// No native worker could be started.
+    WorkersUnavailable(String),
 }
 
 impl BusError {
@@ -24,6 +26,7 @@ impl BusError {
             BusError::InvalidArgument(_) => "INVALID_ARGUMENT",
             BusError::ShuttingDown(_) => "SHUTTING_DOWN",
             BusError::InvalidState(_) => "INVALID_STATE",
+            BusError::WorkersUnavailable(_) => "WORKERS_UNAVAILABLE",
         }
     }
 }
@@ -36,7 +39,8 @@ impl fmt::Display for BusError {
             }
             BusError::InvalidArgument(msg)
             | BusError::ShuttingDown(msg)
-            | BusError::InvalidState(msg) => f.write_str(msg),
+            | BusError::InvalidState(msg)
+            | BusError::WorkersUnavailable(msg) => f.write_str(msg),
         }
     }
 }

@@ -82,6 +82,12 @@ impl Handoff {
             .store(0, Ordering::SeqCst);
     }
 
+    /// Bumps the worker-error counter JavaScript watches.
+    pub fn count_worker_error(&self) {
+        self.word(layout::WORKER_ERRORS)
+            .fetch_add(1, Ordering::SeqCst);
+    }
+
     /// Reads `count` acknowledgements JavaScript wrote into the ack area.
     pub fn read_acks(&self, count: u32) -> Option<Vec<u32>> {
         if count > self.capacity {

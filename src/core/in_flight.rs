@@ -7,12 +7,17 @@
 use std::collections::HashMap;
 use std::time::Instant;
 
+use super::dead_letter::AttemptError;
 use super::ring::Record;
 
 pub struct InFlight {
     pub record: Record,
     pub permits: u32,
     pub since: Instant,
+    /// 0 for the first run.
+    pub attempt: u32,
+    /// Errors of the earlier attempts (retries only).
+    pub errors: Vec<AttemptError>,
 }
 
 #[derive(Default)]
@@ -57,6 +62,14 @@ impl InFlightTable {
         fresh
     }
 
+    pub fn get(&self, slot: u32, handler: u32) -> Option<&InFlight> {
+        if handler == 0 {
+            self.fan_out.get(slot as usize).and_then(Option::as_ref)
+        } else {
+            self.single.get(&(slot, handler))
+        }
+    }
+
     pub fn remove(&mut self, slot: u32, handler: u32) -> Option<InFlight> {
         let entry = if handler == 0 {
             self.fan_out.get_mut(slot as usize).and_then(Option::take)
@@ -82,6 +95,8 @@ mod tests {
             },
             permits: 1,
             since: Instant::now(),
+            attempt: 0,
+            errors: vec![],
         }
     }
 
@@ -93,6 +108,7 @@ mod tests {
         assert!(t.insert(5, 3, entry(5)));
         assert!(t.insert(5, 4, entry(5)));
         assert_eq!(t.len(), 3);
+        assert!(t.get(5, 3).is_some() && t.get(5, 0).is_some() && t.get(6, 0).is_none());
         assert!(t.remove(5, 3).is_some());
         assert!(t.remove(5, 3).is_none());
         assert!(t.remove(5, 0).is_some());

@@ -40,7 +40,10 @@ pub const DELIVERY_TAIL: usize = 9 * LINE;
 pub const DELIVERY_HEAD: usize = 10 * LINE;
 /// 1 while JavaScript has been notified and has not yet started draining.
 pub const DELIVERY_PENDING: usize = 11 * LINE;
-pub const HEADER_WORDS: usize = 12 * LINE;
+/// Worker panics so far (wrapping); JavaScript fetches the details when it
+/// sees this change.
+pub const WORKER_ERRORS: usize = 12 * LINE;
+pub const HEADER_WORDS: usize = 13 * LINE;
 
 pub const RECORD_WORDS: usize = 4;
 /// `[slot, handler, attempt]`; handler 0 means every handler of the type.

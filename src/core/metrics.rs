@@ -16,6 +16,18 @@ pub struct Metrics {
     pub unhandled: AtomicU64,
     pub undeliverable: AtomicU64,
     pub batches: AtomicU64,
+    /// Retries scheduled after a failure.
+    pub retries: AtomicU64,
+    /// Deliveries moved to the dead-letter queue.
+    pub dead_lettered: AtomicU64,
+    /// Failures marked not retryable (straight to the dead-letter queue).
+    pub non_retryable: AtomicU64,
+    /// Dead letters put back by `replay`.
+    pub replayed: AtomicU64,
+    /// Worker panics caught.
+    pub worker_restarts: AtomicU64,
+    /// Deliveries a panicking worker held, put back in front of their lanes.
+    pub requeued: AtomicU64,
     pub processing_ns: AtomicU64,
     pub processing_max_ns: AtomicU64,
 }
@@ -101,6 +113,12 @@ impl Metrics {
             unhandled: self.unhandled.load(Ordering::Relaxed),
             undeliverable: self.undeliverable.load(Ordering::Relaxed),
             batches: self.batches.load(Ordering::Relaxed),
+            retries: self.retries.load(Ordering::Relaxed),
+            dead_lettered: self.dead_lettered.load(Ordering::Relaxed),
+            non_retryable: self.non_retryable.load(Ordering::Relaxed),
+            replayed: self.replayed.load(Ordering::Relaxed),
+            worker_restarts: self.worker_restarts.load(Ordering::Relaxed),
+            requeued: self.requeued.load(Ordering::Relaxed),
             completed,
             average_processing_ms: if completed == 0 {
                 0.0
@@ -125,6 +143,12 @@ pub struct CounterSnapshot {
     pub unhandled: u64,
     pub undeliverable: u64,
     pub batches: u64,
+    pub retries: u64,
+    pub dead_lettered: u64,
+    pub non_retryable: u64,
+    pub replayed: u64,
+    pub worker_restarts: u64,
+    pub requeued: u64,
     pub completed: u64,
     pub average_processing_ms: f64,
     pub max_processing_ms: f64,

@@ -2,6 +2,7 @@
 //! under plain `cargo test`. `crate::binding` is the thin napi layer over it.
 
 pub mod config;
+pub mod dead_letter;
 pub mod engine;
 pub mod error;
 pub mod handoff;
@@ -9,5 +10,7 @@ pub mod in_flight;
 pub mod layout;
 pub mod metrics;
 pub mod permits;
+pub mod retry;
+pub mod retry_queue;
 pub mod ring;
 pub mod shared;

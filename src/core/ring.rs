@@ -220,6 +220,11 @@ impl PriorityRing {
         Some(taken)
     }
 
+    /// The lane `pop_next` would serve now, without taking anything.
+    pub fn next_lane(&self) -> Option<usize> {
+        self.choose_lane(self.now_ns())
+    }
+
     /// The lane to serve next: a passed-over lane past its aging bound, else
     /// the first ready lane by weight.
     fn choose_lane(&self, now: u64) -> Option<usize> {

@@ -1,11 +1,12 @@
 use super::*;
 use crate::core::handoff::HandoffReader;
 use crate::core::layout::DELIVERY_WORDS;
+use crate::core::metrics::Outcome;
 use crate::core::ring::RingProducer;
 use serde_json::json;
 use std::sync::mpsc;
 
-struct ChannelNotifier(Mutex<mpsc::Sender<()>>);
+pub(super) struct ChannelNotifier(pub(super) Mutex<mpsc::Sender<()>>);
 
 impl Notifier for ChannelNotifier {
     fn notify(&self) -> bool {
@@ -14,14 +15,14 @@ impl Notifier for ChannelNotifier {
 }
 
 /// Plays the JavaScript thread: waits for notifications, drains deliveries.
-struct Js {
+pub(super) struct Js {
     rx: mpsc::Receiver<()>,
     reader: HandoffReader,
 }
 
 impl Js {
     /// Deliveries published within `timeout`, or an error if none came.
-    fn recv_timeout(&mut self, timeout: Duration) -> Result<Vec<u32>, ()> {
+    pub(super) fn recv_timeout(&mut self, timeout: Duration) -> Result<Vec<u32>, ()> {
         let deadline = Instant::now() + timeout;
         loop {
             let left = deadline.saturating_duration_since(Instant::now());
@@ -34,7 +35,7 @@ impl Js {
     }
 }
 
-fn engine(config: serde_json::Value) -> (Engine, Js, Config) {
+pub(super) fn engine(config: serde_json::Value) -> (Engine, Js, Config) {
     let config = Config::resolve(&config, |_| None).expect("valid test config");
     let layout = Layout::new(config.max_queue_size, config.concurrency);
     let engine = Engine::new(&config, SharedWords::owned(layout.words));
@@ -53,15 +54,17 @@ fn slots(batch: &[u32]) -> Vec<u32> {
     batch.chunks_exact(DELIVERY_WORDS).map(|d| d[0]).collect()
 }
 
-fn ack_all(engine: &Engine, batch: &[u32], outcome: Outcome) {
+pub(super) fn ack_all(engine: &Engine, batch: &[u32], outcome: Outcome) {
     let acks: Vec<u32> = batch
         .chunks_exact(DELIVERY_WORDS)
         .flat_map(|d| [d[0], d[1], outcome as u32])
         .collect();
-    engine.complete(&acks).expect("acks match deliveries");
+    engine
+        .complete(&acks, vec![])
+        .expect("acks match deliveries");
 }
 
-fn recv(js: &mut Js) -> Vec<u32> {
+pub(super) fn recv(js: &mut Js) -> Vec<u32> {
     js.recv_timeout(Duration::from_secs(10))
         .expect("a batch within 10 s")
 }
@@ -158,12 +161,17 @@ fn fan_out_takes_one_permit_per_handler() {
 #[test]
 fn unknown_acknowledgements_are_errors() {
     let (engine, _js, _) = engine(json!({ "workerCount": 1 }));
-    let err = engine.complete(&[9, 0, 0]).expect_err("nothing in flight");
+    let err = engine
+        .complete(&[9, 0, 0], vec![])
+        .expect_err("nothing in flight");
     assert_eq!(err.code(), "INVALID_ARGUMENT");
-    assert!(engine.complete(&[1, 2]).is_err(), "partial record");
+    assert!(engine.complete(&[1, 2], vec![]).is_err(), "partial record");
     let too_many = engine.layout().handoff_capacity + 1;
     assert_eq!(
-        engine.complete_shared(too_many).map_err(|e| e.code()),
+        engine
+            .complete_shared(too_many, vec![])
+            .map(|_| ())
+            .map_err(|e| e.code()),
         Err("INVALID_ARGUMENT")
     );
 }
@@ -180,7 +188,7 @@ fn acks_are_read_from_the_shared_area() {
         got.extend(recv(&mut js));
     }
     js.reader.write_acks(engine.layout(), &[4, 0, 0, 5, 0, 1]);
-    engine.complete_shared(2).expect("both in flight");
+    engine.complete_shared(2, vec![]).expect("both in flight");
     let m = engine.metrics().snapshot();
     assert_eq!((m.succeeded, m.failed), (1, 1));
     assert_eq!(engine.queue_state().in_flight_permits, 0);
@@ -229,8 +237,7 @@ fn stop_leaves_undelivered_records_in_priority_order() {
     p.push(1, 3, 0, 0);
     p.push(0, 4, 0, 0);
     std::thread::sleep(Duration::from_millis(20));
-    engine.stop();
-    let left: Vec<u32> = engine.drain_undelivered().iter().map(|r| r.slot).collect();
+    let left: Vec<u32> = engine.stop().records.iter().map(|r| r.slot).collect();
     assert_eq!(left, vec![4, 3, 2]);
     assert_eq!(engine.queue_state().in_flight_deliveries, 1);
     ack_all(&engine, &first, Outcome::Ok);

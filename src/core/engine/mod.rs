@@ -1,0 +1,454 @@
+//! The engine: native worker threads that take records from the priority
+//! ring and ready retries, inside the in-flight window, and hand them to
+//! JavaScript; a timer thread that releases retries when their backoff
+//! expires; and the completion path JavaScript calls when handlers settle.
+//!
+//! `worker.rs` has the worker loop, `completion.rs` acknowledgements,
+//! retries and the dead-letter queue.
+
+mod completion;
+mod worker;
+
+use parking_lot::{Condvar, Mutex, RwLock};
+use std::sync::atomic::{AtomicBool, AtomicU32, AtomicU64, Ordering};
+use std::sync::Arc;
+use std::thread::JoinHandle;
+use std::time::{Duration, Instant, SystemTime, UNIX_EPOCH};
+
+pub use completion::{Completion, Failure, Fate};
+
+use super::config::{Config, WORKER_COUNT_RANGE};
+use super::dead_letter::DeadLetterQueue;
+use super::error::BusError;
+use super::handoff::Handoff;
+use super::in_flight::InFlightTable;
+use super::layout::Layout;
+use super::metrics::Metrics;
+use super::permits::Permits;
+use super::retry::{Jitter, RetryPolicy};
+use super::retry_queue::{Redelivery, RetryQueue};
+use super::ring::{PriorityRing, Record, LANES};
+use super::shared::SharedWords;
+
+/// Most deliveries one worker publishes at a time, so the dispatch lock is
+/// never held for long.
+pub const MAX_BATCH: usize = 256;
+/// Upper bound on one park, so a missed wake-up can only ever cost this much.
+const PARK_TIMEOUT: Duration = Duration::from_millis(250);
+
+/// Tells the JavaScript thread that deliveries (or worker errors) wait for
+/// it (through a threadsafe function, in the package).
+pub trait Notifier: Send + Sync + 'static {
+    /// Queues a call on the JavaScript thread without blocking; `false`
+    /// when the receiver is gone (the environment is shutting down).
+    fn notify(&self) -> bool;
+}
+
+#[derive(Default)]
+pub struct WorkerStats {
+    pub deliveries: AtomicU64,
+    pub batches: AtomicU64,
+    pub busy: AtomicBool,
+    pub restarts: AtomicU64,
+    /// Milliseconds since the engine started, at the last batch.
+    pub last_active_ms: AtomicU64,
+}
+
+/// A worker thread that panicked, as reported to JavaScript.
+#[derive(Debug, Clone, PartialEq)]
+pub struct WorkerError {
+    pub worker: u32,
+    pub message: String,
+    /// Deliveries the worker had taken, put back in front of their lanes.
+    pub requeued: u32,
+}
+
+struct Worker {
+    id: u32,
+    stop: Arc<AtomicBool>,
+    stats: Arc<WorkerStats>,
+    thread: Option<JoinHandle<()>>,
+}
+
+/// What was still waiting when the engine stopped.
+pub struct Leftovers {
+    /// Records never taken from the ring, in priority order.
+    pub records: Vec<Record>,
+    /// Retries (scheduled or ready) and requeued deliveries.
+    pub redeliveries: Vec<Redelivery>,
+}
+
+pub struct Engine {
+    inner: Arc<Inner>,
+    mem: Arc<SharedWords>,
+    layout: Layout,
+    workers: Mutex<Vec<Worker>>,
+    timer: Mutex<Option<JoinHandle<()>>>,
+    next_worker_id: AtomicU32,
+}
+
+struct Inner {
+    ring: PriorityRing,
+    handoff: Handoff,
+    order: [usize; LANES],
+    policy: RetryPolicy,
+    restart_delay: Duration,
+    permits: Permits,
+    metrics: Metrics,
+    started: Instant,
+    stopping: AtomicBool,
+    handler_counts: RwLock<Vec<u32>>,
+    in_flight: Mutex<InFlightTable>,
+    retries: Mutex<RetryQueue>,
+    /// Ready retries; lets workers skip the retry lock when there are none.
+    ready_retries: Arc<std::sync::atomic::AtomicUsize>,
+    dead_letters: Mutex<DeadLetterQueue>,
+    jitter: Mutex<Jitter>,
+    /// The dispatch lock: one worker at a time takes records and publishes
+    /// deliveries, so deliveries keep the order records left the ring and
+    /// the hand-off queue has a single producer.
+    dispatch: Mutex<()>,
+    notifier: RwLock<Option<Arc<dyn Notifier>>>,
+    park: Mutex<()>,
+    records_cv: Condvar,
+    permits_cv: Condvar,
+    timer_cv: Condvar,
+    permit_waiters: AtomicU32,
+    /// Test hook: the next worker to take a batch panics holding it.
+    inject_panic: AtomicBool,
+    /// Test hook: starting a worker thread fails.
+    start_fails: AtomicBool,
+    worker_errors: Mutex<Vec<WorkerError>>,
+}
+
+/// Per-lane depth and totals, read without stopping the workers.
+#[derive(Debug, Clone, Copy, Default)]
+pub struct QueueState {
+    pub depth: [u32; LANES],
+    pub ready_retries: [u32; LANES],
+    pub scheduled_retries: u32,
+    pub in_flight_deliveries: u32,
+    pub in_flight_permits: u32,
+    pub dead_letters: u32,
+    pub dead_letters_evicted: u64,
+}
+
+fn unix_ms() -> u64 {
+    SystemTime::now()
+        .duration_since(UNIX_EPOCH)
+        .map_or(0, |d| d.as_millis() as u64)
+}
+
+impl Engine {
+    /// `mem` must hold `Layout::new(max_queue_size, concurrency).words` words.
+    pub fn new(config: &Config, mem: SharedWords) -> Self {
+        let layout = Layout::new(config.max_queue_size, config.concurrency);
+        let mem = Arc::new(mem);
+        layout.format_header(&mem);
+        let order = config.lane_order();
+        let ring = PriorityRing::new(
+            mem.clone(),
+            &layout,
+            order,
+            Duration::from_millis(config.aging_ms as u64),
+        );
+        let seed = unix_ms() ^ (Arc::as_ptr(&mem) as u64);
+        let retries = RetryQueue::default();
+        let ready_retries = retries.ready_count();
+        Engine {
+            inner: Arc::new(Inner {
+                ring,
+                handoff: Handoff::new(mem.clone(), &layout),
+                order,
+                policy: RetryPolicy::new(config.retry_attempts, config.retry_delays.clone()),
+                restart_delay: Duration::from_millis(
+                    config.reliability_limits.worker_restart_delay as u64,
+                ),
+                permits: Permits::new(config.concurrency),
+                metrics: Metrics::default(),
+                started: Instant::now(),
+                stopping: AtomicBool::new(false),
+                handler_counts: RwLock::new(Vec::new()),
+                in_flight: Mutex::new(InFlightTable::default()),
+                retries: Mutex::new(retries),
+                ready_retries,
+                dead_letters: Mutex::new(DeadLetterQueue::new(
+                    config.dead_letter_queue_size as usize,
+                )),
+                jitter: Mutex::new(Jitter::new(seed)),
+                dispatch: Mutex::new(()),
+                notifier: RwLock::new(None),
+                park: Mutex::new(()),
+                records_cv: Condvar::new(),
+                permits_cv: Condvar::new(),
+                timer_cv: Condvar::new(),
+                permit_waiters: AtomicU32::new(0),
+                inject_panic: AtomicBool::new(false),
+                start_fails: AtomicBool::new(false),
+                worker_errors: Mutex::new(Vec::new()),
+            }),
+            mem,
+            layout,
+            workers: Mutex::new(Vec::new()),
+            timer: Mutex::new(None),
+            next_worker_id: AtomicU32::new(1),
+        }
+    }
+
+    pub fn memory(&self) -> &Arc<SharedWords> {
+        &self.mem
+    }
+
+    pub fn layout(&self) -> &Layout {
+        &self.layout
+    }
+
+    pub fn ring(&self) -> &PriorityRing {
+        &self.inner.ring
+    }
+
+    pub fn metrics(&self) -> &Metrics {
+        &self.inner.metrics
+    }
+
+    pub fn concurrency(&self) -> u32 {
+        self.inner.permits.limit()
+    }
+
+    pub fn uptime(&self) -> Duration {
+        self.inner.started.elapsed()
+    }
+
+    /// Starts `workers` threads and the retry timer, notifying JavaScript
+    /// through `notifier`.
+    pub fn start(&self, notifier: Arc<dyn Notifier>, workers: u32) -> Result<(), BusError> {
+        if self.inner.stopping.load(Ordering::SeqCst) {
+            return Err(BusError::InvalidState("the engine has been stopped".into()));
+        }
+        *self.inner.notifier.write() = Some(notifier);
+        let mut timer = self.timer.lock();
+        if timer.is_none() {
+            let inner = self.inner.clone();
+            *timer = Some(
+                std::thread::Builder::new()
+                    .name("bootify-events-timer".into())
+                    .spawn(move || inner.run_timer())
+                    .map_err(|e| {
+                        BusError::WorkersUnavailable(format!(
+                            "could not start the retry timer: {e}"
+                        ))
+                    })?,
+            );
+        }
+        drop(timer);
+        self.scale(workers)
+    }
+
+    /// Grows or shrinks the worker pool. A worker asked to stop finishes the
+    /// batch it is delivering; records stay in the ring for the others.
+    pub fn scale(&self, count: u32) -> Result<(), BusError> {
+        let (lo, hi) = WORKER_COUNT_RANGE;
+        if !(lo..=hi).contains(&count) {
+            return Err(BusError::InvalidArgument(format!(
+                "worker count must be an integer between {lo} and {hi}, got {count}"
+            )));
+        }
+        if self.inner.stopping.load(Ordering::SeqCst) {
+            return Err(BusError::ShuttingDown("the bus is shutting down".into()));
+        }
+        let mut workers = self.workers.lock();
+        while workers.len() < count as usize {
+            let id = self.next_worker_id.fetch_add(1, Ordering::Relaxed);
+            let stop = Arc::new(AtomicBool::new(false));
+            let stats = Arc::new(WorkerStats::default());
+            let (inner, s, st) = (self.inner.clone(), stop.clone(), stats.clone());
+            let spawned = if self.inner.start_fails.load(Ordering::Relaxed) {
+                Err(std::io::Error::other(
+                    "worker start disabled by a test hook",
+                ))
+            } else {
+                std::thread::Builder::new()
+                    .name(format!("bootify-events-{id}"))
+                    .spawn(move || inner.run_worker(id, &s, &st))
+            };
+            let thread = spawned.map_err(|e| {
+                BusError::WorkersUnavailable(format!("could not start a worker thread: {e}"))
+            })?;
+            workers.push(Worker {
+                id,
+                stop,
+                stats,
+                thread: Some(thread),
+            });
+        }
+        let surplus: Vec<Worker> = workers.drain(count as usize..).collect();
+        drop(workers);
+        join_all(&self.inner, surplus);
+        Ok(())
+    }
+
+    pub fn worker_count(&self) -> u32 {
+        self.workers.lock().len() as u32
+    }
+
+    /// `(id, stats)` of every running worker.
+    pub fn worker_stats(&self) -> Vec<(u32, Arc<WorkerStats>)> {
+        self.workers
+            .lock()
+            .iter()
+            .map(|w| (w.id, w.stats.clone()))
+            .collect()
+    }
+
+    /// Called by the producer after it published records while consumers
+    /// were parked.
+    pub fn wake(&self) {
+        let _guard = self.inner.park.lock();
+        self.inner.records_cv.notify_one();
+        // A worker short of permits re-checks too: the new record may need
+        // fewer than the one that did not fit (a critical event behind a
+        // wide fan-out).
+        self.inner.permits_cv.notify_one();
+    }
+
+    /// How many handlers `type_id` has; decides the permits a fan-out takes.
+    pub fn set_handler_count(&self, type_id: u32, count: u32) {
+        let mut counts = self.inner.handler_counts.write();
+        let i = type_id as usize;
+        if counts.len() <= i {
+            counts.resize(i + 1, 0);
+        }
+        counts[i] = count;
+    }
+
+    /// Test hook: the next worker that takes a batch panics while holding it.
+    pub fn inject_worker_panic(&self) {
+        self.inner.inject_panic.store(true, Ordering::SeqCst);
+    }
+
+    /// Test hook: while set, starting a worker thread fails, to exercise the
+    /// no-workers path.
+    pub fn fail_worker_starts(&self, fail: bool) {
+        self.inner.start_fails.store(fail, Ordering::SeqCst);
+    }
+
+    /// Worker panics not yet reported to JavaScript.
+    pub fn take_worker_errors(&self) -> Vec<WorkerError> {
+        std::mem::take(&mut *self.inner.worker_errors.lock())
+    }
+
+    pub fn queue_state(&self) -> QueueState {
+        let (ready_retries, scheduled_retries) = {
+            let r = self.inner.retries.lock();
+            (
+                std::array::from_fn(|l| r.ready_len(l) as u32),
+                r.scheduled_len() as u32,
+            )
+        };
+        let (dead_letters, dead_letters_evicted) = {
+            let d = self.inner.dead_letters.lock();
+            (d.len() as u32, d.evicted())
+        };
+        QueueState {
+            depth: std::array::from_fn(|lane| self.inner.ring.depth(lane)),
+            ready_retries,
+            scheduled_retries,
+            in_flight_deliveries: self.inner.in_flight.lock().len() as u32,
+            in_flight_permits: self.inner.permits.in_use(),
+            dead_letters,
+            dead_letters_evicted,
+        }
+    }
+
+    /// Stops the workers and the timer and joins them. Returns what was
+    /// still waiting (never started); deliveries in flight stay in flight
+    /// and can still be acknowledged.
+    pub fn stop(&self) -> Leftovers {
+        self.inner.stopping.store(true, Ordering::SeqCst);
+        let workers: Vec<Worker> = self.workers.lock().drain(..).collect();
+        join_all(&self.inner, workers);
+        if let Some(timer) = self.timer.lock().take() {
+            // The timer has nothing to clean up if it panicked.
+            let _ = timer.join();
+        }
+        *self.inner.notifier.write() = None;
+        let _dispatch = self.inner.dispatch.lock();
+        Leftovers {
+            records: std::iter::from_fn(|| self.inner.ring.pop_next()).collect(),
+            redeliveries: self.inner.retries.lock().drain_all(&self.inner.order),
+        }
+    }
+}
+
+fn join_all(inner: &Inner, mut workers: Vec<Worker>) {
+    for w in &workers {
+        w.stop.store(true, Ordering::SeqCst);
+    }
+    inner.notify_all();
+    for w in &mut workers {
+        if let Some(t) = w.thread.take() {
+            // Worker panics are caught inside the loop; a join error can only
+            // come from a panic while reporting one, with nothing left to do.
+            let _ = t.join();
+        }
+    }
+}
+
+impl Drop for Engine {
+    fn drop(&mut self) {
+        self.stop();
+    }
+}
+
+impl Inner {
+    fn notify_all(&self) {
+        let _guard = self.park.lock();
+        self.records_cv.notify_all();
+        self.permits_cv.notify_all();
+        self.timer_cv.notify_all();
+    }
+
+    fn release_permits(&self, n: u32) {
+        if n == 0 {
+            return;
+        }
+        self.permits.release(n);
+        if self.permit_waiters.load(Ordering::SeqCst) > 0 {
+            let _guard = self.park.lock();
+            self.permits_cv.notify_one();
+        }
+    }
+
+    /// Releases retries whose backoff has expired, then sleeps until the
+    /// next one is due (or something earlier is scheduled).
+    fn run_timer(&self) {
+        let mut guard = self.park.lock();
+        while !self.stopping.load(Ordering::SeqCst) {
+            let (moved, next) = {
+                let mut retries = self.retries.lock();
+                (retries.promote(Instant::now()), retries.next_due())
+            };
+            if moved > 0 {
+                self.records_cv.notify_one();
+                self.permits_cv.notify_one();
+            }
+            let wait = next.map_or(PARK_TIMEOUT, |due| {
+                due.saturating_duration_since(Instant::now())
+                    .min(PARK_TIMEOUT)
+            });
+            if !wait.is_zero() {
+                self.timer_cv.wait_for(&mut guard, wait);
+            }
+        }
+    }
+
+    /// Whether a worker has anything to take: a ring record or a ready retry.
+    fn has_work(&self) -> bool {
+        !self.ring.is_empty() || self.ready_retries.load(Ordering::Acquire) > 0
+    }
+}
+
+#[cfg(test)]
+mod failure_tests;
+#[cfg(test)]
+mod tests;

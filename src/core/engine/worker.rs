@@ -1,0 +1,320 @@
+//! The worker loop: take what fits in the window, in priority order, from
+//! the ring and the ready retries; publish it to the hand-off queue; park
+//! when there is nothing to take. A panic inside the loop is caught, the
+//! batch the worker held is put back, and the worker carries on after
+//! `workerRestartDelay`.
+
+use std::any::Any;
+use std::panic::{catch_unwind, AssertUnwindSafe};
+use std::sync::atomic::{AtomicBool, Ordering};
+use std::time::Instant;
+
+use super::{Inner, Notifier, WorkerError, WorkerStats, MAX_BATCH, PARK_TIMEOUT};
+use crate::core::in_flight::InFlight;
+use crate::core::retry_queue::Redelivery;
+
+/// How far a batch got before a panic, which decides how to put it back.
+#[derive(Clone, Copy, PartialEq, Eq)]
+enum Stage {
+    /// Taken from the ring or the retry lanes only.
+    Taken,
+    /// Also registered as in flight.
+    Registered,
+    /// Visible to JavaScript: nothing to undo.
+    Published,
+}
+
+pub(super) enum Collected {
+    Delivered,
+    Empty,
+    NoPermits(u32),
+}
+
+/// One delivery being assembled, with the permits it holds.
+pub(super) struct Taken {
+    delivery: Redelivery,
+    permits: u32,
+}
+
+impl Inner {
+    fn should_stop(&self, me: &AtomicBool) -> bool {
+        me.load(Ordering::Relaxed) || self.stopping.load(Ordering::Relaxed)
+    }
+
+    pub(super) fn run_worker(&self, id: u32, stop: &AtomicBool, stats: &WorkerStats) {
+        let Some(notifier) = self.notifier.read().clone() else {
+            return;
+        };
+        // Owned out here so a panic inside collect_and_deliver leaves them to
+        // recover.
+        let mut batch: Vec<Taken> = Vec::new();
+        let mut stage = Stage::Published;
+        while !self.should_stop(stop) {
+            let outcome = catch_unwind(AssertUnwindSafe(|| {
+                self.collect_and_deliver(&mut batch, &mut stage, &*notifier, stats)
+            }));
+            match outcome {
+                Ok(Collected::Delivered) => {}
+                Ok(Collected::Empty) => self.park_until_records(stop),
+                Ok(Collected::NoPermits(need)) => self.park_until_permits(stop, need),
+                Err(panic) => {
+                    self.recover(id, &mut batch, stage, panic, stats, &*notifier);
+                    stage = Stage::Published;
+                    self.pause(stop, self.restart_delay);
+                }
+            }
+        }
+    }
+
+    /// Takes the next deliveries in priority order that fit in the window
+    /// and publishes them to the hand-off queue. What does not fit stays
+    /// where it was, so a higher-priority record arriving meanwhile still
+    /// goes first.
+    fn collect_and_deliver(
+        &self,
+        batch: &mut Vec<Taken>,
+        stage: &mut Stage,
+        notifier: &dyn Notifier,
+        stats: &WorkerStats,
+    ) -> Collected {
+        batch.clear();
+        *stage = Stage::Taken;
+        let dispatch = self.dispatch.lock();
+        let mut short_of = 0;
+        {
+            let counts = self.handler_counts.read();
+            let permits_for = |type_id: u32, handler: u32| {
+                if handler != 0 {
+                    return 1;
+                }
+                let handlers = counts.get(type_id as usize).copied().unwrap_or(0);
+                self.permits.needed_for(handlers)
+            };
+            while batch.len() < MAX_BATCH {
+                match self.take_retry(&permits_for) {
+                    Ok(Some(taken)) => {
+                        batch.push(taken);
+                        continue;
+                    }
+                    Ok(None) => {}
+                    Err(need) => {
+                        short_of = need;
+                        break;
+                    }
+                }
+                let mut need = 0;
+                let taken = self.ring.pop_next_if(|rec| {
+                    need = permits_for(rec.type_id, 0);
+                    // The hand-off queue is at least the window and every
+                    // delivery holds a permit, so a permit guarantees a cell.
+                    self.permits.try_acquire(need)
+                });
+                match taken {
+                    Some(record) => batch.push(Taken {
+                        delivery: Redelivery {
+                            record,
+                            handler: 0,
+                            attempt: 0,
+                            errors: Vec::new(),
+                        },
+                        permits: need,
+                    }),
+                    None => {
+                        short_of = need;
+                        break;
+                    }
+                }
+            }
+        }
+        if batch.is_empty() {
+            return if short_of > 0 {
+                Collected::NoPermits(short_of)
+            } else {
+                Collected::Empty
+            };
+        }
+        if self.inject_panic.swap(false, Ordering::SeqCst) {
+            panic!("worker panic injected by the test hook");
+        }
+        // Registered before JavaScript can see them, so an acknowledgement
+        // always finds its delivery; one short lock for the whole batch,
+        // because the JavaScript thread takes the same lock to acknowledge.
+        let now = Instant::now();
+        {
+            let mut in_flight = self.in_flight.lock();
+            for t in batch.iter_mut() {
+                let d = &mut t.delivery;
+                in_flight.insert(
+                    d.record.slot,
+                    d.handler,
+                    InFlight {
+                        record: d.record,
+                        permits: t.permits,
+                        since: now,
+                        attempt: d.attempt,
+                        errors: std::mem::take(&mut d.errors),
+                    },
+                );
+            }
+        }
+        *stage = Stage::Registered;
+        for t in batch.iter() {
+            let d = &t.delivery;
+            let pushed = self.handoff.push(d.record.slot, d.handler, d.attempt);
+            debug_assert!(pushed, "hand-off queue smaller than the window");
+            self.metrics.dispatched[d.record.lane as usize].fetch_add(1, Ordering::Relaxed);
+        }
+        stats.busy.store(true, Ordering::Relaxed);
+        self.publish(notifier, batch.len() as u64);
+        *stage = Stage::Published;
+        drop(dispatch);
+        self.metrics.batches.fetch_add(1, Ordering::Relaxed);
+        stats.batches.fetch_add(1, Ordering::Relaxed);
+        stats
+            .deliveries
+            .fetch_add(batch.len() as u64, Ordering::Relaxed);
+        stats.busy.store(false, Ordering::Relaxed);
+        stats
+            .last_active_ms
+            .store(self.started.elapsed().as_millis() as u64, Ordering::Relaxed);
+        Collected::Delivered
+    }
+
+    /// A ready retry that ranks at least as high as the ring's next record
+    /// and fits in the window: `Ok(Some)`; none to take: `Ok(None)`; one that
+    /// should go next but does not fit: `Err(permits it needs)`.
+    fn take_retry(&self, permits_for: &dyn Fn(u32, u32) -> u32) -> Result<Option<Taken>, u32> {
+        if self.ready_retries.load(Ordering::Acquire) == 0 {
+            return Ok(None);
+        }
+        let mut retries = self.retries.lock();
+        let Some(lane) = retries.ready_lane(&self.order) else {
+            return Ok(None);
+        };
+        let rank = |l: usize| self.order.iter().position(|&o| o == l);
+        if let Some(ring_lane) = self.ring.next_lane() {
+            if rank(ring_lane) < rank(lane) {
+                return Ok(None);
+            }
+        }
+        let Some(delivery) = retries.pop_ready(lane) else {
+            return Ok(None);
+        };
+        let need = permits_for(delivery.record.type_id, delivery.handler);
+        if self.permits.try_acquire(need) {
+            Ok(Some(Taken {
+                delivery,
+                permits: need,
+            }))
+        } else {
+            retries.push_ready(delivery, true);
+            Err(need)
+        }
+    }
+
+    /// Publishes the hand-off queue and notifies JavaScript unless a
+    /// notification is already pending.
+    fn publish(&self, notifier: &dyn Notifier, deliveries: u64) {
+        if self.handoff.publish() && !notifier.notify() {
+            // The JavaScript side is gone (process exit): nobody will run
+            // these handlers. Count them so the loss is visible.
+            self.handoff.notification_failed();
+            self.metrics
+                .undeliverable
+                .fetch_add(deliveries, Ordering::Relaxed);
+        }
+    }
+
+    /// Puts back what a panicking worker held and reports the panic.
+    fn recover(
+        &self,
+        worker: u32,
+        batch: &mut Vec<Taken>,
+        stage: Stage,
+        panic: Box<dyn Any + Send>,
+        stats: &WorkerStats,
+        notifier: &dyn Notifier,
+    ) {
+        let mut requeued = 0;
+        if stage != Stage::Published {
+            let mut in_flight = self.in_flight.lock();
+            let mut retries = self.retries.lock();
+            let mut permits = 0;
+            // Reversed, so pushing each to the front keeps their order.
+            for mut t in batch.drain(..).rev() {
+                if stage == Stage::Registered {
+                    if let Some(entry) =
+                        in_flight.remove(t.delivery.record.slot, t.delivery.handler)
+                    {
+                        t.delivery.errors = entry.errors;
+                    }
+                }
+                permits += t.permits;
+                retries.push_ready(t.delivery, true);
+                requeued += 1;
+            }
+            drop(retries);
+            drop(in_flight);
+            self.release_permits(permits);
+        }
+        batch.clear();
+        let message = panic
+            .downcast_ref::<&str>()
+            .map(|s| s.to_string())
+            .or_else(|| panic.downcast_ref::<String>().cloned())
+            .unwrap_or_else(|| "worker thread panicked".to_string());
+        self.metrics.worker_restarts.fetch_add(1, Ordering::Relaxed);
+        self.metrics
+            .requeued
+            .fetch_add(requeued as u64, Ordering::Relaxed);
+        stats.restarts.fetch_add(1, Ordering::Relaxed);
+        stats.busy.store(false, Ordering::Relaxed);
+        self.worker_errors.lock().push(WorkerError {
+            worker,
+            message,
+            requeued,
+        });
+        self.handoff.count_worker_error();
+        // Make sure JavaScript looks, even with no delivery to announce.
+        self.publish(notifier, 0);
+    }
+
+    /// Sleeps for `delay` unless asked to stop.
+    fn pause(&self, stop: &AtomicBool, delay: std::time::Duration) {
+        let deadline = Instant::now() + delay;
+        let mut guard = self.park.lock();
+        while !self.should_stop(stop) {
+            let left = deadline.saturating_duration_since(Instant::now());
+            if left.is_zero() {
+                break;
+            }
+            self.timer_cv.wait_for(&mut guard, left.min(PARK_TIMEOUT));
+        }
+    }
+
+    /// Parks at once, without spinning first: the producer wakes consumers
+    /// once per synchronous run of emissions, and a consumer spinning on the
+    /// ring's cache lines while the producer writes them slowed the producer
+    /// more than the futex round trip costs.
+    fn park_until_records(&self, stop: &AtomicBool) {
+        let mut guard = self.park.lock();
+        let sleepers = self.ring.sleepers();
+        sleepers.fetch_add(1, Ordering::SeqCst);
+        // Cleared under the lock: a producer that sets it from now on will
+        // also call `wake`, which needs this lock, so it cannot be missed.
+        self.ring.wake_requested().store(0, Ordering::SeqCst);
+        if !self.has_work() && !self.should_stop(stop) {
+            self.records_cv.wait_for(&mut guard, PARK_TIMEOUT);
+        }
+        sleepers.fetch_sub(1, Ordering::SeqCst);
+    }
+
+    fn park_until_permits(&self, stop: &AtomicBool, need: u32) {
+        let mut guard = self.park.lock();
+        self.permit_waiters.fetch_add(1, Ordering::SeqCst);
+        if self.permits.available() < need as i64 && !self.should_stop(stop) {
+            self.permits_cv.wait_for(&mut guard, PARK_TIMEOUT);
+        }
+        self.permit_waiters.fetch_sub(1, Ordering::SeqCst);
+    }
+}
