@@ -1,6 +1,7 @@
 // Public typings of @bootifyjs/native-events. Written by hand; the raw
 // binding's generated typings are in js/binding.d.ts and are not public.
 
+import 'reflect-metadata';
 import { EventEmitter } from 'node:events';
 
 /** Event priority. Lanes are served critical → normal → low. */
@@ -448,3 +449,103 @@ export declare namespace testing {
   /** While set, starting native worker threads fails (call before `initialize()`). */
   function failWorkerStarts(bus: BufferedEventBusService, fail?: boolean): void;
 }
+
+// ---- BootifyJS integration ------------------------------------------------
+
+/** Metadata key BootifyJS uses: `true` on a class decorated `@EventListener()`. */
+export declare const EVENT_LISTENER_KEY: 'bootify:event-listener';
+/** Metadata key BootifyJS uses: `{ eventType, methodName }[]` on the class. */
+export declare const ON_EVENT_KEY: 'bootify:on-event';
+
+/** One `@OnEvent` entry, as stored under `ON_EVENT_KEY`. */
+export interface OnEventMetadata {
+  eventType: string;
+  methodName: string | symbol;
+}
+
+/** Marks a class as an event listener (BootifyJS metadata) and registers it as a singleton component. */
+export declare function EventListener(): ClassDecorator;
+/** Registers the method as a handler of `eventType`; a class may have several, several classes may share a type. */
+export declare function OnEvent(eventType: string): MethodDecorator;
+
+/** A class, string or symbol naming a dependency. */
+export type Token<T = unknown> = (abstract new (...args: any[]) => T) | string | symbol;
+
+/** How a container makes a dependency. */
+export interface Provider<T = unknown> {
+  useFactory?: () => T;
+  useClass?: new (...args: any[]) => T;
+  useValue?: T;
+  /** Default `'singleton'`. */
+  scope?: 'singleton' | 'transient';
+}
+
+/** What `bootstrapEventSystem` needs from a container; BootifyJS's `container` fits. */
+export interface ContainerLike {
+  resolve<T>(token: Token<T>): T;
+  register<T>(token: Token<T>, provider: Provider<T>): unknown;
+}
+
+/** A small DI container: singletons, constructor injection (`design:paramtypes`), `@Autowired()`. */
+export declare class Container implements ContainerLike {
+  register<T>(token: Token<T>, provider: Provider<T>): this;
+  /** Whether the token is registered or is a decorated component. */
+  has(token: Token): boolean;
+  /** The instance for `token`; an unregistered class is its own singleton provider. Throws on unknown string/symbol tokens and on cycles. */
+  resolve<T>(token: Token<T>): T;
+}
+
+/** The container used when `bootstrapEventSystem` is given none. */
+export declare const container: Container;
+/** Registers the class as a singleton component. */
+export declare function Component(): ClassDecorator;
+/** Same as `Component()`, for services. */
+export declare function Service(): ClassDecorator;
+/** Injects a dependency into a property or constructor parameter; the token defaults to the declared type. */
+export declare function Autowired(token?: Token): PropertyDecorator & ParameterDecorator;
+/** Every class decorated `@Service()`, `@Component()` or `@EventListener()` so far, in declaration order. */
+export declare function getAllComponents(): Array<abstract new (...args: any[]) => unknown>;
+
+/** A failure kept by the synchronous bus. */
+export interface SyncDeadLetter {
+  event: IEvent;
+  handler: string;
+  error: unknown;
+  timestamp: number;
+}
+
+/** The synchronous bus: `emit` runs every handler at once, with the event object itself. */
+export declare class EventBusService {
+  constructor(options?: { maxDeadLetters?: number });
+  /** Adds a handler; returns a function that removes it. */
+  subscribe<E extends IEvent = IEvent>(eventType: string, handler: EventHandlerLike<E>): () => void;
+  unsubscribe(eventType: string, handler?: EventHandlerLike): boolean;
+  /** Runs every handler of `event.type`; resolves once all settled. A failing handler is dead-lettered, not thrown. */
+  emit(event: IEvent): Promise<void>;
+  getDeadLetterQueue(): SyncDeadLetter[];
+  clearDeadLetterQueue(): number;
+}
+
+export interface BootstrapOptions {
+  useBufferedProcessing?: boolean;
+  bufferedEventConfig?: BufferedEventConfigInput;
+  /** BootifyJS's container (or any with `resolve`/`register`); default: this package's `container`. */
+  container?: ContainerLike;
+}
+
+export interface EventSystem {
+  eventBus: EventBusService;
+  /** `null` unless `useBufferedProcessing` and the config is `enabled`. */
+  bufferedEventBus: BufferedEventBusService | null;
+  /** Settles when the buffered bus's `initialize()` does; events emitted before are queued, not lost. */
+  ready: Promise<void>;
+}
+
+/**
+ * BootifyJS's bootstrap: registers every `@OnEvent` method of every
+ * `@EventListener()` component (resolved from the container, bound to its
+ * instance) on the synchronous bus and, with buffered processing, on the
+ * native bus, which it registers in the container (so `@Autowired()`
+ * `BufferedEventBusService` resolves to it) and starts.
+ */
+export declare function bootstrapEventSystem(components?: readonly unknown[], options?: BootstrapOptions): EventSystem;

@@ -3,7 +3,7 @@
 // what order, and the metrics.
 'use strict';
 
-const { BufferedEventBusService } = require('..');
+const { BufferedEventBusService } = require('@bootifyjs/native-events');
 
 async function main() {
   const bus = new BufferedEventBusService({ workerCount: 2, concurrency: 2 });

@@ -1,5 +1,11 @@
+import 'reflect-metadata';
+
+export { bootstrapEventSystem } from './bootstrap';
 export { BufferedEventBusService } from './buffered-event-bus';
 export { defaultBufferedEventConfig } from './config';
+export { Autowired, Component, Container, container, getAllComponents, Service } from './container';
+export { EVENT_LISTENER_KEY, EventListener, ON_EVENT_KEY, OnEvent } from './decorators';
 export { HandlerTimeoutError } from './delivery';
 export { BusError, NonRetryableError } from './errors';
+export { EventBusService } from './event-bus';
 export * as testing from './testing';

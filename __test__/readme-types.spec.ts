@@ -1,0 +1,47 @@
+// Type-level test: every ```ts sample in the README compiles against the
+// public typings (index.d.ts), strict, with BootifyJS's decorator settings.
+import assert from 'node:assert/strict';
+import { spawnSync } from 'node:child_process';
+import { mkdtempSync, readFileSync, rmSync, writeFileSync } from 'node:fs';
+import { tmpdir } from 'node:os';
+import path from 'node:path';
+import { test } from 'node:test';
+
+const root = path.resolve(__dirname, '..');
+
+test('the README samples compile against index.d.ts', () => {
+  const readme = readFileSync(path.join(root, 'README.md'), 'utf8');
+  const samples = [...readme.matchAll(/```ts\n([\s\S]*?)```/g)].map((m) => m[1]);
+  assert.ok(samples.length >= 4, `found ${samples.length} samples`);
+  const dir = mkdtempSync(path.join(tmpdir(), 'readme-types-'));
+  try {
+    const files = samples.map((code, i) => {
+      const file = path.join(dir, `sample-${i}.ts`);
+      writeFileSync(file, `${code}\nexport {};\n`);
+      return file;
+    });
+    writeFileSync(
+      path.join(dir, 'tsconfig.json'),
+      JSON.stringify({
+        compilerOptions: {
+          target: 'ES2022',
+          module: 'ES2022',
+          moduleResolution: 'bundler',
+          strict: true,
+          noEmit: true,
+          experimentalDecorators: true,
+          emitDecoratorMetadata: true,
+          types: ['node'],
+          typeRoots: [path.join(root, 'node_modules/@types')],
+          paths: { '@bootifyjs/native-events': [path.join(root, 'index.d.ts')] },
+        },
+        files,
+      }),
+    );
+    const tsc = path.join(root, 'node_modules/typescript/bin/tsc');
+    const r = spawnSync(process.execPath, [tsc, '-p', dir], { encoding: 'utf8' });
+    assert.equal(r.status, 0, `README samples do not compile:\n${r.stdout}${r.stderr}`);
+  } finally {
+    rmSync(dir, { recursive: true, force: true });
+  }
+});
