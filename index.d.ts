@@ -105,8 +105,10 @@ export interface AlertThresholds {
   maxFailedWorkers: number;
   /** Dead-letter queue size at which health turns `degraded`. */
   dlqSizeAlert: number;
-  /** Main-thread CPU share (percent) that raises an alert. */
+  /** Main-thread CPU share (percent); accepted for BootifyJS compatibility, not measured. */
   mainThreadCpuAlert: number;
+  /** Event-loop lag (ms) seen by the native workers above which health turns `degraded`. Default 100. */
+  eventLoopLagMs: number;
 }
 
 export interface MonitoringConfig {
@@ -207,8 +209,31 @@ export declare class HandlerTimeoutError extends BusError {
 export interface PriorityMetrics {
   /** Events waiting in the lane. */
   queued: number;
-  /** Events handed to handlers from the lane. */
+  /** Deliveries handed to handlers from the lane (retries included). */
   dispatched: number;
+  /** Deliveries from the lane whose handlers all settled. */
+  completed: number;
+}
+
+/** A latency distribution from a native histogram (log-linear buckets, ~3 % resolution), in ms. */
+export interface LatencyStats {
+  count: number;
+  p50: number;
+  p95: number;
+  p99: number;
+  max: number;
+  mean: number;
+}
+
+/** Counters for one event type (deliveries, so retries count again). */
+export interface TypeMetrics {
+  /** Handlers registered for the type now. */
+  handlers: number;
+  dispatched: number;
+  succeeded: number;
+  failed: number;
+  retries: number;
+  deadLettered: number;
 }
 
 export interface QueueMetrics {
@@ -216,7 +241,7 @@ export interface QueueMetrics {
   size: number;
   /** `size / maxQueueSize`, 0..1. */
   utilization: number;
-  /** Events whose handlers have all settled, successfully or not. */
+  /** Events whose work has ended (every handler done, succeeded or dead-lettered). */
   totalProcessed: number;
   /** Mean time (ms) from dispatch to the last handler settling. */
   averageProcessingTime: number;
@@ -226,24 +251,40 @@ export interface QueueMetrics {
   bytesQueued: number;
   /** Per-lane depth and dispatch counts. */
   byPriority: Record<EventPriority, PriorityMetrics>;
+  /** Per event type, keyed by type. */
+  byType: Record<string, TypeMetrics>;
   /** Events accepted by `emitEvent`/`emit`. */
   enqueued: number;
-  /** Events dispatched whose handlers are still running. */
+  /** Deliveries running now. */
   inFlight: number;
   /** Handler invocations running now (bounded by `concurrency`). */
   inFlightInvocations: number;
-  /** Events all of whose handlers succeeded. */
+  /** Retries waiting for their backoff. */
+  scheduledRetries: number;
+  /** Events whose work ended with every handler successful. */
   succeeded: number;
-  /** Events with at least one failed handler. */
+  /** Events whose work ended with a dead letter (a handler gave up). */
   failed: number;
-  /** Individual handler failures (one event can have several). */
+  /** Individual handler failures, retries included. */
   handlerFailures: number;
-  /** Events that arrived when no handler was registered for their type. */
-  unhandled: number;
-  /** Events handled inline because the queue was full (`fallbackToSync`). */
+  /** Delivery-level counts (a retry is a delivery of its own). */
+  deliveries: { dispatched: number; succeeded: number; failed: number; unhandled: number };
+  /** Events handled inline because the queue was full (`fallbackToSync`) or no worker ran. */
   handledInline: number;
   /** Emissions refused, by error code. */
   rejected: Partial<Record<BusErrorCode, number>>;
+  /** Deliveries lost because the JavaScript side was gone (process exit). */
+  dropped: number;
+  /** Dispatch to the last handler settling. */
+  processingTime: LatencyStats;
+  /** Emission to dispatch. */
+  queueWaitTime: LatencyStats;
+  /** How long the main thread took to run a batch the workers handed it. */
+  eventLoopLag: LatencyStats;
+  /** Events emitted per second over the last 10 s (sampled natively every 100 ms). */
+  inputRate: number;
+  /** Deliveries completed per second over the last 10 s. */
+  processingRate: number;
 }
 
 export interface RetryStats {
@@ -262,7 +303,7 @@ export interface RetryStats {
   nonRetryable: number;
   /** Dead letters put back by `replayDeadLetter`. */
   replayed: number;
-  /** Succeeded / processed, 0..1 (1 when nothing has been processed). */
+  /** `succeeded / totalProcessed` at the event level, 0..1 (1 when nothing has been processed). */
   successRate: number;
 }
 
@@ -280,13 +321,24 @@ export interface Alert {
   threshold: number;
 }
 
+/** One rule of the health check, whether it fired or not. */
+export interface HealthCheck {
+  name: string;
+  status: 'pass' | 'warn' | 'fail';
+  value: number;
+  threshold: number;
+}
+
 export interface HealthCheckResult {
+  /** `unhealthy` if a critical check fails, `degraded` if a warning does, else `healthy`. */
   status: 'healthy' | 'degraded' | 'unhealthy';
+  /** Native worker threads running. */
   activeWorkers: number;
   queueDepth: number;
-  /** Events processed per second since the previous health check (or since start). */
+  /** Deliveries completed per second over the last 10 s. */
   processingRate: number;
   alerts: Alert[];
+  checks: HealthCheck[];
 }
 
 export interface WorkerInfo {
@@ -294,6 +346,8 @@ export interface WorkerInfo {
   state: 'busy' | 'idle';
   /** Panics caught in this worker (it carries on after `workerRestartDelay`). */
   restarts: number;
+  /** Same as `restarts`: the only errors a worker can have. */
+  errors: number;
   /** Events this worker handed to JavaScript. */
   eventsDispatched: number;
   batches: number;
@@ -421,6 +475,8 @@ export declare class BufferedEventBusService extends EventEmitter {
   /** Removes one handler, or every handler of the type when `handler` is omitted. Returns whether anything was removed. */
   unregisterHandler(eventType: string, handler?: EventHandlerLike): boolean;
   getMetrics(): EventSystemMetrics;
+  /** The metrics in the Prometheus text exposition format, to serve from a route. */
+  metricsText(): string;
   getHealthStatus(): Promise<HealthCheckResult>;
   getWorkerStatistics(): WorkerStatistics;
   /** Sets the number of native workers (1..20) while events flow. */

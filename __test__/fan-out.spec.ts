@@ -45,7 +45,7 @@ test('unregisterHandler removes one handler or all of a type', async (t) => {
   assert.deepEqual(calls, ['b']);
   assert.equal(bus.unregisterHandler('x'), true);
   await bus.emitEvent('x', {});
-  await waitFor(() => bus.getMetrics().queueMetrics.unhandled === 1, 'the unhandled event to be counted');
+  await waitFor(() => bus.getMetrics().queueMetrics.deliveries.unhandled === 1, 'the unhandled event to be counted');
   assert.deepEqual(calls, ['b']);
 });
 

@@ -3,7 +3,6 @@
 import assert from 'node:assert/strict';
 import { spawnSync } from 'node:child_process';
 import { mkdtempSync, readFileSync, rmSync, writeFileSync } from 'node:fs';
-import { tmpdir } from 'node:os';
 import path from 'node:path';
 import { test } from 'node:test';
 
@@ -13,7 +12,8 @@ test('the README samples compile against index.d.ts', () => {
   const readme = readFileSync(path.join(root, 'README.md'), 'utf8');
   const samples = [...readme.matchAll(/```ts\n([\s\S]*?)```/g)].map((m) => m[1]);
   assert.ok(samples.length >= 4, `found ${samples.length} samples`);
-  const dir = mkdtempSync(path.join(tmpdir(), 'readme-types-'));
+  // Inside the repository, so imports of dev dependencies (fastify) resolve.
+  const dir = mkdtempSync(path.join(root, 'dist-test', 'readme-types-'));
   try {
     const files = samples.map((code, i) => {
       const file = path.join(dir, `sample-${i}.ts`);

@@ -42,6 +42,19 @@ for (const name of names) {
   console.log(`| ${labels[name]} | ${fmt(r.acceptedPerSec)} | ${fmt(r.e2ePerSec)} | ${ratio} | ${fmt(r.maxDelayMs, 1)} ms | ${fmt(r.peakRssMB)} MB |`);
 }
 
+if (names.includes('native')) {
+  // Interleaved, so both see the same machine conditions.
+  const plain = [];
+  const polled = [];
+  for (let i = 0; i < runs; i++) {
+    plain.push(run('w1', 'native').e2ePerSec);
+    polled.push(run('w1-metrics', 'native').e2ePerSec);
+  }
+  const a = median(plain);
+  const b = median(polled);
+  console.log(`\nW1 with getMetrics() every 1 ms: ${fmt(b)} events/s end-to-end vs ${fmt(a)} without (${fmt((b / a) * 100, 1)} %)`);
+}
+
 console.log('\nW4: 10 000 low events, then 100 critical while every handler is busy (window 64)');
 console.log('| queue | first critical handled at | last critical handled at | within window + 100 |');
 console.log('| --- | ---: | ---: | :---: |');

@@ -49,7 +49,7 @@ export class BufferedEventBusService extends EventEmitter implements PublicBus {
   readonly #native: NativeBus;
   readonly #ring: SharedRing;
   readonly #slots = new SlotTable({ runningDelivery: (slot) => this.#fanOut[slot] });
-  readonly #clock = new CoarseClock();
+  readonly #clock: CoarseClock;
   readonly #registry: HandlerRegistry;
   readonly #acks: AckBuffer;
   readonly #observer: Observer;
@@ -80,8 +80,12 @@ export class BufferedEventBusService extends EventEmitter implements PublicBus {
     this.#native = callNative(() => new native.NativeBus(this.#config, words));
     nativeOf.set(this, this.#native);
     this.#ring = new SharedRing(words);
+    this.#clock = new CoarseClock(() => this.#native.elapsedUs());
     this.#maxMemoryBytes = this.#config.maxMemoryMB * 1024 * 1024;
-    this.#registry = new HandlerRegistry((typeId, count) => this.#native.setHandlerCount(typeId, count));
+    this.#registry = new HandlerRegistry(
+      (typeId, count) => this.#native.setHandlerCount(typeId, count),
+      (typeId, type) => this.#native.setTypeName(typeId, type),
+    );
     this.#acks = new AckBuffer(this.#ring, this.#complete, this.#applyFates);
     this.#observer = new Observer(this.#config, this.#native, this.#ring);
     this.#timeouts = new TimeoutQueue(this.#config.handlerTimeout);
@@ -99,7 +103,7 @@ export class BufferedEventBusService extends EventEmitter implements PublicBus {
     }
     live.add(this.#native);
     this.#state = 'running';
-    this.#observer.start();
+    this.#startMonitoring();
     if (this.#outstanding > 0) this.#holdProcess();
     super.emit('initialized');
   }
@@ -150,13 +154,26 @@ export class BufferedEventBusService extends EventEmitter implements PublicBus {
   }
 
   getMetrics(): EventSystemMetrics {
-    this.#ring.publishTails();
     return this.#observer.metrics();
   }
 
   async getHealthStatus(): Promise<HealthCheckResult> {
-    this.#ring.publishTails();
-    return this.#observer.health(this.#state === 'running' || this.#state === 'inline');
+    return this.#observer.health(this.isReady());
+  }
+
+  metricsText(): string {
+    const m = this.#observer.metrics().queueMetrics;
+    const lines = [this.#native.metricsText().trimEnd()];
+    const add = (name: string, type: string, help: string, samples: [string, number][]): void => {
+      lines.push(`# HELP ${name} ${help}`, `# TYPE ${name} ${type}`);
+      for (const [labels, value] of samples) lines.push(labels ? `${name}{${labels}} ${value}` : `${name} ${value}`);
+    };
+    add('bootify_events_enqueued_total', 'counter', 'Events accepted by emitEvent or emit.', [['', m.enqueued]]);
+    add('bootify_events_rejected_total', 'counter', 'Emissions refused, by error code.', Object.entries(m.rejected).map(([code, n]) => [`code="${code}"`, n ?? 0]));
+    add('bootify_events_finished_total', 'counter', 'Events whose work ended, by result.', [['result="succeeded"', m.succeeded], ['result="dead_lettered"', m.failed]]);
+    add('bootify_events_handled_inline_total', 'counter', 'Events handled on the main thread because the queue was full or no worker ran.', [['', m.handledInline]]);
+    add('bootify_events_queued_bytes', 'gauge', 'Estimated payload bytes waiting in the ring.', [['', m.bytesQueued]]);
+    return `${lines.join('\n')}\n`;
   }
 
   getWorkerStatistics(): WorkerStatistics {
@@ -259,7 +276,7 @@ export class BufferedEventBusService extends EventEmitter implements PublicBus {
     const slot = this.#slots.add(id, type, typeId, payload, lane, given, this.#clock.now());
     if (state === 'inline') return this.#runInline(slot);
     const full = this.#fullBecause(size);
-    if (full !== undefined || !this.#ring.push(lane, slot, typeId, size)) {
+    if (full !== undefined || !this.#ring.push(lane, slot, typeId, size, this.#clock.engineUs)) {
       return this.#overflow(slot, full ?? 'maxQueueSize');
     }
     this.#observer.accepted();
@@ -278,6 +295,8 @@ export class BufferedEventBusService extends EventEmitter implements PublicBus {
    */
   readonly #wakeWorkers = (): void => {
     this.#wakeScheduled = false;
+    // Once per run too: the native side samples the tails for the input rate.
+    this.#ring.publishTails();
     if (this.#state === 'running' && this.#ring.claimWake()) this.#native.wake();
   };
 
@@ -324,7 +343,7 @@ export class BufferedEventBusService extends EventEmitter implements PublicBus {
       const handlers = this.#registry.forType(this.#slots.typeId(slot));
       const finish = (failures: number): void => {
         this.#slots.release(slot);
-        this.#observer.handledInline(failures > 0, handlers.length === 0);
+        this.#observer.handledInline(failures > 0);
         resolve(id);
       };
       if (handlers.length === 0) return finish(0);
@@ -345,7 +364,7 @@ export class BufferedEventBusService extends EventEmitter implements PublicBus {
     // Handle everything on this thread from now on, starting with what
     // was queued before initialize().
     this.#state = 'inline';
-    this.#observer.start();
+    this.#startMonitoring();
     super.emit('initialized');
     const queued = this.#native.stop().filter((u) => u.handler === 0);
     await Promise.all(
@@ -464,10 +483,13 @@ export class BufferedEventBusService extends EventEmitter implements PublicBus {
     this.#slots.addWork(slot);
   }
 
-  /** One piece of an event's open work ended. */
-  #finishWork(slot: number): void {
+  /**
+   * One piece of an event's open work ended; `abandoned` when it never ran
+   * (left over at shutdown), which counts neither as success nor failure.
+   */
+  #finishWork(slot: number, abandoned = false): void {
     if (!this.#slots.finishWork(slot)) return;
-    this.#observer.finished();
+    if (!abandoned) this.#observer.finished(this.#slots.hasLetters(slot));
     this.#releaseIfIdle(slot);
     if (--this.#outstanding === 0) {
       this.#releaseProcess();
@@ -493,6 +515,13 @@ export class BufferedEventBusService extends EventEmitter implements PublicBus {
         field: 'id',
       });
     }
+  }
+
+  #startMonitoring(): void {
+    this.#observer.start(
+      (event, value) => super.emit(event, value),
+      () => this.isReady(),
+    );
   }
 
   /** Keeps the event loop alive while accepted events have open work. */
@@ -532,7 +561,7 @@ export class BufferedEventBusService extends EventEmitter implements PublicBus {
         event.handler = this.#registry.byId(u.handler)?.name ?? `handler #${u.handler}`;
         event.retryCount = u.attempt;
       }
-      this.#finishWork(u.slot);
+      this.#finishWork(u.slot, true);
       return event;
     });
     const aborted = new BusError('SHUTTING_DOWN', 'the bus was shut down before this handler settled');

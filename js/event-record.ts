@@ -152,6 +152,10 @@ export class SlotTable {
     this.#letters[slot]--;
   }
 
+  hasLetters(slot: number): boolean {
+    return this.#letters[slot] > 0;
+  }
+
   /** True when nothing refers to the event any more: its slot can go. */
   idle(slot: number): boolean {
     return this.#work[slot] === 0 && this.#letters[slot] === 0 && this.#running[slot] === 0;
@@ -246,23 +250,42 @@ function resized<T extends { set(a: ArrayLike<number>): void }>(from: ArrayLike<
  * the rest of queueing an event. Emissions in one synchronous run share a
  * reading, refreshed every 256 emissions and at the next microtask, so a
  * timestamp is never staler than 256 emissions (well under a millisecond).
+ * It also keeps the engine's microsecond clock, which ring records carry so
+ * the native side can measure queue waits.
  */
 export class CoarseClock {
-  #now = 0;
+  #wallMs = 0;
+  #engineUs = 0;
   #uses = 0;
   #valid = false;
+  /** Engine µs minus performance.now() µs, measured once. */
+  readonly #offsetUs: number;
   readonly #invalidate = (): void => {
     this.#valid = false;
   };
 
+  constructor(engineNowUs: () => number) {
+    const before = performance.now();
+    const engine = engineNowUs();
+    this.#offsetUs = engine - ((before + performance.now()) / 2) * 1000;
+  }
+
+  /** Wall-clock ms (`Date.now()`), possibly shared with this run's other emissions. */
   now(): number {
-    if (this.#valid && ++this.#uses < 256) return this.#now;
+    if (this.#valid && ++this.#uses < 256) return this.#wallMs;
     if (!this.#valid) {
       this.#valid = true;
       queueMicrotask(this.#invalidate);
     }
     this.#uses = 0;
-    this.#now = Date.now();
-    return this.#now;
+    this.#wallMs = Date.now();
+    // Never 0: the native side reads 0 as "no timestamp".
+    this.#engineUs = (performance.now() * 1000 + this.#offsetUs) >>> 0 || 1;
+    return this.#wallMs;
+  }
+
+  /** The engine clock (µs, wrapping at 2^32) at the last `now()`. */
+  get engineUs(): number {
+    return this.#engineUs;
   }
 }

@@ -25,10 +25,12 @@ export class HandlerRegistry {
   readonly #byType: (readonly RegisteredHandler[])[] = [];
   readonly #byId = new Map<number, RegisteredHandler>();
   readonly #onCountChange: (typeId: number, count: number) => void;
+  readonly #onNewType: (typeId: number, type: string) => void;
   #nextId = 1;
 
-  constructor(onCountChange: (typeId: number, count: number) => void) {
+  constructor(onCountChange: (typeId: number, count: number) => void, onNewType: (typeId: number, type: string) => void = () => {}) {
     this.#onCountChange = onCountChange;
+    this.#onNewType = onNewType;
   }
 
   typeId(type: string): number {
@@ -38,6 +40,7 @@ export class HandlerRegistry {
       this.#types.push(type);
       this.#byType.push(NONE);
       this.#typeIds.set(type, id);
+      this.#onNewType(id, type);
     }
     return id;
   }

@@ -4,14 +4,18 @@ import type {
   BusErrorCode,
   EventPriority,
   EventSystemMetrics,
+  HealthCheck,
   HealthCheckResult,
+  LatencyStats,
   PriorityMetrics,
+  TypeMetrics,
   WorkerStatistics,
 } from '../index';
 import { LANES } from './event-record';
 import type { NativeBus } from './native';
 import type { SharedRing } from './ring';
 
+/** The native side's `stats()`, as src/binding/bus.rs builds it. */
 interface NativeStats {
   depth: Record<EventPriority, number>;
   inFlight: number;
@@ -21,8 +25,11 @@ interface NativeStats {
   deadLetters: number;
   deadLettersEvicted: number;
   concurrency: number;
+  rates: { input: number; processing: number; windowSeconds: number };
+  types: (TypeMetrics & { name: string })[];
   counters: {
     dispatched: [number, number, number];
+    completedByLane: [number, number, number];
     succeeded: number;
     failed: number;
     handlerFailures: number;
@@ -35,26 +42,30 @@ interface NativeStats {
     workerRestarts: number;
     completed: number;
     averageProcessingMs: number;
+    processing: LatencyStats;
+    queueWait: LatencyStats;
+    eventLoopLag: LatencyStats;
   };
   workers: { id: number; busy: boolean; deliveries: number; batches: number; restarts: number; lastActiveMs: number }[];
 }
 
 /**
- * Turns the native counters and this thread's own (accepted, refused,
- * handled inline) into the metrics, health and worker views.
+ * Turns the native counters and histograms, and this thread's own counts
+ * (accepted, refused, finished events), into the metrics, health and
+ * worker views; and runs the monitoring timers.
  */
 export class Observer {
   readonly #config: BufferedEventConfig;
   readonly #native: NativeBus;
   readonly #ring: SharedRing;
   #accepted = 0;
-  #finished = 0;
+  #succeeded = 0;
+  #deadLettered = 0;
   #inline = 0;
-  #inlineFailed = 0;
-  #inlineUnhandled = 0;
   readonly #rejected: Partial<Record<BusErrorCode, number>> = {};
   #running = false;
-  #lastRate = { at: Date.now(), completed: 0 };
+  #restartsSeen = 0;
+  #timers: NodeJS.Timeout[] = [];
 
   constructor(config: BufferedEventConfig, nativeBus: NativeBus, ring: SharedRing) {
     this.#config = config;
@@ -62,39 +73,50 @@ export class Observer {
     this.#ring = ring;
   }
 
-  start(): void {
+  /** Starts the `'metrics'` and `'health_check'` timers the config asks for. */
+  start(emit: (event: 'metrics' | 'health_check', value: unknown) => void, running: () => boolean): void {
     this.#running = true;
-    this.#lastRate = { at: Date.now(), completed: this.#stats().counters.completed };
+    const m = this.#config.monitoring;
+    if (m.enabled) {
+      this.#timers.push(setInterval(() => emit('metrics', this.metrics()), m.metricsInterval).unref());
+    }
+    if (m.enabled && m.healthMonitoring) {
+      this.#timers.push(setInterval(() => emit('health_check', this.health(running())), m.healthCheckInterval).unref());
+    }
   }
 
   stop(): void {
     this.#running = false;
+    for (const t of this.#timers) clearInterval(t);
+    this.#timers = [];
   }
 
   accepted(): void {
     this.#accepted++;
   }
 
-  finished(): void {
-    this.#finished++;
+  /** An event's work ended; `deadLettered` when a handler of it gave up. */
+  finished(deadLettered: boolean): void {
+    if (deadLettered) this.#deadLettered++;
+    else this.#succeeded++;
   }
 
   finishedCount(): number {
-    return this.#finished;
+    return this.#succeeded + this.#deadLettered;
   }
 
   rejected(code: BusErrorCode): void {
     this.#rejected[code] = (this.#rejected[code] ?? 0) + 1;
   }
 
-  handledInline(failed: boolean, unhandled: boolean): void {
+  handledInline(failed: boolean): void {
     this.#inline++;
-    if (failed) this.#inlineFailed++;
-    if (unhandled) this.#inlineUnhandled++;
+    this.finished(failed);
   }
 
   #stats(): NativeStats {
-    return this.#native.stats() as NativeStats;
+    this.#ring.publishTails();
+    return JSON.parse(this.#native.stats()) as NativeStats;
   }
 
   metrics(): EventSystemMetrics {
@@ -102,31 +124,39 @@ export class Observer {
     const c = s.counters;
     const byPriority = {} as Record<EventPriority, PriorityMetrics>;
     LANES.forEach((lane, i) => {
-      byPriority[lane] = { queued: s.depth[lane], dispatched: c.dispatched[i] };
+      byPriority[lane] = { queued: s.depth[lane], dispatched: c.dispatched[i], completed: c.completedByLane[i] };
     });
+    const byType: Record<string, TypeMetrics> = {};
+    for (const { name, ...counts } of s.types) byType[name] = counts;
     const size = s.depth.critical + s.depth.normal + s.depth.low;
     const bytesQueued = this.#ring.bytesQueued();
-    const processed = c.completed + this.#inline;
-    const succeeded = c.succeeded + this.#inline - this.#inlineFailed - this.#inlineUnhandled;
-    const successful = succeeded + c.unhandled + this.#inlineUnhandled;
+    const processed = this.finishedCount();
     return {
       queueMetrics: {
         size,
         utilization: size / this.#config.maxQueueSize,
         totalProcessed: processed,
-        averageProcessingTime: c.averageProcessingMs,
+        averageProcessingTime: c.processing.mean,
         memoryUsage: bytesQueued / (this.#config.maxMemoryMB * 1024 * 1024),
         bytesQueued,
         byPriority,
+        byType,
         enqueued: this.#accepted,
         inFlight: s.inFlight,
         inFlightInvocations: s.inFlightInvocations,
-        succeeded,
-        failed: c.failed + this.#inlineFailed,
+        scheduledRetries: s.scheduledRetries,
+        succeeded: this.#succeeded,
+        failed: this.#deadLettered,
         handlerFailures: c.handlerFailures,
-        unhandled: c.unhandled + this.#inlineUnhandled,
+        deliveries: { dispatched: c.dispatched[0] + c.dispatched[1] + c.dispatched[2], succeeded: c.succeeded, failed: c.failed, unhandled: c.unhandled },
         handledInline: this.#inline,
         rejected: { ...this.#rejected },
+        dropped: c.undeliverable,
+        processingTime: c.processing,
+        queueWaitTime: c.queueWait,
+        eventLoopLag: c.eventLoopLag,
+        inputRate: s.rates.input,
+        processingRate: s.rates.processing,
       },
       retryStats: {
         totalRetries: c.retries,
@@ -137,7 +167,7 @@ export class Observer {
         deadLetterEvicted: s.deadLettersEvicted,
         nonRetryable: c.nonRetryable,
         replayed: c.replayed,
-        successRate: processed === 0 ? 1 : successful / processed,
+        successRate: processed === 0 ? 1 : this.#succeeded / processed,
       },
     };
   }
@@ -150,72 +180,53 @@ export class Observer {
       eventsDispatched: w.deliveries,
       batches: w.batches,
       restarts: w.restarts,
+      errors: w.restarts,
       lastActivityMs: w.lastActiveMs,
     }));
     const active = workers.filter((w) => w.state === 'busy').length;
     return {
       totalWorkers: workers.length,
-      restarts: s.counters.workerRestarts,
       activeWorkers: active,
       idleWorkers: workers.length - active,
-      averageProcessingTime: s.counters.averageProcessingMs,
+      restarts: s.counters.workerRestarts,
+      averageProcessingTime: s.counters.processing.mean,
       totalEventsProcessed: s.counters.completed,
       workers,
     };
   }
 
   /**
-   * `unhealthy`: the bus is not running or has no workers. `degraded`: any
-   * warning (queue depth at `queueDepthWarning`, queue over 90 % full, a
-   * processing rate under `processingRateMin` while events wait).
+   * Compares measured values with the thresholds; see README ("Health")
+   * for the rules. Maxima (queue wait, event-loop lag, worker panics) are
+   * those since the previous health check.
    */
   health(running: boolean): HealthCheckResult {
     const s = this.#stats();
-    const now = Date.now();
-    const elapsed = Math.max(now - this.#lastRate.at, 1) / 1000;
-    const processingRate = (s.counters.completed - this.#lastRate.completed) / elapsed;
-    this.#lastRate = { at: now, completed: s.counters.completed };
-    const queueDepth = s.depth.critical + s.depth.normal + s.depth.low;
+    const [queueWaitMax, lagMax] = this.#native.takeRecentMaxima();
+    const restarts = s.counters.workerRestarts - this.#restartsSeen;
+    this.#restartsSeen = s.counters.workerRestarts;
     const t = this.#config.monitoring.alertThresholds;
+    const queueDepth = s.depth.critical + s.depth.normal + s.depth.low;
+    const rate = s.rates.processing;
+    const checks: HealthCheck[] = [];
     const alerts: Alert[] = [];
-    if (!running || !this.#running) {
-      alerts.push({ type: 'not_running', severity: 'critical', message: 'the bus is not running', value: 0, threshold: 1 });
-    } else if (s.workers.length === 0) {
-      alerts.push({ type: 'no_workers', severity: 'critical', message: 'no native worker is running', value: 0, threshold: 1 });
-    }
-    if (queueDepth >= t.queueDepthWarning) {
-      alerts.push({
-        type: 'queue_depth',
-        severity: 'warning',
-        message: `${queueDepth} events queued (warning at ${t.queueDepthWarning})`,
-        value: queueDepth,
-        threshold: t.queueDepthWarning,
-      });
-    }
+    const check = (name: string, failed: boolean, severity: Alert['severity'], value: number, threshold: number, message: string): void => {
+      checks.push({ name, status: failed ? (severity === 'critical' ? 'fail' : 'warn') : 'pass', value, threshold });
+      if (failed) alerts.push({ type: name, severity, message, value, threshold });
+    };
+    const live = running && this.#running;
+    check('running', !live, 'critical', live ? 1 : 0, 1, 'the bus is not running');
+    check('workers', live && s.workers.length === 0, 'critical', s.workers.length, 1, 'no native worker is running');
+    check('failed_workers', restarts >= t.maxFailedWorkers, 'critical', restarts, t.maxFailedWorkers, `${restarts} native worker panic(s) since the last check`);
+    check('queue_depth', queueDepth >= t.queueDepthWarning, 'warning', queueDepth, t.queueDepthWarning, `${queueDepth} events queued`);
     const utilization = queueDepth / this.#config.maxQueueSize;
-    if (utilization >= 0.9) {
-      alerts.push({
-        type: 'queue_utilization',
-        severity: 'warning',
-        message: `queue ${(utilization * 100).toFixed(0)} % full`,
-        value: utilization,
-        threshold: 0.9,
-      });
-    }
-    if (queueDepth > 0 && processingRate < t.processingRateMin) {
-      alerts.push({
-        type: 'processing_rate',
-        severity: 'warning',
-        message: `processing ${processingRate.toFixed(1)} events/s with events waiting (minimum ${t.processingRateMin})`,
-        value: processingRate,
-        threshold: t.processingRateMin,
-      });
-    }
-    const status = alerts.some((a) => a.severity === 'critical')
-      ? 'unhealthy'
-      : alerts.length > 0
-        ? 'degraded'
-        : 'healthy';
-    return { status, activeWorkers: s.workers.length, queueDepth, processingRate, alerts };
+    check('queue_utilization', utilization >= 0.9, 'warning', utilization, 0.9, `queue ${(utilization * 100).toFixed(0)} % full`);
+    check('processing_rate', queueDepth > 0 && rate < t.processingRateMin, 'warning', rate, t.processingRateMin, `processing ${rate.toFixed(1)} events/s with events waiting`);
+    check('dead_letters', s.deadLetters >= t.dlqSizeAlert, 'warning', s.deadLetters, t.dlqSizeAlert, `${s.deadLetters} events in the dead-letter queue`);
+    const maxLatency = this.#config.performanceLimits.maxQueueLatency;
+    check('queue_latency', queueWaitMax > maxLatency, 'warning', queueWaitMax, maxLatency, `an event waited ${queueWaitMax.toFixed(1)} ms in the queue`);
+    check('event_loop_lag', lagMax > t.eventLoopLagMs, 'warning', lagMax, t.eventLoopLagMs, `the main thread took ${lagMax.toFixed(1)} ms to take a batch from the workers`);
+    const status = alerts.some((a) => a.severity === 'critical') ? 'unhealthy' : alerts.length > 0 ? 'degraded' : 'healthy';
+    return { status, activeWorkers: s.workers.length, queueDepth, processingRate: rate, alerts, checks };
   }
 }

@@ -67,8 +67,8 @@ export class SharedRing {
 
   // ---- priority ring (producer) ------------------------------------------
 
-  /** Appends a record to `lane`; false when the lane is full. */
-  push(lane: number, slot: number, typeId: number, size: number): boolean {
+  /** Appends a record to `lane`, emitted at `enqueuedUs` (engine clock); false when the lane is full. */
+  push(lane: number, slot: number, typeId: number, size: number, enqueuedUs: number): boolean {
     const u32 = this.#u32;
     const pos = this.#tails[lane];
     const cell = this.#lanesBase + (lane * this.laneCapacity + (pos & this.#laneMask)) * L.recordWords;
@@ -76,6 +76,7 @@ export class SharedRing {
     u32[cell + 1] = slot;
     u32[cell + 2] = typeId;
     u32[cell + 3] = size;
+    u32[cell + 4] = enqueuedUs;
     const next = (pos + 1) >>> 0;
     // The sequence store publishes the three plain writes above.
     Atomics.store(u32, cell, next);

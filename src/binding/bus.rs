@@ -177,14 +177,21 @@ impl NativeBus {
     /// whenever deliveries wait in the hand-off queue.
     #[napi]
     pub fn start(&self, on_deliveries: Function<(), ()>, workers: u32) -> napi::Result<(), String> {
+        let lag = self.engine.loop_lag();
+        let arrived = lag.clone();
         let tsfn = on_deliveries
             .build_threadsafe_function::<()>()
             .weak::<true>()
             .callee_handled::<false>()
-            .build_callback(|_| Ok(()))
+            // Runs on the JavaScript thread just before the callback: the
+            // moment the event loop got round to the notification.
+            .build_callback(move |_| {
+                arrived.arrived();
+                Ok(())
+            })
             .map_err(napi_to_js)?;
         self.engine
-            .start(Arc::new(TsfnNotifier(tsfn)), workers)
+            .start(Arc::new(TsfnNotifier { tsfn, lag }), workers)
             .map_err(to_js)
     }
 
@@ -231,6 +238,31 @@ impl NativeBus {
         self.engine.set_handler_count(type_id, count);
     }
 
+    /// Names an interned event type, for per-type metrics.
+    #[napi]
+    pub fn set_type_name(&self, type_id: u32, name: String) {
+        self.engine.set_type_name(type_id, &name);
+    }
+
+    /// Microseconds on the engine's clock, to stamp ring records with.
+    #[napi]
+    pub fn elapsed_us(&self) -> f64 {
+        self.engine.elapsed_us() as f64
+    }
+
+    /// The native metrics in the Prometheus text exposition format.
+    #[napi]
+    pub fn metrics_text(&self) -> String {
+        crate::core::prometheus::render(&self.engine)
+    }
+
+    /// Largest queue wait and event-loop lag (ms) since the last call.
+    #[napi]
+    pub fn take_recent_maxima(&self) -> Vec<f64> {
+        let (wait, lag) = self.engine.take_recent_maxima();
+        vec![wait as f64 / 1e3, lag as f64 / 1e3]
+    }
+
     #[napi]
     pub fn scale(&self, workers: u32) -> napi::Result<(), String> {
         self.engine.scale(workers).map_err(to_js)
@@ -274,9 +306,16 @@ impl NativeBus {
             .collect()
     }
 
-    /// Counters, depths and worker states, read without stopping anything.
+    /// Counters, depths, histograms and worker states as a JSON string,
+    /// read without stopping anything. A string because JSON.parse builds
+    /// the object several times faster than setting its properties one by
+    /// one through Node-API.
     #[napi]
-    pub fn stats(&self) -> Value {
+    pub fn stats(&self) -> String {
+        self.stats_value().to_string()
+    }
+
+    fn stats_value(&self) -> Value {
         let q = self.engine.queue_state();
         let m = self.engine.metrics().snapshot();
         let workers: Vec<Value> = self
@@ -299,8 +338,11 @@ impl NativeBus {
             .zip(q.depth)
             .map(|(name, d)| (name.to_string(), json!(d)))
             .collect();
+        let rates = self.engine.rates();
         json!({
             "depth": depth,
+            "rates": { "input": rates.input, "processing": rates.processing, "windowSeconds": rates.window },
+            "types": self.engine.type_stats(),
             "readyRetries": q.ready_retries,
             "scheduledRetries": q.scheduled_retries,
             "deadLetters": q.dead_letters,

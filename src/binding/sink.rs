@@ -1,19 +1,27 @@
 use napi::threadsafe_function::{ThreadsafeFunction, ThreadsafeFunctionCallMode};
 use napi::Status;
 
+use std::sync::Arc;
+
 use crate::core::engine::Notifier;
+use crate::core::metrics::LoopLag;
 
 /// The JavaScript "deliveries are waiting" callback. Weak: a pending call
 /// alone does not keep the process alive; the JavaScript layer holds the
 /// loop open while it has work outstanding.
 pub type DeliveryCallback = ThreadsafeFunction<(), (), (), Status, false, true>;
 
-pub struct TsfnNotifier(pub DeliveryCallback);
+pub struct TsfnNotifier {
+    pub tsfn: DeliveryCallback,
+    /// Timestamps the notification; the callback records the lag.
+    pub lag: Arc<LoopLag>,
+}
 
 impl Notifier for TsfnNotifier {
     fn notify(&self) -> bool {
+        self.lag.notified();
         // Non-blocking: a worker must never wait on the JavaScript thread,
         // or `process.exit()` could hang joining it.
-        self.0.call((), ThreadsafeFunctionCallMode::NonBlocking) == Status::Ok
+        self.tsfn.call((), ThreadsafeFunctionCallMode::NonBlocking) == Status::Ok
     }
 }

@@ -53,6 +53,9 @@ pub struct AlertThresholds {
     pub max_failed_workers: f64,
     pub dlq_size_alert: f64,
     pub main_thread_cpu_alert: f64,
+    /// Event-loop lag (ms) seen by the workers above which health turns
+    /// `degraded`. This package's.
+    pub event_loop_lag_ms: f64,
 }
 
 #[derive(Debug, Clone, PartialEq, Serialize)]
@@ -143,6 +146,7 @@ impl Default for Config {
                     max_failed_workers: 1.0,
                     dlq_size_alert: 100.0,
                     main_thread_cpu_alert: 10.0,
+                    event_loop_lag_ms: 100.0,
                 },
             },
         }
@@ -329,6 +333,7 @@ impl Config {
                 max_failed_workers: at(&mut r, "maxFailedWorkers", da.max_failed_workers),
                 dlq_size_alert: at(&mut r, "dlqSizeAlert", da.dlq_size_alert),
                 main_thread_cpu_alert: at(&mut r, "mainThreadCpuAlert", da.main_thread_cpu_alert),
+                event_loop_lag_ms: at(&mut r, "eventLoopLagMs", da.event_loop_lag_ms),
             },
         };
 

@@ -91,6 +91,7 @@ mod tests {
                 slot,
                 type_id: 0,
                 size: 0,
+                enqueued_us: 0,
                 lane: 1,
             },
             permits: 1,

@@ -3,7 +3,7 @@
 //! on one layout without duplicating the arithmetic.
 //!
 //! ```text
-//! header | lanes: 3 x lane_capacity x 4 words | deliveries: D x 3 | acks: D x 3
+//! header | lanes: 3 x lane_capacity x 5 words | deliveries: D x 3 | acks: D x 3
 //! ```
 //! `D`, the hand-off capacity, is at least the in-flight window, and every
 //! delivery holds at least one permit until it is acknowledged, so neither
@@ -45,7 +45,8 @@ pub const DELIVERY_PENDING: usize = 11 * LINE;
 pub const WORKER_ERRORS: usize = 12 * LINE;
 pub const HEADER_WORDS: usize = 13 * LINE;
 
-pub const RECORD_WORDS: usize = 4;
+/// `[sequence, slot, type id, size, enqueued µs]`.
+pub const RECORD_WORDS: usize = 5;
 /// `[slot, handler, attempt]`; handler 0 means every handler of the type.
 pub const DELIVERY_WORDS: usize = 3;
 /// `[slot, handler, outcome]`.
@@ -105,7 +106,7 @@ mod tests {
     fn regions_follow_each_other_and_fit() {
         let l = Layout::new(10_000, 256);
         assert_eq!((l.lane_capacity, l.handoff_capacity), (16_384, 256));
-        assert_eq!(l.deliveries_base, HEADER_WORDS + 3 * 16_384 * 4);
+        assert_eq!(l.deliveries_base, HEADER_WORDS + 3 * 16_384 * RECORD_WORDS);
         assert_eq!(l.acks_base, l.deliveries_base + 256 * 3);
         assert_eq!(l.words, l.acks_base + 256 * 3);
         let mem = SharedWords::owned(l.words);

@@ -154,6 +154,7 @@ mod tests {
                 slot,
                 type_id: 0,
                 size: 0,
+                enqueued_us: 0,
                 lane,
             },
             handler: 1,

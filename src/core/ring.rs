@@ -31,6 +31,9 @@ pub struct Record {
     pub type_id: u32,
     /// Estimated payload size in bytes.
     pub size: u32,
+    /// When it was emitted: µs on the engine's clock, wrapping (see
+    /// `Engine::elapsed_us`).
+    pub enqueued_us: u32,
     /// 0 = critical, 1 = normal, 2 = low.
     pub lane: u8,
 }
@@ -105,6 +108,15 @@ impl PriorityRing {
         self.word(layout::WAKE_REQUESTED)
     }
 
+    /// Lane tails as last published by the producer (records pushed,
+    /// wrapping).
+    pub fn tails(&self) -> [u32; LANES] {
+        std::array::from_fn(|lane| {
+            self.word(layout::TAIL + lane * LINE)
+                .load(Ordering::Acquire)
+        })
+    }
+
     /// Records waiting in `lane`.
     pub fn depth(&self, lane: usize) -> u32 {
         let tail = self
@@ -147,6 +159,7 @@ impl PriorityRing {
                             slot: self.word(cell + 1).load(Ordering::Relaxed),
                             type_id: self.word(cell + 2).load(Ordering::Relaxed),
                             size: self.word(cell + 3).load(Ordering::Relaxed),
+                            enqueued_us: self.word(cell + 4).load(Ordering::Relaxed),
                             lane: lane as u8,
                         };
                         self.word(cell)
@@ -181,6 +194,7 @@ impl PriorityRing {
             slot: self.word(cell + 1).load(Ordering::Relaxed),
             type_id: self.word(cell + 2).load(Ordering::Relaxed),
             size: self.word(cell + 3).load(Ordering::Relaxed),
+            enqueued_us: self.word(cell + 4).load(Ordering::Relaxed),
             lane: lane as u8,
         })
     }
@@ -283,6 +297,18 @@ impl<'a> RingProducer<'a> {
 
     /// Appends a record; `false` when the lane is full.
     pub fn push(&mut self, lane: usize, slot: u32, type_id: u32, size: u32) -> bool {
+        self.push_at(lane, slot, type_id, size, 0)
+    }
+
+    /// Appends a record emitted at `enqueued_us` (engine clock).
+    pub fn push_at(
+        &mut self,
+        lane: usize,
+        slot: u32,
+        type_id: u32,
+        size: u32,
+        enqueued_us: u32,
+    ) -> bool {
         let pos = self.tails[lane];
         let cell = self.ring.cell_index(lane, pos);
         if self.ring.word(cell).load(Ordering::Acquire) != pos {
@@ -291,6 +317,9 @@ impl<'a> RingProducer<'a> {
         self.ring.word(cell + 1).store(slot, Ordering::Relaxed);
         self.ring.word(cell + 2).store(type_id, Ordering::Relaxed);
         self.ring.word(cell + 3).store(size, Ordering::Relaxed);
+        self.ring
+            .word(cell + 4)
+            .store(enqueued_us, Ordering::Relaxed);
         self.ring
             .word(cell)
             .store(pos.wrapping_add(1), Ordering::Release);

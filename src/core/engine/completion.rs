@@ -11,6 +11,7 @@ use crate::core::error::BusError;
 use crate::core::layout::ACK_WORDS;
 use crate::core::metrics::{Outcome, OutcomeTally};
 use crate::core::retry_queue::Redelivery;
+use crate::core::types::bump;
 
 /// One handler's failure in a delivery.
 #[derive(Debug, Clone)]
@@ -78,7 +79,7 @@ impl Engine {
         let mut unknown = Vec::new();
         let mut tally = OutcomeTally::default();
         let mut rearm = false;
-        {
+        inner.types.read(|types| {
             let mut in_flight = inner.in_flight.lock();
             for failure in failures {
                 let Some(entry) = in_flight.get(failure.slot, failure.delivery) else {
@@ -100,6 +101,7 @@ impl Engine {
                     };
                     rearm |= inner.retries.lock().schedule(now + delay, retry);
                     inner.metrics.retries.fetch_add(1, Ordering::Relaxed);
+                    bump(types, record.type_id, |s| &s.retries);
                     completion.fates.push(Fate::Retry);
                 } else {
                     if !failure.retryable {
@@ -121,6 +123,7 @@ impl Engine {
                         completion.evicted.push(evicted.slot);
                     }
                     inner.metrics.dead_lettered.fetch_add(1, Ordering::Relaxed);
+                    bump(types, record.type_id, |s| &s.dead_lettered);
                     completion.fates.push(Fate::DeadLetter);
                 }
             }
@@ -133,11 +136,16 @@ impl Engine {
                     continue;
                 };
                 released += entry.permits;
-                let elapsed = now.saturating_duration_since(entry.since).as_nanos() as u64;
+                let elapsed = now.saturating_duration_since(entry.since).as_micros() as u64;
                 tally.add(outcome, entry.record.lane, elapsed);
+                match outcome {
+                    Outcome::Ok => bump(types, entry.record.type_id, |s| &s.succeeded),
+                    Outcome::Failed => bump(types, entry.record.type_id, |s| &s.failed),
+                    Outcome::NoHandler => {}
+                }
             }
-        }
-        inner.metrics.record(&tally);
+        });
+        inner.metrics.record(&mut tally);
         inner.release_permits(released);
         if rearm {
             let _guard = inner.park.lock();
@@ -184,6 +192,7 @@ impl Engine {
                             slot: letter.slot,
                             type_id: letter.type_id,
                             size: letter.size,
+                            enqueued_us: 0,
                             lane: letter.lane,
                         },
                         handler: letter.handler_id,

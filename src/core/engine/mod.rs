@@ -25,10 +25,12 @@ use super::in_flight::InFlightTable;
 use super::layout::Layout;
 use super::metrics::Metrics;
 use super::permits::Permits;
+use super::rates::{RateWindow, Rates, SAMPLE_EVERY};
 use super::retry::{Jitter, RetryPolicy};
 use super::retry_queue::{Redelivery, RetryQueue};
 use super::ring::{PriorityRing, Record, LANES};
 use super::shared::SharedWords;
+use super::types::{TypeSnapshot, TypeTable};
 
 /// Most deliveries one worker publishes at a time, so the dispatch lock is
 /// never held for long.
@@ -97,7 +99,8 @@ struct Inner {
     metrics: Metrics,
     started: Instant,
     stopping: AtomicBool,
-    handler_counts: RwLock<Vec<u32>>,
+    types: TypeTable,
+    rates: RateWindow,
     in_flight: Mutex<InFlightTable>,
     retries: Mutex<RetryQueue>,
     /// Ready retries; lets workers skip the retry lock when there are none.
@@ -153,6 +156,7 @@ impl Engine {
             Duration::from_millis(config.aging_ms as u64),
         );
         let seed = unix_ms() ^ (Arc::as_ptr(&mem) as u64);
+        let started = Instant::now();
         let retries = RetryQueue::default();
         let ready_retries = retries.ready_count();
         Engine {
@@ -165,10 +169,11 @@ impl Engine {
                     config.reliability_limits.worker_restart_delay as u64,
                 ),
                 permits: Permits::new(config.concurrency),
-                metrics: Metrics::default(),
-                started: Instant::now(),
+                metrics: Metrics::new(started),
+                started,
                 stopping: AtomicBool::new(false),
-                handler_counts: RwLock::new(Vec::new()),
+                types: TypeTable::default(),
+                rates: RateWindow::default(),
                 in_flight: Mutex::new(InFlightTable::default()),
                 retries: Mutex::new(retries),
                 ready_retries,
@@ -313,12 +318,41 @@ impl Engine {
 
     /// How many handlers `type_id` has; decides the permits a fan-out takes.
     pub fn set_handler_count(&self, type_id: u32, count: u32) {
-        let mut counts = self.inner.handler_counts.write();
-        let i = type_id as usize;
-        if counts.len() <= i {
-            counts.resize(i + 1, 0);
-        }
-        counts[i] = count;
+        self.inner.types.set_handlers(type_id, count);
+    }
+
+    /// The name of an interned type, for reporting.
+    pub fn set_type_name(&self, type_id: u32, name: &str) {
+        self.inner.types.set_name(type_id, name);
+    }
+
+    /// Input and processing rates over the last ten seconds.
+    pub fn rates(&self) -> Rates {
+        self.inner.rates.rates()
+    }
+
+    /// Largest queue wait and event-loop lag (µs) since the last call, and
+    /// worker panics so far: what a health check compares to thresholds.
+    pub fn take_recent_maxima(&self) -> (u64, u64) {
+        (
+            self.inner.metrics.take_recent_queue_wait_max(),
+            self.inner.metrics.lag.take_recent_max(),
+        )
+    }
+
+    /// The event-loop lag probe, for the threadsafe function's callback.
+    pub fn loop_lag(&self) -> Arc<super::metrics::LoopLag> {
+        self.inner.metrics.lag.clone()
+    }
+
+    pub fn type_stats(&self) -> Vec<TypeSnapshot> {
+        self.inner.types.snapshot()
+    }
+
+    /// Microseconds on the engine's clock (wrapping to u32 in ring
+    /// records); JavaScript stamps records with it to measure queue waits.
+    pub fn elapsed_us(&self) -> u64 {
+        self.inner.started.elapsed().as_micros() as u64
     }
 
     /// Test hook: the next worker that takes a batch panics while holding it.
@@ -419,23 +453,28 @@ impl Inner {
         }
     }
 
-    /// Releases retries whose backoff has expired, then sleeps until the
-    /// next one is due (or something earlier is scheduled).
+    /// Releases retries whose backoff has expired and samples the rates,
+    /// then sleeps until the next retry is due or the next sample.
     fn run_timer(&self) {
         let mut guard = self.park.lock();
+        let mut next_sample = Instant::now();
         while !self.stopping.load(Ordering::SeqCst) {
+            let now = Instant::now();
             let (moved, next) = {
                 let mut retries = self.retries.lock();
-                (retries.promote(Instant::now()), retries.next_due())
+                (retries.promote(now), retries.next_due())
             };
             if moved > 0 {
                 self.records_cv.notify_one();
                 self.permits_cv.notify_one();
             }
-            let wait = next.map_or(PARK_TIMEOUT, |due| {
-                due.saturating_duration_since(Instant::now())
-                    .min(PARK_TIMEOUT)
-            });
+            if now >= next_sample {
+                self.rates
+                    .sample(now, self.ring.tails(), self.metrics.completed());
+                next_sample = now + SAMPLE_EVERY;
+            }
+            let until = next.map_or(next_sample, |due| due.min(next_sample));
+            let wait = until.saturating_duration_since(Instant::now());
             if !wait.is_zero() {
                 self.timer_cv.wait_for(&mut guard, wait);
             }

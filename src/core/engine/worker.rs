@@ -10,8 +10,10 @@ use std::sync::atomic::{AtomicBool, Ordering};
 use std::time::Instant;
 
 use super::{Inner, Notifier, WorkerError, WorkerStats, MAX_BATCH, PARK_TIMEOUT};
+use crate::core::histogram::LocalHistogram;
 use crate::core::in_flight::InFlight;
 use crate::core::retry_queue::Redelivery;
+use crate::core::types::bump;
 
 /// How far a batch got before a panic, which decides how to put it back.
 #[derive(Clone, Copy, PartialEq, Eq)]
@@ -81,13 +83,14 @@ impl Inner {
         *stage = Stage::Taken;
         let dispatch = self.dispatch.lock();
         let mut short_of = 0;
-        {
-            let counts = self.handler_counts.read();
+        self.types.read(|types| {
             let permits_for = |type_id: u32, handler: u32| {
                 if handler != 0 {
                     return 1;
                 }
-                let handlers = counts.get(type_id as usize).copied().unwrap_or(0);
+                let handlers = types
+                    .get(type_id as usize)
+                    .map_or(0, |t| t.handlers.load(Ordering::Relaxed));
                 self.permits.needed_for(handlers)
             };
             while batch.len() < MAX_BATCH {
@@ -125,7 +128,7 @@ impl Inner {
                     }
                 }
             }
-        }
+        });
         if batch.is_empty() {
             return if short_of > 0 {
                 Collected::NoPermits(short_of)
@@ -158,12 +161,22 @@ impl Inner {
             }
         }
         *stage = Stage::Registered;
-        for t in batch.iter() {
-            let d = &t.delivery;
-            let pushed = self.handoff.push(d.record.slot, d.handler, d.attempt);
-            debug_assert!(pushed, "hand-off queue smaller than the window");
-            self.metrics.dispatched[d.record.lane as usize].fetch_add(1, Ordering::Relaxed);
-        }
+        let now_us = self.started.elapsed().as_micros() as u32;
+        let mut waits = LocalHistogram::default();
+        self.types.read(|types| {
+            for t in batch.iter() {
+                let d = &t.delivery;
+                let pushed = self.handoff.push(d.record.slot, d.handler, d.attempt);
+                debug_assert!(pushed, "hand-off queue smaller than the window");
+                self.metrics.dispatched[d.record.lane as usize].fetch_add(1, Ordering::Relaxed);
+                bump(types, d.record.type_id, |s| &s.dispatched);
+                // Only first deliveries come from the ring with a timestamp.
+                if d.handler == 0 && d.attempt == 0 && d.record.enqueued_us != 0 {
+                    waits.add(now_us.wrapping_sub(d.record.enqueued_us) as u64);
+                }
+            }
+        });
+        self.metrics.record_queue_waits(&mut waits);
         stats.busy.store(true, Ordering::Relaxed);
         self.publish(notifier, batch.len() as u64);
         *stage = Stage::Published;
