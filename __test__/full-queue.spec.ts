@@ -1,15 +1,6 @@
 import assert from 'node:assert/strict';
 import { test } from 'node:test';
-import type { BufferedEventBusService } from '..';
-import { deferred, rejectsWithCode, startedBus, waitFor } from './helpers';
-
-async function blockWindow(bus: BufferedEventBusService): Promise<() => void> {
-  const gate = deferred();
-  bus.registerHandler('blocker', () => gate.promise);
-  await bus.emitEvent('blocker', {});
-  await waitFor(() => bus.getMetrics().queueMetrics.inFlight === 1, 'the blocker');
-  return gate.resolve;
-}
+import { blockWindow, rejectsWithCode, startedBus, waitFor } from './helpers';
 
 test('without fallbackToSync a full queue rejects with QUEUE_FULL and drops nothing', async (t) => {
   const bus = await startedBus(t, { concurrency: 1, maxQueueSize: 100, fallbackToSync: false });

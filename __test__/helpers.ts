@@ -26,6 +26,19 @@ export function deferred<T = void>(): Deferred<T> {
   return { promise, resolve, reject };
 }
 
+/**
+ * Fills a one-place window (`concurrency: 1`) with a handler that waits;
+ * everything emitted afterwards queues. Returns the function that lets it
+ * finish.
+ */
+export async function blockWindow(bus: BufferedEventBusService): Promise<() => void> {
+  const gate = deferred();
+  bus.registerHandler('blocker', () => gate.promise);
+  await bus.emitEvent('blocker', {});
+  await waitFor(() => bus.getMetrics().queueMetrics.inFlight === 1, 'the blocker to hold the window');
+  return gate.resolve;
+}
+
 /** A started bus that the test shuts down through `t.after`. */
 export async function startedBus(
   t: { after(fn: () => unknown): void },

@@ -1,7 +1,7 @@
 import assert from 'node:assert/strict';
 import { test } from 'node:test';
 import { type BufferedEvent, testing } from '..';
-import { deferred, startedBus, waitFor } from './helpers';
+import { blockWindow, startedBus, waitFor } from './helpers';
 
 test('counters match a known scenario exactly', async (t) => {
   const bus = await startedBus(t, { retryAttempts: 1, retryDelays: [100] });
@@ -67,13 +67,10 @@ test('health turns degraded and unhealthy past the thresholds, and back to healt
     }
     assert.equal(last?.status, 'healthy', `${what}: ${JSON.stringify(last?.alerts)}`);
   };
-  const gate = deferred();
-  bus.registerHandler('block', () => gate.promise);
   bus.registerHandler('x', () => {});
   await becomesHealthy('at start');
 
-  await bus.emitEvent('block', {});
-  await waitFor(() => bus.getMetrics().queueMetrics.inFlight === 1, 'the blocker to hold the window');
+  const release = await blockWindow(bus);
   for (let i = 0; i < 30; i++) await bus.emitEvent('x', { i });
   const deep = await bus.getHealthStatus();
   assert.equal(deep.status, 'degraded');
@@ -81,7 +78,7 @@ test('health turns degraded and unhealthy past the thresholds, and back to healt
   assert.equal(depth?.value, 30, JSON.stringify({ deep, metrics: bus.getMetrics().queueMetrics.byPriority }));
   assert.equal(depth?.threshold, 20);
   assert.equal(deep.checks.find((c) => c.name === 'queue_depth')?.status, 'warn');
-  gate.resolve();
+  release();
   await waitFor(() => bus.getMetrics().queueMetrics.size === 0, 'the queue to drain');
   await becomesHealthy('after the drain');
 

@@ -1,18 +1,15 @@
 import assert from 'node:assert/strict';
 import { test } from 'node:test';
 import type { EventPriority } from '..';
-import { deferred, startedBus, waitFor } from './helpers';
+import { blockWindow, startedBus, waitFor } from './helpers';
 
 test('queued critical events go before normal, normal before low', async (t) => {
   const bus = await startedBus(t, { concurrency: 1 });
-  const gate = deferred();
   const order: string[] = [];
-  bus.registerHandler('blocker', () => gate.promise);
   bus.registerHandler('work', (e: { label: string }) => {
     order.push(e.label);
   });
-  await bus.emitEvent('blocker', {});
-  await waitFor(() => bus.getMetrics().queueMetrics.inFlight === 1, 'the blocker to occupy the window');
+  const release = await blockWindow(bus);
 
   const emitted: [EventPriority, string][] = [
     ['low', 'l1'], ['normal', 'n1'], ['critical', 'c1'], ['low', 'l2'],
@@ -22,7 +19,7 @@ test('queued critical events go before normal, normal before low', async (t) => 
   const byPriority = bus.getMetrics().queueMetrics.byPriority;
   assert.deepEqual([byPriority.critical.queued, byPriority.normal.queued, byPriority.low.queued], [3, 2, 3]);
 
-  gate.resolve();
+  release();
   await waitFor(() => order.length === emitted.length, 'every event');
   assert.deepEqual(order, ['c1', 'c2', 'c3', 'n1', 'n2', 'l1', 'l2', 'l3']);
 });
@@ -58,18 +55,15 @@ test('a low event waiting behind a sustained critical stream is served within ag
 
 test('priority weights decide lane order', async (t) => {
   const bus = await startedBus(t, { concurrency: 1, priorities: { critical: 1, normal: 2, low: 3 } });
-  const gate = deferred();
   const order: string[] = [];
-  bus.registerHandler('blocker', () => gate.promise);
   bus.registerHandler('work', (e: { label: string }) => {
     order.push(e.label);
   });
-  await bus.emitEvent('blocker', {});
-  await waitFor(() => bus.getMetrics().queueMetrics.inFlight === 1, 'the blocker');
+  const release = await blockWindow(bus);
   await bus.emitEvent('work', { label: 'c' }, { priority: 'critical' });
   await bus.emitEvent('work', { label: 'l' }, { priority: 'low' });
   await bus.emitEvent('work', { label: 'n' }, { priority: 'normal' });
-  gate.resolve();
+  release();
   await waitFor(() => order.length === 3, 'every event');
   assert.deepEqual(order, ['l', 'n', 'c']);
 });

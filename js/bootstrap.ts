@@ -1,23 +1,9 @@
-import type { BufferedEventConfigInput } from '../index';
+import type { BootstrapOptions, ContainerLike, EventSystem } from '../index';
 import { BufferedEventBusService } from './buffered-event-bus';
 import { resolveConfig } from './config';
-import { container as defaultContainer, type ContainerLike } from './container';
+import { container as defaultContainer } from './container';
 import { listenerMethods } from './decorators';
 import { EventBusService } from './event-bus';
-
-export interface BootstrapOptions {
-  useBufferedProcessing?: boolean;
-  bufferedEventConfig?: BufferedEventConfigInput;
-  /** BootifyJS's container (or any with resolve/register); default: this package's. */
-  container?: ContainerLike;
-}
-
-export interface EventSystem {
-  eventBus: EventBusService;
-  bufferedEventBus: BufferedEventBusService | null;
-  /** Settles when the buffered bus's initialize() does (resolves at once without one). */
-  ready: Promise<void>;
-}
 
 /**
  * BootifyJS's bootstrap: finds every `@EventListener()` component with

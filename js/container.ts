@@ -3,24 +3,10 @@
 // properties and parameters. BootifyJS's own container can be passed to
 // bootstrapEventSystem instead: anything with resolve() and register().
 import 'reflect-metadata';
+import type { ContainerLike, Provider, Token } from '../index';
 
 type Constructor<T = unknown> = abstract new (...args: any[]) => T;
 type Concrete<T = unknown> = new (...args: any[]) => T;
-export type Token<T = unknown> = Constructor<T> | string | symbol;
-
-export interface Provider<T = unknown> {
-  useFactory?: () => T;
-  useClass?: Concrete<T>;
-  useValue?: T;
-  /** Default `'singleton'`. */
-  scope?: 'singleton' | 'transient';
-}
-
-/** What bootstrapEventSystem needs from a container (BootifyJS's has both). */
-export interface ContainerLike {
-  resolve<T>(token: Token<T>): T;
-  register<T>(token: Token<T>, provider: Provider<T>): unknown;
-}
 
 const AUTOWIRED_PROPS = 'bootify:autowired-properties';
 const AUTOWIRED_PARAMS = 'bootify:autowired-parameters';

@@ -476,39 +476,36 @@ impl Reader {
 
     fn mirrored_int(
         &mut self,
-        (a, a_path): (&Map<String, Value>, &str),
-        (b, b_path): (&Map<String, Value>, &str),
+        a: (&Map<String, Value>, &str),
+        b: (&Map<String, Value>, &str),
         default: u32,
         range: (u32, u32),
     ) -> u32 {
-        let x = a.get(leaf(a_path)).filter(|v| !v.is_null());
-        let y = b.get(leaf(b_path)).filter(|v| !v.is_null());
-        let x = x.and_then(|v| self.check_int(v, a_path, range));
-        let y = y.and_then(|v| self.check_int(v, b_path, range));
-        match (x, y) {
-            (Some(x), Some(y)) if x != y => {
-                self.problems.push(format!(
-                    "{a_path} ({x}) and {b_path} ({y}) disagree; set one of them"
-                ));
-                x
-            }
-            (Some(x), _) => x,
-            (None, Some(y)) => y,
-            (None, None) => default,
-        }
+        self.mirrored(a, b, default, |r, v, path| r.check_int(v, path, range))
     }
 
     fn mirrored_number(
         &mut self,
-        (a, a_path): (&Map<String, Value>, &str),
-        (b, b_path): (&Map<String, Value>, &str),
+        a: (&Map<String, Value>, &str),
+        b: (&Map<String, Value>, &str),
         default: f64,
         min: f64,
     ) -> f64 {
+        self.mirrored(a, b, default, |r, v, path| r.check_number(v, path, min))
+    }
+
+    /// A field set in two places: either may be given, both must agree.
+    fn mirrored<T: Copy + PartialEq + std::fmt::Display>(
+        &mut self,
+        (a, a_path): (&Map<String, Value>, &str),
+        (b, b_path): (&Map<String, Value>, &str),
+        default: T,
+        check: impl Fn(&mut Self, &Value, &str) -> Option<T>,
+    ) -> T {
         let x = a.get(leaf(a_path)).filter(|v| !v.is_null());
         let y = b.get(leaf(b_path)).filter(|v| !v.is_null());
-        let x = x.and_then(|v| self.check_number(v, a_path, min));
-        let y = y.and_then(|v| self.check_number(v, b_path, min));
+        let x = x.and_then(|v| check(self, v, a_path));
+        let y = y.and_then(|v| check(self, v, b_path));
         match (x, y) {
             (Some(x), Some(y)) if x != y => {
                 self.problems.push(format!(
