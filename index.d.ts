@@ -36,7 +36,7 @@ export type BufferedEvent<P = any> = (P extends object ? P : {}) & {
   /** The caller's correlation id, or the event id when none was given. */
   readonly correlationId: string;
   readonly priority: EventPriority;
-  /** `Date.now()` at emission. */
+  /** `Date.now()` at emission (one reading serves up to 256 emissions of one synchronous run). */
   readonly timestamp: number;
   /** 0 on the first attempt, k on retry k. */
   readonly retryCount: number;

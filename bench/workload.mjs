@@ -60,18 +60,23 @@ async function w4() {
   const order = [];
   let done;
   const finished = new Promise((resolve) => (done = resolve));
+  let release;
+  const gate = new Promise((resolve) => (release = resolve));
   const q = await make({
     concurrency: WINDOW,
     maxQueueSize: 16_384,
-    // Busy for a moment, so the window is full when the critical events arrive.
-    handler: () => new Promise((resolve) => setImmediate(resolve)),
+    // Busy until the critical events have been emitted: the window is full.
+    handler: () => gate.then(() => new Promise((resolve) => setImmediate(resolve))),
     onHandled: (label) => {
       order.push(label);
       if (order.length === LOW + CRITICAL) done();
     },
   });
   for (let i = 0; i < LOW; i++) q.emit({ label: 'low', i }, 'low');
+  // Let every queue start its first handlers before the critical events come.
+  for (let i = 0; i < 5; i++) await new Promise((resolve) => setTimeout(resolve, 5));
   for (let i = 0; i < CRITICAL; i++) q.emit({ label: 'critical', i }, 'critical');
+  release();
   await finished;
   await q.close();
   const positions = order.flatMap((label, i) => (label === 'critical' ? [i + 1] : []));
