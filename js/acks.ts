@@ -1,3 +1,5 @@
+import type { Delivery } from './delivery';
+import type { RegisteredHandler } from './handlers';
 import type { SharedRing } from './ring';
 
 /** Outcome codes shared with src/core/metrics.rs. */
@@ -18,6 +20,29 @@ export interface FailureRecord {
   retryable: boolean;
   timedOut: boolean;
   at: number;
+}
+
+/**
+ * What the native side keeps of a failure: message, name and stack of
+ * whatever was thrown (an Error or not), and whether it may be retried
+ * (not when it says `retryable: false`).
+ */
+export function failureRecord(delivery: Delivery, handler: RegisteredHandler, error: unknown, timedOut: boolean): FailureRecord {
+  const e = error as { message?: unknown; name?: unknown; stack?: unknown; retryable?: unknown } | null;
+  const isError = error instanceof Error;
+  const failure: FailureRecord = {
+    slot: delivery.slot,
+    delivery: delivery.handlerId,
+    handler: handler.id,
+    handlerName: handler.name,
+    message: isError ? String(error.message) : typeof e?.message === 'string' ? e.message : String(error),
+    name: isError ? error.name : typeof e?.name === 'string' ? e.name : typeof error,
+    retryable: !(e !== null && typeof e === 'object' && e.retryable === false),
+    timedOut,
+    at: Date.now(),
+  };
+  if (typeof e?.stack === 'string') failure.stack = e.stack;
+  return failure;
 }
 
 export interface FlushResult {

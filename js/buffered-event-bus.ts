@@ -15,7 +15,7 @@ import type {
   ShutdownReport,
   WorkerStatistics,
 } from '../index';
-import { AckBuffer, FATE, type FailureRecord, type FlushResult, OUTCOME } from './acks';
+import { AckBuffer, FATE, type FailureRecord, failureRecord, type FlushResult, OUTCOME } from './acks';
 import { resolveConfig } from './config';
 import { Delivery, type DeliveryHost } from './delivery';
 import { BusError, callNative, fromNative } from './errors';
@@ -162,18 +162,7 @@ export class BufferedEventBusService extends EventEmitter implements PublicBus {
   }
 
   metricsText(): string {
-    const m = this.#observer.metrics().queueMetrics;
-    const lines = [this.#native.metricsText().trimEnd()];
-    const add = (name: string, type: string, help: string, samples: [string, number][]): void => {
-      lines.push(`# HELP ${name} ${help}`, `# TYPE ${name} ${type}`);
-      for (const [labels, value] of samples) lines.push(labels ? `${name}{${labels}} ${value}` : `${name} ${value}`);
-    };
-    add('bootify_events_enqueued_total', 'counter', 'Events accepted by emitEvent or emit.', [['', m.enqueued]]);
-    add('bootify_events_rejected_total', 'counter', 'Emissions refused, by error code.', Object.entries(m.rejected).map(([code, n]) => [`code="${code}"`, n ?? 0]));
-    add('bootify_events_finished_total', 'counter', 'Events whose work ended, by result.', [['result="succeeded"', m.succeeded], ['result="dead_lettered"', m.failed]]);
-    add('bootify_events_handled_inline_total', 'counter', 'Events handled on the main thread because the queue was full or no worker ran.', [['', m.handledInline]]);
-    add('bootify_events_queued_bytes', 'gauge', 'Estimated payload bytes waiting in the ring.', [['', m.bytesQueued]]);
-    return `${lines.join('\n')}\n`;
+    return this.#observer.metricsText();
   }
 
   getWorkerStatistics(): WorkerStatistics {
@@ -421,21 +410,7 @@ export class BufferedEventBusService extends EventEmitter implements PublicBus {
 
   readonly #host: DeliveryHost = {
     handlerFailed: (delivery, handler, error, timedOut) => {
-      const e = error as { message?: unknown; name?: unknown; stack?: unknown; retryable?: unknown } | null;
-      const isError = error instanceof Error;
-      const failure: FailureRecord = {
-        slot: delivery.slot,
-        delivery: delivery.handlerId,
-        handler: handler.id,
-        handlerName: handler.name,
-        message: isError ? String(error.message) : typeof e?.message === 'string' ? e.message : String(error),
-        name: isError ? error.name : typeof e?.name === 'string' ? e.name : typeof error,
-        retryable: !(e !== null && typeof e === 'object' && e.retryable === false),
-        timedOut,
-        at: Date.now(),
-      };
-      if (typeof e?.stack === 'string') failure.stack = e.stack;
-      this.#acks.fail(failure);
+      this.#acks.fail(failureRecord(delivery, handler, error, timedOut));
       this.#emitHandlerError(delivery.slot, handler, error, delivery.attempt, timedOut);
     },
     deliveryDone: (delivery) => {

@@ -172,6 +172,22 @@ export class Observer {
     };
   }
 
+  /** The native metrics' Prometheus text plus what only this thread counts. */
+  metricsText(): string {
+    const m = this.metrics().queueMetrics;
+    const lines = [this.#native.metricsText().trimEnd()];
+    const add = (name: string, type: string, help: string, samples: [string, number][]): void => {
+      lines.push(`# HELP ${name} ${help}`, `# TYPE ${name} ${type}`);
+      for (const [labels, value] of samples) lines.push(labels ? `${name}{${labels}} ${value}` : `${name} ${value}`);
+    };
+    add('bootify_events_enqueued_total', 'counter', 'Events accepted by emitEvent or emit.', [['', m.enqueued]]);
+    add('bootify_events_rejected_total', 'counter', 'Emissions refused, by error code.', Object.entries(m.rejected).map(([code, n]) => [`code="${code}"`, n ?? 0]));
+    add('bootify_events_finished_total', 'counter', 'Events whose work ended, by result.', [['result="succeeded"', m.succeeded], ['result="dead_lettered"', m.failed]]);
+    add('bootify_events_handled_inline_total', 'counter', 'Events handled on the main thread because the queue was full or no worker ran.', [['', m.handledInline]]);
+    add('bootify_events_queued_bytes', 'gauge', 'Estimated payload bytes waiting in the ring.', [['', m.bytesQueued]]);
+    return `${lines.join('\n')}\n`;
+  }
+
   workers(): WorkerStatistics {
     const s = this.#stats();
     const workers = s.workers.map((w) => ({
