@@ -70,16 +70,16 @@ export interface MemoryLimits {
   maxEventSize: number;
   /** Mirrors `maxMemoryMB`. */
   totalMemoryMB: number;
-  /** Heap limit of worker isolates, in MB. */
+  /** Heap limit of worker isolates, in MB; accepted for BootifyJS compatibility, no effect yet. */
   workerHeapMB: number;
 }
 
 export interface PerformanceLimits {
-  /** Events per second the application expects to emit. */
+  /** Events per second the application expects to emit; accepted, not enforced (see `inputRate`). */
   maxInputRate: number;
-  /** Events per second the handlers are expected to sustain. */
+  /** Events per second the handlers are expected to sustain; accepted, not enforced (see `processingRate`). */
   targetProcessingRate: number;
-  /** Main-thread CPU share (percent) the bus may use. */
+  /** Main-thread CPU share (percent) the bus may use; accepted, not measured. */
   maxMainThreadImpact: number;
   /** Queue latency (ms) above which the health check reports `degraded`. */
   maxQueueLatency: number;
@@ -88,7 +88,7 @@ export interface PerformanceLimits {
 export interface ReliabilityLimits {
   /** Mirrors `retryAttempts`. */
   maxRetryAttempts: number;
-  /** Delay (ms) before a failed native worker is restarted. */
+  /** Pause (ms) before a native worker carries on after a caught panic. */
   workerRestartDelay: number;
   /** Mirrors `monitoring.healthCheckInterval`. */
   healthCheckInterval: number;
