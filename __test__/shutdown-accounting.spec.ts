@@ -21,9 +21,14 @@ test('shutdown under load accounts for every emitted event', async () => {
   bus.registerHandler('flaky', () => {
     throw new Error('retry me later');
   });
+  let aborted = 0;
   bus.registerHandler('slow', (e: { signal: AbortSignal }) => new Promise<void>((resolve) => {
     const timer = setTimeout(resolve, 5000);
-    e.signal.addEventListener('abort', () => clearTimeout(timer));
+    e.signal.addEventListener('abort', () => {
+      aborted++;
+      assert.equal((e.signal.reason as { code?: string }).code, 'SHUTTING_DOWN');
+      clearTimeout(timer);
+    });
   }));
   const kinds = ['ok', 'ok', 'ok', 'bad', 'flaky', 'ok', 'slow', 'ok'];
   const emitted = 400;
@@ -34,6 +39,7 @@ test('shutdown under load accounts for every emitted event', async () => {
   const report = await bus.shutdown({ timeout: 150 });
   const deadLettered = bus.getDeadLetterQueue().length;
   assert.ok(report.inFlightAborted.length > 0, 'slow handlers were running at the deadline');
+  assert.equal(aborted, report.inFlightAborted.length, 'each running handler saw its signal abort');
   assert.ok(report.remaining.length > 0, 'some events never started');
   const retriesPending = report.remaining.filter((e) => e.handler !== undefined);
   assert.ok(retriesPending.every((e) => e.type === 'flaky' && e.retryCount === 1));
