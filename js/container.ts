@@ -11,6 +11,9 @@ type Concrete<T = unknown> = new (...args: any[]) => T;
 const AUTOWIRED_PROPS = 'bootify:autowired-properties';
 const AUTOWIRED_PARAMS = 'bootify:autowired-parameters';
 
+/** Types `design:paramtypes` reports for primitives and untyped values: never injectable by type. */
+const NOT_INJECTABLE = new Set<unknown>([Object, String, Number, Boolean, Symbol, BigInt, Array, Function, Promise]);
+
 interface AutowiredProperty {
   property: string | symbol;
   token: Token | undefined;
@@ -104,7 +107,7 @@ export class Container implements ContainerLike {
     const explicit: (Token | undefined)[] = Reflect.getOwnMetadata(AUTOWIRED_PARAMS, ctor) ?? [];
     const args = types.map((type, i) => {
       const token = explicit[i] ?? type;
-      if (token === undefined || token === Object) {
+      if (token === undefined || (NOT_INJECTABLE.has(token) && !this.#providers.has(token))) {
         throw new Error(`cannot inject parameter ${i} of ${ctor.name}: its type is not a class; use @Autowired(token)`);
       }
       return this.resolve(token);
@@ -113,7 +116,7 @@ export class Container implements ContainerLike {
     const props: AutowiredProperty[] = Reflect.getMetadata(AUTOWIRED_PROPS, ctor) ?? [];
     for (const { property, token } of props) {
       const type = token ?? (Reflect.getMetadata('design:type', ctor.prototype, property) as Token | undefined);
-      if (type === undefined || type === Object) {
+      if (type === undefined || (NOT_INJECTABLE.has(type) && !this.#providers.has(type))) {
         throw new Error(`cannot inject ${ctor.name}.${String(property)}: its type is not a class; use @Autowired(token)`);
       }
       instance[property] = this.resolve(type);
