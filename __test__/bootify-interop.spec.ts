@@ -35,6 +35,10 @@ test("this package's decorators write BootifyJS's metadata", () => {
   assert.equal(ON_EVENT_KEY, 'bootify:on-event');
 });
 
+test('@OnEvent refuses an empty event type with a code', () => {
+  assert.throws(() => OnEvent(''), { code: 'INVALID_EVENT_TYPE' });
+});
+
 /** A stand-in for BootifyJS's container: resolve() and register() only. */
 class BootifyLikeContainer {
   readonly providers = new Map<Token, Provider>();

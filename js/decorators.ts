@@ -2,6 +2,7 @@
 // class decorated by either library is found by either library.
 import 'reflect-metadata';
 import { registerComponent } from './container';
+import { checkType } from './handlers';
 
 /** `true` on a class decorated `@EventListener()`. */
 export const EVENT_LISTENER_KEY = 'bootify:event-listener';
@@ -25,9 +26,7 @@ export function EventListener(): ClassDecorator {
 
 /** Registers the method as a handler of `eventType` (a class may have several). */
 export function OnEvent(eventType: string): MethodDecorator {
-  if (typeof eventType !== 'string' || eventType.length === 0) {
-    throw new TypeError(`@OnEvent needs a non-empty event type, got ${String(eventType)}`);
-  }
+  checkType(eventType);
   return (target, methodName) => {
     const ctor = target.constructor;
     const existing: OnEventMetadata[] = Reflect.getMetadata(ON_EVENT_KEY, ctor) ?? [];
