@@ -9,13 +9,17 @@ export type EventPriority = 'critical' | 'normal' | 'low';
 
 /** BootifyJS's event shape: what `emit()` accepts and handlers are written against. */
 export interface IEvent {
+  /** The event type handlers subscribe to, e.g. `'user.registered'`. */
   readonly type: string;
+  /** The event's data; the buffered bus also spreads its fields onto the delivered event. */
   payload: any;
+  /** Kept across retries and reported with the event; generated when absent. */
   correlationId?: string;
 }
 
 /** BootifyJS's handler shape. A plain function `(event) => unknown` is accepted too. */
 export interface IEventHandler<T = any> {
+  /** Handles one event; throwing or rejecting counts as a failure (retried, then dead-lettered). */
   handle(event: T): Promise<void> | void;
 }
 
@@ -30,11 +34,13 @@ export type EventHandlerLike<T = any> = IEventHandler<T> | ((event: T) => unknow
 export type BufferedEvent<P = any> = (P extends object ? P : {}) & {
   /** Event id, as returned by `emitEvent`. */
   readonly id: string;
+  /** The event type. */
   readonly type: string;
   /** The payload object exactly as emitted (same identity, same prototype). */
   readonly payload: P;
   /** The caller's correlation id, or the event id when none was given. */
   readonly correlationId: string;
+  /** The lane the event was emitted into. */
   readonly priority: EventPriority;
   /** `Date.now()` at emission (one reading serves up to 256 emissions of one synchronous run). */
   readonly timestamp: number;
@@ -58,11 +64,15 @@ export interface EventOptions {
 
 /** Lane weights: the lane with the larger weight is served first. */
 export interface PriorityWeights {
+  /** Weight of the critical lane. */
   critical: number;
+  /** Weight of the normal lane. */
   normal: number;
+  /** Weight of the low lane. */
   low: number;
 }
 
+/** Memory limits; the first three mirror top-level fields. */
 export interface MemoryLimits {
   /** Mirrors `maxQueueSize`. */
   maxQueueSize: number;
@@ -74,6 +84,7 @@ export interface MemoryLimits {
   workerHeapMB: number;
 }
 
+/** Performance expectations. */
 export interface PerformanceLimits {
   /** Events per second the application expects to emit; accepted, not enforced (see `inputRate`). */
   maxInputRate: number;
@@ -85,6 +96,7 @@ export interface PerformanceLimits {
   maxQueueLatency: number;
 }
 
+/** Reliability settings. */
 export interface ReliabilityLimits {
   /** Mirrors `retryAttempts`. */
   maxRetryAttempts: number;
@@ -96,6 +108,7 @@ export interface ReliabilityLimits {
   gracefulShutdownTimeout: number;
 }
 
+/** Thresholds the health checks compare measured values with. */
 export interface AlertThresholds {
   /** Queue depth at which health turns `degraded`. */
   queueDepthWarning: number;
@@ -111,13 +124,17 @@ export interface AlertThresholds {
   eventLoopLagMs: number;
 }
 
+/** Monitoring timers and thresholds. */
 export interface MonitoringConfig {
+  /** Emit `'metrics'` (and, with `healthMonitoring`, `'health_check'`) periodically. */
   enabled: boolean;
   /** Interval (ms) of the `'metrics'` event. */
   metricsInterval: number;
+  /** Emit `'health_check'` every `healthCheckInterval` ms. */
   healthMonitoring: boolean;
   /** Interval (ms) of the `'health_check'` event. */
   healthCheckInterval: number;
+  /** Thresholds the health checks compare measured values with. */
   alertThresholds: AlertThresholds;
 }
 
@@ -147,10 +164,15 @@ export interface BufferedEventConfig {
   handlerTimeout: number;
   /** Most entries kept in the dead-letter queue; the oldest is evicted (and counted). Default 1000. */
   deadLetterQueueSize: number;
+  /** Lane weights; the larger weight is served first. */
   priorities: PriorityWeights;
+  /** Memory limits (mirrors of the top-level fields, plus `workerHeapMB`). */
   memoryLimits: MemoryLimits;
+  /** Performance expectations; `maxQueueLatency` feeds the health check. */
   performanceLimits: PerformanceLimits;
+  /** Worker restart delay, shutdown timeout and mirrors. */
   reliabilityLimits: ReliabilityLimits;
+  /** Monitoring timers and alert thresholds. */
   monitoring: MonitoringConfig;
 }
 
@@ -185,9 +207,11 @@ export type BusErrorCode =
 
 /** Every error this package throws or rejects with. */
 export declare class BusError extends Error {
+  /** Stable code to branch on. */
   readonly code: BusErrorCode;
   /** Machine-readable context: the field, the value, the limit. */
   readonly details?: Record<string, unknown>;
+  /** Creates an error with a code, a message naming the field or value, and optional details. */
   constructor(code: BusErrorCode, message: string, details?: Record<string, unknown>);
 }
 
@@ -196,12 +220,15 @@ export declare class BusError extends Error {
  * the event straight to the dead-letter queue, without retries.
  */
 export declare class NonRetryableError extends Error {
+  /** Tells the bus not to retry. */
   readonly retryable: false;
+  /** Creates the error; `cause` as for `Error`. */
   constructor(message: string, options?: { cause?: unknown });
 }
 
 /** The failure recorded for a handler that outlived `handlerTimeout`; its code is `HANDLER_TIMEOUT`. */
 export declare class HandlerTimeoutError extends BusError {
+  /** Names the handler and the timeout it outlived. */
   constructor(handler: string, timeoutMs: number);
 }
 
@@ -217,11 +244,14 @@ export interface PriorityMetrics {
 
 /** A latency distribution from a native histogram (log-linear buckets, ~3 % resolution), in ms. */
 export interface LatencyStats {
+  /** Values recorded. */
   count: number;
   p50: number;
   p95: number;
   p99: number;
+  /** Largest value. */
   max: number;
+  /** Mean value. */
   mean: number;
 }
 
@@ -229,13 +259,19 @@ export interface LatencyStats {
 export interface TypeMetrics {
   /** Handlers registered for the type now. */
   handlers: number;
+  /** Deliveries handed to handlers. */
   dispatched: number;
+  /** Deliveries whose handlers all succeeded. */
   succeeded: number;
+  /** Deliveries with a failed handler. */
   failed: number;
+  /** Retries scheduled. */
   retries: number;
+  /** Deliveries moved to the dead-letter queue. */
   deadLettered: number;
 }
 
+/** Queue, latency and throughput figures. */
 export interface QueueMetrics {
   /** Events waiting in the ring (all lanes). */
   size: number;
@@ -287,6 +323,7 @@ export interface QueueMetrics {
   processingRate: number;
 }
 
+/** Retry and dead-letter figures. */
 export interface RetryStats {
   /** Retries scheduled so far. */
   totalRetries: number;
@@ -294,6 +331,7 @@ export interface RetryStats {
   scheduledRetries: number;
   /** Retries whose backoff expired, waiting for a place in the window. */
   readyRetries: number;
+  /** Entries in the dead-letter queue now. */
   deadLetterQueueSize: number;
   /** Deliveries moved to the dead-letter queue so far. */
   deadLettered: number;
@@ -307,42 +345,61 @@ export interface RetryStats {
   successRate: number;
 }
 
+/** What `getMetrics()` returns. */
 export interface EventSystemMetrics {
+  /** Queue, latency and throughput figures. */
   queueMetrics: QueueMetrics;
+  /** Retry and dead-letter figures. */
   retryStats: RetryStats;
 }
 
+/** A failed health check. */
 export interface Alert {
+  /** The check that fired (see `HealthCheck.name`). */
   type: string;
+  /** `critical` makes the status `unhealthy`, `warning` `degraded`. */
   severity: 'warning' | 'critical';
+  /** What was measured, in words. */
   message: string;
   /** The measured value that raised the alert. */
   value: number;
+  /** The threshold it crossed. */
   threshold: number;
 }
 
 /** One rule of the health check, whether it fired or not. */
 export interface HealthCheck {
+  /** `running`, `workers`, `failed_workers`, `queue_depth`, `queue_utilization`, `processing_rate`, `dead_letters`, `queue_latency` or `event_loop_lag`. */
   name: string;
+  /** `fail` for a failing critical check, `warn` for a failing warning. */
   status: 'pass' | 'warn' | 'fail';
+  /** The measured value. */
   value: number;
+  /** The threshold it is compared with. */
   threshold: number;
 }
 
+/** What `getHealthStatus()` resolves to. */
 export interface HealthCheckResult {
   /** `unhealthy` if a critical check fails, `degraded` if a warning does, else `healthy`. */
   status: 'healthy' | 'degraded' | 'unhealthy';
   /** Native worker threads running. */
   activeWorkers: number;
+  /** Events waiting in the ring. */
   queueDepth: number;
   /** Deliveries completed per second over the last 10 s. */
   processingRate: number;
+  /** The checks that failed. */
   alerts: Alert[];
+  /** Every check, failed or not. */
   checks: HealthCheck[];
 }
 
+/** One native worker. */
 export interface WorkerInfo {
+  /** Worker id (never reused). */
   id: number;
+  /** `busy` while publishing a batch of deliveries. */
   state: 'busy' | 'idle';
   /** Panics caught in this worker (it carries on after `workerRestartDelay`). */
   restarts: number;
@@ -350,30 +407,43 @@ export interface WorkerInfo {
   errors: number;
   /** Events this worker handed to JavaScript. */
   eventsDispatched: number;
+  /** Batches this worker published. */
   batches: number;
   /** Milliseconds since the bus started, at the worker's last batch. */
   lastActivityMs: number;
 }
 
+/** What `getWorkerStatistics()` returns. */
 export interface WorkerStatistics {
+  /** Native workers running. */
   totalWorkers: number;
   /** Worker panics caught so far. */
   restarts: number;
   /** Workers handing a batch to JavaScript at the moment of the call. */
   activeWorkers: number;
+  /** Workers not publishing at the moment of the call. */
   idleWorkers: number;
+  /** Mean time (ms) from dispatch to the last handler settling. */
   averageProcessingTime: number;
+  /** Deliveries completed (retries included). */
   totalEventsProcessed: number;
+  /** One entry per worker. */
   workers: WorkerInfo[];
 }
 
 /** A queued event, as listed in a shutdown report or a dead letter. */
 export interface QueuedEvent {
+  /** Event id. */
   id: string;
+  /** Event type. */
   type: string;
+  /** The payload as emitted. */
   payload: unknown;
+  /** Its lane. */
   priority: EventPriority;
+  /** Its correlation id. */
   correlationId: string;
+  /** `Date.now()` at emission. */
   timestamp: number;
   /** For a pending retry: the handler it is for (other handlers already ran). */
   handler?: string;
@@ -383,8 +453,11 @@ export interface QueuedEvent {
 
 /** One attempt's error in a dead letter. */
 export interface AttemptError {
+  /** The error's message (or the thrown value as a string). */
   message: string;
+  /** The error's name (or the thrown value's type). */
   name: string;
+  /** The error's stack, when it had one. */
   stack?: string | null;
   /** True when the attempt failed by outliving `handlerTimeout`. */
   timedOut: boolean;
@@ -394,12 +467,15 @@ export interface AttemptError {
 
 /** A delivery that used up its attempts (or failed with a non-retryable error). */
 export interface DeadLetterEntry {
+  /** Dead-letter id, for replay and removal. */
   id: number;
+  /** The event, payload included. */
   event: QueuedEvent;
   /** The handler that failed (other handlers of the event are not affected). */
   handler: string;
   /** Runs made, the first included. */
   attempts: number;
+  /** The last attempt's error. */
   lastError: { message: string; name: string; stack?: string };
   /** Every attempt's error, oldest first. */
   errors: AttemptError[];
@@ -407,6 +483,7 @@ export interface DeadLetterEntry {
   timestamp: number;
 }
 
+/** Options of `shutdown()`. */
 export interface ShutdownOptions {
   /** Milliseconds to wait for queued events; default `reliabilityLimits.gracefulShutdownTimeout`. */
   timeout?: number;
@@ -424,21 +501,31 @@ export interface ShutdownReport {
 
 /** A handler failure as emitted on `'handler_error'`. */
 export interface HandlerErrorInfo {
+  /** The event whose handler failed. */
   event: QueuedEvent;
   /** The handler's name (function or class/method name), or `'anonymous'`. */
   handler: string;
+  /** What the handler threw or rejected with. */
   error: unknown;
+  /** The attempt that failed (0 = first). */
   retryCount: number;
   /** True when the handler outlived `handlerTimeout`. */
   timedOut: boolean;
 }
 
+/** Events the bus emits as an EventEmitter, with their arguments. */
 export interface BufferedEventBusEvents {
+  /** `initialize()` finished. */
   initialized: [];
+  /** `shutdown()` finished, with its report. */
   shutdown: [ShutdownReport];
+  /** A handler failed (it may be retried). */
   handler_error: [HandlerErrorInfo];
+  /** Every `monitoring.metricsInterval` ms. */
   metrics: [EventSystemMetrics];
+  /** Every `monitoring.healthCheckInterval` ms. */
   health_check: [HealthCheckResult];
+  /** A native worker panicked (`WORKER_PANIC`), none could start (`WORKERS_UNAVAILABLE`), or the two sides disagreed (`NATIVE_ERROR`). */
   worker_error: [Error];
 }
 
@@ -474,10 +561,13 @@ export declare class BufferedEventBusService extends EventEmitter {
   registerHandler<P = any>(eventType: string, handler: EventHandlerLike<BufferedEvent<P>>): () => void;
   /** Removes one handler, or every handler of the type when `handler` is omitted. Returns whether anything was removed. */
   unregisterHandler(eventType: string, handler?: EventHandlerLike): boolean;
+  /** Queue, latency, throughput, retry and dead-letter figures, read without stopping the workers. */
   getMetrics(): EventSystemMetrics;
   /** The metrics in the Prometheus text exposition format, to serve from a route. */
   metricsText(): string;
+  /** Compares measured values with the thresholds (see the README's Health section). */
   getHealthStatus(): Promise<HealthCheckResult>;
+  /** Native worker counts and per-worker entries. */
   getWorkerStatistics(): WorkerStatistics;
   /** Sets the number of native workers (1..20) while events flow. */
   scaleWorkers(count: number): Promise<void>;
@@ -492,7 +582,9 @@ export declare class BufferedEventBusService extends EventEmitter {
   /** Stops intake, drains within the timeout, stops the workers. Safe to call twice. */
   shutdown(options?: ShutdownOptions): Promise<ShutdownReport>;
 
+  /** Typed `EventEmitter.on` for the events in `BufferedEventBusEvents`. */
   on<K extends keyof BufferedEventBusEvents>(event: K, listener: (...args: BufferedEventBusEvents[K]) => void): this;
+  /** Typed `EventEmitter.once` for the events in `BufferedEventBusEvents`. */
   once<K extends keyof BufferedEventBusEvents>(event: K, listener: (...args: BufferedEventBusEvents[K]) => void): this;
   /** EventEmitter's own `emit`, for the lifecycle events above. */
   emit(eventName: string | symbol, ...args: any[]): boolean;
@@ -515,7 +607,9 @@ export declare const ON_EVENT_KEY: 'bootify:on-event';
 
 /** One `@OnEvent` entry, as stored under `ON_EVENT_KEY`. */
 export interface OnEventMetadata {
+  /** The event type the method handles. */
   eventType: string;
+  /** The decorated method. */
   methodName: string | symbol;
 }
 
@@ -529,8 +623,11 @@ export type Token<T = unknown> = (abstract new (...args: any[]) => T) | string |
 
 /** How a container makes a dependency. */
 export interface Provider<T = unknown> {
+  /** Makes the instance by calling this. */
   useFactory?: () => T;
+  /** Makes the instance by constructing this class (with injection). */
   useClass?: new (...args: any[]) => T;
+  /** Uses this value as is. */
   useValue?: T;
   /** Default `'singleton'`. */
   scope?: 'singleton' | 'transient';
@@ -538,12 +635,15 @@ export interface Provider<T = unknown> {
 
 /** What `bootstrapEventSystem` needs from a container; BootifyJS's `container` fits. */
 export interface ContainerLike {
+  /** The instance for `token`. */
   resolve<T>(token: Token<T>): T;
+  /** Registers how to make `token`. */
   register<T>(token: Token<T>, provider: Provider<T>): unknown;
 }
 
 /** A small DI container: singletons, constructor injection (`design:paramtypes`), `@Autowired()`. */
 export declare class Container implements ContainerLike {
+  /** Registers (or replaces) how to make `token`. */
   register<T>(token: Token<T>, provider: Provider<T>): this;
   /** Whether the token is registered or is a decorated component. */
   has(token: Token): boolean;
@@ -564,32 +664,45 @@ export declare function getAllComponents(): Array<abstract new (...args: any[]) 
 
 /** A failure kept by the synchronous bus. */
 export interface SyncDeadLetter {
+  /** The event object as emitted. */
   event: IEvent;
+  /** The handler that failed. */
   handler: string;
+  /** What it threw or rejected with. */
   error: unknown;
+  /** `Date.now()` at the failure. */
   timestamp: number;
 }
 
 /** The synchronous bus: `emit` runs every handler at once, with the event object itself. */
 export declare class EventBusService {
+  /** `maxDeadLetters` (default 1000) bounds the dead-letter list; the oldest is dropped. */
   constructor(options?: { maxDeadLetters?: number });
   /** Adds a handler; returns a function that removes it. */
   subscribe<E extends IEvent = IEvent>(eventType: string, handler: EventHandlerLike<E>): () => void;
+  /** Removes one handler, or all of the type; returns whether anything was removed. */
   unsubscribe(eventType: string, handler?: EventHandlerLike): boolean;
   /** Runs every handler of `event.type`; resolves once all settled. A failing handler is dead-lettered, not thrown. */
   emit(event: IEvent): Promise<void>;
+  /** Failures so far, oldest first. */
   getDeadLetterQueue(): SyncDeadLetter[];
+  /** Empties the list; returns how many entries it had. */
   clearDeadLetterQueue(): number;
 }
 
+/** Options of `bootstrapEventSystem`. */
 export interface BootstrapOptions {
+  /** Also register handlers on, and start, the native buffered bus. */
   useBufferedProcessing?: boolean;
+  /** Its configuration; with `enabled: false` no buffered bus is made. */
   bufferedEventConfig?: BufferedEventConfigInput;
   /** BootifyJS's container (or any with `resolve`/`register`); default: this package's `container`. */
   container?: ContainerLike;
 }
 
+/** What `bootstrapEventSystem` returns. */
 export interface EventSystem {
+  /** The synchronous bus (always). */
   eventBus: EventBusService;
   /** `null` unless `useBufferedProcessing` and the config is `enabled`. */
   bufferedEventBus: BufferedEventBusService | null;
