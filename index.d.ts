@@ -80,7 +80,7 @@ export interface MemoryLimits {
   maxEventSize: number;
   /** Mirrors `maxMemoryMB`. */
   totalMemoryMB: number;
-  /** Heap limit of worker isolates, in MB; accepted for BootifyJS compatibility, no effect yet. */
+  /** Heap limit of worker isolates, in MB; accepted for BootifyJS compatibility, not applied. */
   workerHeapMB: number;
 }
 
@@ -164,6 +164,8 @@ export interface BufferedEventConfig {
   handlerTimeout: number;
   /** Most entries kept in the dead-letter queue; the oldest is evicted (and counted). Default 1000. */
   deadLetterQueueSize: number;
+  /** Worker isolates for handlers registered with `registerWorkerHandler`, 1..64; started on the first such event. Default: one per core, at most 8. */
+  workerIsolates: number;
   /** Lane weights; the larger weight is served first. */
   priorities: PriorityWeights;
   /** Memory limits (mirrors of the top-level fields, plus `workerHeapMB`). */
@@ -203,6 +205,7 @@ export type BusErrorCode =
   | 'HANDLER_TIMEOUT'
   | 'WORKERS_UNAVAILABLE'
   | 'WORKER_PANIC'
+  | 'HANDLER_MODULE_ERROR'
   | 'NATIVE_ERROR';
 
 /** Every error this package throws or rejects with. */
@@ -414,6 +417,27 @@ export interface WorkerInfo {
 }
 
 /** What `getWorkerStatistics()` returns. */
+/** One worker isolate running worker handlers. */
+export interface IsolateInfo {
+  /** Its hand-off queue's id in the native engine (0 while starting). */
+  sinkId: number;
+  /** Its `worker_threads` thread id. */
+  threadId: number;
+  state: 'starting' | 'running';
+  /** Deliveries handed to it. */
+  deliveries: number;
+  /** Isolates this one replaced (crashed or exited before it). */
+  restarts: number;
+  /** Share of time its event loop was busy, 0..1, since it started. */
+  eventLoopUtilization: number;
+}
+
+/** Options of `registerWorkerHandler`. */
+export interface WorkerHandlerOptions {
+  /** The module export to call; `'default'` (the default) also accepts `module.exports` itself being the function. */
+  exportName?: string;
+}
+
 export interface WorkerStatistics {
   /** Native workers running. */
   totalWorkers: number;
@@ -429,6 +453,8 @@ export interface WorkerStatistics {
   totalEventsProcessed: number;
   /** One entry per worker. */
   workers: WorkerInfo[];
+  /** One entry per worker isolate (empty until the first worker-bound event). */
+  isolates: IsolateInfo[];
 }
 
 /** A queued event, as listed in a shutdown report or a dead letter. */
@@ -559,6 +585,17 @@ export declare class BufferedEventBusService extends EventEmitter {
   emit(event: IEvent, options?: Omit<EventOptions, 'correlationId'>): Promise<string>;
   /** Adds a handler; every handler of a type runs for each event. Returns a function that removes it. */
   registerHandler<P = any>(eventType: string, handler: EventHandlerLike<BufferedEvent<P>>): () => void;
+  /**
+   * Runs `eventType`'s events in worker isolates with the function exported
+   * by `modulePath` (resolved from the working directory). The module is
+   * loaded in a probe isolate first: one that cannot load, or whose export
+   * is not a function, rejects with `HANDLER_MODULE_ERROR`. A type's
+   * handlers all run on one side (`INVALID_HANDLER` otherwise). Events of
+   * the type are serialised once (structured clone) into shared memory;
+   * handlers get the same event shape, retries, dead letters and
+   * `event.signal`. Resolves to a function that removes the handler.
+   */
+  registerWorkerHandler(eventType: string, modulePath: string, options?: WorkerHandlerOptions): Promise<() => void>;
   /** Removes one handler, or every handler of the type when `handler` is omitted. Returns whether anything was removed. */
   unregisterHandler(eventType: string, handler?: EventHandlerLike): boolean;
   /** Queue, latency, throughput, retry and dead-letter figures, read without stopping the workers. */

@@ -1,4 +1,5 @@
-// npm run bench: W1 (throughput) and W4 (priority under load) for this bus
+// npm run bench: W1 (throughput), W3 (CPU-heavy handlers) and W4 (priority
+// under load) for this bus
 // and its peers, each run in a fresh process, W1 repeated and reported as
 // the median. Usage: node bench/run.mjs [--runs N] [--only native,fastq]
 
@@ -53,6 +54,17 @@ if (names.includes('native')) {
   const a = median(plain);
   const b = median(polled);
   console.log(`\nW1 with getMetrics() every 1 ms: ${fmt(b)} events/s end-to-end vs ${fmt(a)} without (${fmt((b / a) * 100, 1)} %)`);
+}
+
+{
+  const modes = { main: 'this bus, main-thread handler', isolates: 'this bus, worker isolates (2)', piscina: 'piscina (2 threads)' };
+  console.log(`\nW3: 5 000 events, handler burns ~0.2 ms of CPU (median of ${runs})`);
+  console.log('| handlers | end-to-end | max main-thread event-loop delay |');
+  console.log('| --- | ---: | ---: |');
+  for (const [mode, label] of Object.entries(modes)) {
+    const results = Array.from({ length: runs }, () => run('w3', mode));
+    console.log(`| ${label} | ${fmt(median(results.map((r) => r.endToEndMs)))} ms | ${fmt(median(results.map((r) => r.maxDelayMs)), 1)} ms |`);
+  }
 }
 
 console.log('\nW4: 10 000 low events, then 100 critical while every handler is busy (window 64)');

@@ -1,6 +1,6 @@
 import type { Delivery } from './delivery';
 import type { RegisteredHandler } from './handlers';
-import type { SharedRing } from './ring';
+import type { AckArea } from './handoff';
 
 /** Outcome codes shared with src/core/metrics.rs. */
 export const OUTCOME = { OK: 0, FAILED: 1, NO_HANDLER: 2 } as const;
@@ -65,7 +65,7 @@ export interface FlushResult {
  * instead of one per event.
  */
 export class AckBuffer {
-  readonly #ring: SharedRing;
+  readonly #ring: AckArea;
   readonly #flush: (count: number, failures: FailureRecord[] | undefined) => { fates: number[]; evicted: number[] } | null;
   readonly #onFlushed: (result: FlushResult) => void;
   #failures: FailureRecord[] = [];
@@ -73,7 +73,7 @@ export class AckBuffer {
   #scheduled = false;
 
   constructor(
-    ring: SharedRing,
+    ring: AckArea,
     flush: (count: number, failures: FailureRecord[] | undefined) => { fates: number[]; evicted: number[] } | null,
     onFlushed: (result: FlushResult) => void,
   ) {

@@ -9,6 +9,22 @@
  */
 export declare const __napiBindingTarget: 'native' | 'wasm32-wasi' | 'wasm32-wasip1'
 
+/** A worker isolate's attachment to a bus. Internal. */
+export declare class IsolateSink {
+  /**
+   * Attaches `region` (an `Int32Array` over a SharedArrayBuffer of
+   * `isolateRegionWords(concurrency)` words) to bus `busId`;
+   * `onDeliveries` runs on this isolate's thread when deliveries wait.
+   */
+  static attach(busId: number, region: Int32Array, onDeliveries: () => void): IsolateSink
+  get id(): number
+  /**
+   * Applies this isolate's `failures`, then its first `count`
+   * acknowledgements; see `NativeBus.complete`.
+   */
+  complete(count: number, failures?: Array<HandlerFailure> | undefined | null): CompletionReport | null
+}
+
 /**
  * The native half of `BufferedEventBusService`: owns the worker threads
  * that drain the shared priority ring. Internal; use the JavaScript class.
@@ -68,6 +84,15 @@ export declare class NativeBus {
   removeDeadLetters(id?: number | undefined | null): Array<DeadLetterEntry>
   /** Test hook: while set, starting a worker thread fails. */
   failWorkerStarts(fail: boolean): void
+  /** Id isolates attach to this bus with. */
+  get id(): number
+  /** Routes a type's events to worker isolates (or back to this thread). */
+  setTypeIsolated(typeId: number, isolated: boolean): void
+  /**
+   * An isolate exited: its unfinished deliveries go back to the queue.
+   * Returns how many.
+   */
+  detachIsolate(sinkId: number): number
 }
 
 /**
@@ -109,6 +134,12 @@ export interface HandlerFailure {
   /** Milliseconds since the Unix epoch. */
   at: number
 }
+
+/** Offsets inside an isolate's hand-off buffer. */
+export declare function isolateRegionLayout(concurrency: number): any
+
+/** Words an isolate's hand-off buffer needs for a window of `concurrency`. */
+export declare function isolateRegionWords(concurrency: number): number
 
 /**
  * Resolves a partial `BufferedEventConfig` against the defaults and the

@@ -835,7 +835,10 @@ function __napiStampBindingTarget(exportsObject, target) {
 // linked import resolves to `undefined`.
 module.exports.__napiBindingTarget = __napiStampBindingTarget(nativeBinding, __napiLoadedBindingTarget)
 module.exports = nativeBinding
+module.exports.IsolateSink = nativeBinding.IsolateSink
 module.exports.NativeBus = nativeBinding.NativeBus
+module.exports.isolateRegionLayout = nativeBinding.isolateRegionLayout
+module.exports.isolateRegionWords = nativeBinding.isolateRegionWords
 module.exports.resolveConfig = nativeBinding.resolveConfig
 module.exports.ringLayout = nativeBinding.ringLayout
 module.exports.ringWords = nativeBinding.ringWords

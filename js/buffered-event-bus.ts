@@ -1,5 +1,7 @@
 import { randomBytes } from 'node:crypto';
 import { EventEmitter } from 'node:events';
+import path from 'node:path';
+import { serialize } from 'node:v8';
 import type {
   BufferedEventBusService as PublicBus,
   BufferedEventConfig,
@@ -13,17 +15,21 @@ import type {
   QueuedEvent,
   ShutdownOptions,
   ShutdownReport,
+  WorkerHandlerOptions,
   WorkerStatistics,
 } from '../index';
 import { AckBuffer, FATE, type FailureRecord, failureRecord, type FlushResult, OUTCOME } from './acks';
+import { Arena } from './arena';
 import { resolveConfig } from './config';
 import { Delivery, type DeliveryHost } from './delivery';
 import { BusError, callNative, fromNative } from './errors';
 import { CoarseClock, SlotTable } from './event-record';
 import { checkType, describe, HandlerRegistry, type RegisteredHandler } from './handlers';
+import { IsolatePool, probeWorkerHandler, type WorkerHandlerSpec } from './isolates';
 import { native, type NativeBus } from './native';
 import { Observer } from './observer';
-import { measurePayload } from './payload';
+import { ENCODING } from './arena';
+import { isFlatPayload, measurePayload } from './payload';
 import { SharedRing } from './ring';
 import { TimeoutQueue } from './timeouts';
 
@@ -37,6 +43,10 @@ process.on('exit', () => {
   for (const bus of live) bus.stop();
   live.clear();
 });
+
+/** Flags a main-thread delivery as an isolate's completion notice (src/core/engine/completion.rs). */
+const NOTICE = 0x80000000;
+const REMOTE_OUTCOME = 3;
 
 /** The native half of each bus, for the test hooks in testing.ts. */
 export const nativeOf = new WeakMap<object, NativeBus>();
@@ -70,6 +80,10 @@ export class BufferedEventBusService extends EventEmitter implements PublicBus {
   /** Accepted events with open work (queued, running, waiting to retry). */
   #outstanding = 0;
   #keepAlive: NodeJS.Timeout | undefined;
+  /** Serialised events of isolate-handled types; made on the first worker handler. */
+  #arena: Arena | undefined;
+  #pool: IsolatePool | undefined;
+  #workerSpecs: WorkerHandlerSpec[] = [];
   #drained: (() => void) | undefined;
   #shutdown: Promise<ShutdownReport> | undefined;
 
@@ -86,7 +100,7 @@ export class BufferedEventBusService extends EventEmitter implements PublicBus {
       (typeId, count) => this.#native.setHandlerCount(typeId, count),
       (typeId, type) => this.#native.setTypeName(typeId, type),
     );
-    this.#acks = new AckBuffer(this.#ring, this.#complete, this.#applyFates);
+    this.#acks = new AckBuffer(this.#ring.handoff, this.#complete, this.#applyFates);
     this.#observer = new Observer(this.#config, this.#native, this.#ring);
     this.#timeouts = new TimeoutQueue(this.#config.handlerTimeout);
   }
@@ -153,6 +167,45 @@ export class BufferedEventBusService extends EventEmitter implements PublicBus {
     return this.#registry.remove(eventType, handler);
   }
 
+  async registerWorkerHandler(eventType: string, modulePath: string, options: WorkerHandlerOptions = {}): Promise<() => void> {
+    if (this.#state === 'draining' || this.#state === 'stopped') {
+      throw new BusError('SHUTTING_DOWN', `cannot register a handler for '${String(eventType)}': the bus is shut down`);
+    }
+    checkType(eventType);
+    if (typeof modulePath !== 'string' || modulePath.length === 0) {
+      throw new BusError('INVALID_ARGUMENT', `modulePath must be a non-empty string, got ${describe(modulePath)}`, { field: 'modulePath' });
+    }
+    const exportName = options.exportName ?? 'default';
+    let resolved: string;
+    try {
+      resolved = require.resolve(path.resolve(modulePath));
+    } catch (err) {
+      throw new BusError('HANDLER_MODULE_ERROR', `worker handler module ${modulePath} cannot be found: ${(err as Error).message}`, {
+        modulePath,
+      });
+    }
+    await probeWorkerHandler(resolved, exportName);
+    const name = `${path.basename(resolved)}#${exportName}`;
+    const entry = this.#registry.addWorker(eventType, name);
+    const spec: WorkerHandlerSpec = { id: entry.id, type: eventType, name, modulePath: resolved, exportName };
+    this.#workerSpecs.push(spec);
+    this.#native.setTypeIsolated(this.#registry.typeId(eventType), true);
+    this.#arena ??= new Arena(this.#maxMemoryBytes);
+    this.#pool ??= new IsolatePool(
+      { busId: this.#native.id, arena: this.#arena.buffer, concurrency: this.#config.concurrency, handlerTimeout: this.#config.handlerTimeout },
+      this.#config.workerIsolates,
+      this.#native,
+      () => this.#workerSpecs,
+      (err) => super.emit('worker_error', err),
+    );
+    this.#pool.addHandler(spec);
+    return () => {
+      this.#registry.removeEntry(entry);
+      this.#workerSpecs = this.#workerSpecs.filter((s) => s !== spec);
+      this.#pool?.removeHandler(spec.id);
+    };
+  }
+
   getMetrics(): EventSystemMetrics {
     return this.#observer.metrics();
   }
@@ -166,7 +219,7 @@ export class BufferedEventBusService extends EventEmitter implements PublicBus {
   }
 
   getWorkerStatistics(): WorkerStatistics {
-    return this.#observer.workers();
+    return this.#observer.workers(this.#pool);
   }
 
   async scaleWorkers(count: number): Promise<void> {
@@ -259,15 +312,44 @@ export class BufferedEventBusService extends EventEmitter implements PublicBus {
         field: 'correlationId',
       });
     }
-    const size = measurePayload(payload, this.#config.maxEventSize, type.length + (given?.length ?? 0));
+    let size = measurePayload(payload, this.#config.maxEventSize, type.length + (given?.length ?? 0));
     const id = this.#idPrefix + (this.#nextId++).toString(36);
     const typeId = this.#registry.typeId(type);
-    const slot = this.#slots.add(id, type, typeId, payload, lane, given, this.#clock.now());
-    if (state === 'inline') return this.#runInline(slot);
-    const full = this.#fullBecause(size);
-    if (full !== undefined || !this.#ring.push(lane, slot, typeId, size, this.#clock.engineUs)) {
-      return this.#overflow(slot, full ?? 'maxQueueSize');
+    const timestamp = this.#clock.now();
+    const isolated = this.#registry.isIsolated(typeId);
+    let bytes: Buffer | undefined;
+    let tag = 0;
+    if (isolated) {
+      // Serialised once, here: isolates read these bytes in place, and
+      // maxEventSize is exact for them. A flat payload goes as JSON (4x
+      // cheaper, and exact for strings, numbers and booleans); anything
+      // else as a structured clone, so Dates, Maps and the like survive.
+      const envelope = { id, type, payload, lane, correlationId: given ?? id, timestamp };
+      const flat = isFlatPayload(payload);
+      tag = flat ? ENCODING.JSON : ENCODING.CLONE;
+      bytes = flat ? Buffer.from(JSON.stringify(envelope)) : serialize(envelope);
+      size = bytes.length + 1;
+      if (size > this.#config.maxEventSize) {
+        throw new BusError('EVENT_TOO_LARGE', `event is larger than maxEventSize (${this.#config.maxEventSize} bytes): ${size} bytes serialised`, {
+          field: 'maxEventSize',
+          limit: this.#config.maxEventSize,
+          size,
+        });
+      }
     }
+    const slot = this.#slots.add(id, type, typeId, payload, lane, given, timestamp);
+    if (state === 'inline' && !isolated) return this.#runInline(slot);
+    let full = this.#fullBecause(size);
+    let arena = 0;
+    if (bytes !== undefined && full === undefined) {
+      arena = (this.#arena as Arena).store(tag, bytes);
+      if (arena < 0) full = 'maxMemoryMB';
+      else this.#slots.setArena(slot, arena, size);
+    }
+    if (full !== undefined || !this.#ring.push(lane, slot, typeId, size, this.#clock.engineUs, arena)) {
+      return this.#overflow(slot, full ?? 'maxQueueSize', isolated);
+    }
+    if (isolated) this.#pool?.ensureStarted();
     this.#observer.accepted();
     if (this.#outstanding++ === 0 && state === 'running') this.#holdProcess();
     if (state === 'running' && !this.#wakeScheduled) {
@@ -306,12 +388,15 @@ export class BufferedEventBusService extends EventEmitter implements PublicBus {
     return undefined;
   }
 
-  /** The queue is full: handle inline (fallbackToSync) or refuse. Never drop. */
-  #overflow(slot: number, limit: 'maxQueueSize' | 'maxMemoryMB'): Promise<string> {
+  /**
+   * The queue is full: handle inline (fallbackToSync) or refuse. Never
+   * drop. Types handled in isolates cannot run inline: always refused.
+   */
+  #overflow(slot: number, limit: 'maxQueueSize' | 'maxMemoryMB', isolated = false): Promise<string> {
     this.#depthBound--;
-    if (!this.#config.fallbackToSync) {
+    if (!this.#config.fallbackToSync || isolated) {
       const type = this.#slots.type(slot);
-      this.#slots.release(slot);
+      this.#release(slot);
       throw new BusError('QUEUE_FULL', `queue is full (${limit}); event '${type}' was not accepted`, {
         field: limit,
         limit: this.#config[limit],
@@ -367,7 +452,7 @@ export class BufferedEventBusService extends EventEmitter implements PublicBus {
   // ---- delivery -------------------------------------------------------
 
   readonly #onDeliveries = (): void => {
-    this.#ring.drainDeliveries(this.#deliver);
+    this.#ring.handoff.drain(this.#deliver);
     const errors = this.#ring.workerErrors();
     if (errors !== this.#workerErrorsSeen) {
       this.#workerErrorsSeen = errors;
@@ -381,7 +466,8 @@ export class BufferedEventBusService extends EventEmitter implements PublicBus {
     }
   };
 
-  readonly #deliver = (slot: number, handlerId: number, attempt: number): void => {
+  readonly #deliver = (slot: number, handlerId: number, attempt: number, retries: number, letters: number): void => {
+    if ((handlerId & NOTICE) !== 0) return this.#isolateFinished(slot, handlerId & ~NOTICE, retries, letters);
     if (!this.#slots.has(slot)) {
       // The two sides disagree about a slot: acknowledge so the window
       // does not leak, and say so.
@@ -447,6 +533,19 @@ export class BufferedEventBusService extends EventEmitter implements PublicBus {
     }
   };
 
+  /**
+   * An isolate finished a delivery of the event; the native side already
+   * counted its outcome and decided its failures' fates: keep the books
+   * and acknowledge, which releases the delivery's place in the window.
+   */
+  #isolateFinished(slot: number, handlerId: number, retries: number, letters: number): void {
+    this.#acks.push(slot, handlerId >>> 0, REMOTE_OUTCOME, false);
+    if (!this.#slots.has(slot)) return;
+    if (retries > 0) this.#slots.addWork(slot, retries);
+    for (let i = 0; i < letters; i++) this.#slots.addLetter(slot);
+    this.#finishWork(slot);
+  }
+
   #emitHandlerError(slot: number, handler: RegisteredHandler, error: unknown, retryCount: number, timedOut: boolean): void {
     super.emit('handler_error', { event: this.#slots.queuedEvent(slot), handler: handler.name, error, retryCount, timedOut });
   }
@@ -473,7 +572,14 @@ export class BufferedEventBusService extends EventEmitter implements PublicBus {
   }
 
   #releaseIfIdle(slot: number): void {
-    if (this.#slots.idle(slot)) this.#slots.release(slot);
+    if (this.#slots.idle(slot)) this.#release(slot);
+  }
+
+  /** Frees the slot and the event's arena block, if any. */
+  #release(slot: number): void {
+    const block = this.#slots.arenaOf(slot);
+    if (block) this.#arena?.free(block[0], block[1]);
+    this.#slots.release(slot);
   }
 
   #dropLetters(letters: { slot: number }[]): number {
@@ -527,6 +633,7 @@ export class BufferedEventBusService extends EventEmitter implements PublicBus {
     }
     const undelivered = this.#native.stop();
     live.delete(this.#native);
+    await this.#pool?.stop();
     this.#observer.stop();
     this.#timeouts.stop();
     this.#acks.drain();
@@ -540,12 +647,13 @@ export class BufferedEventBusService extends EventEmitter implements PublicBus {
       return event;
     });
     const aborted = new BusError('SHUTTING_DOWN', 'the bus was shut down before this handler settled');
-    const inFlightAborted: QueuedEvent[] = [];
-    for (const delivery of [...this.#fanOut, ...this.#single]) {
-      if (delivery === undefined) continue;
-      delivery.abort(aborted);
-      inFlightAborted.push(this.#slots.queuedEvent(delivery.slot));
-    }
+    for (const delivery of [...this.#fanOut, ...this.#single]) delivery?.abort(aborted);
+    // Whatever still has open work was running: here, or in an isolate
+    // (terminated above).
+    const inFlightAborted: QueuedEvent[] = this.#slots
+      .slots()
+      .filter((slot) => this.#slots.hasWork(slot))
+      .map((slot) => this.#slots.queuedEvent(slot));
     this.#releaseProcess();
     this.#state = 'stopped';
     const report: ShutdownReport = {

@@ -55,6 +55,9 @@ export class SlotTable {
   #work = new Uint16Array(64);
   /** Dead letters that refer to the event (they keep its payload). */
   #letters = new Uint16Array(64);
+  /** The serialised event in the arena (types handled in isolates); length 0 = none. */
+  #arenaOffset = new Uint32Array(64);
+  #arenaLength = new Uint32Array(64);
   readonly #free: number[] = [];
   #next = 0;
   #live = 0;
@@ -79,6 +82,7 @@ export class SlotTable {
     this.#running[slot] = 0;
     this.#work[slot] = 1;
     this.#letters[slot] = 0;
+    this.#arenaLength[slot] = 0;
     this.#live++;
     return slot;
   }
@@ -92,6 +96,8 @@ export class SlotTable {
       this.#running = resized(this.#running, new Uint16Array(size));
       this.#work = resized(this.#work, new Uint16Array(size));
       this.#letters = resized(this.#letters, new Uint16Array(size));
+      this.#arenaOffset = resized(this.#arenaOffset, new Uint32Array(size));
+      this.#arenaLength = resized(this.#arenaLength, new Uint32Array(size));
     }
     return slot;
   }
@@ -150,6 +156,17 @@ export class SlotTable {
 
   removeLetter(slot: number): void {
     this.#letters[slot]--;
+  }
+
+  setArena(slot: number, offset: number, length: number): void {
+    this.#arenaOffset[slot] = offset;
+    this.#arenaLength[slot] = length;
+  }
+
+  /** `[offset, length]` of the event's arena block, if it has one. */
+  arenaOf(slot: number): [number, number] | undefined {
+    const length = this.#arenaLength[slot];
+    return length > 0 ? [this.#arenaOffset[slot], length] : undefined;
   }
 
   hasLetters(slot: number): boolean {

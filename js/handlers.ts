@@ -24,6 +24,8 @@ export class HandlerRegistry {
   readonly #types: string[] = [];
   readonly #byType: (readonly RegisteredHandler[])[] = [];
   readonly #byId = new Map<number, RegisteredHandler>();
+  /** Per type id: handled in worker isolates rather than on this thread. */
+  readonly #isolated: boolean[] = [];
   readonly #onCountChange: (typeId: number, count: number) => void;
   readonly #onNewType: (typeId: number, type: string) => void;
   #nextId = 1;
@@ -57,8 +59,40 @@ export class HandlerRegistry {
     return this.#byId.get(id);
   }
 
+  isIsolated(typeId: number): boolean {
+    return this.#isolated[typeId] === true;
+  }
+
+  /**
+   * Records a handler that runs in worker isolates; it cannot run here.
+   * A type's handlers all run on one side: this thread or the isolates.
+   */
+  addWorker(type: unknown, name: string): RegisteredHandler {
+    const t = checkType(type);
+    const typeId = this.typeId(t);
+    if (!this.#isolated[typeId] && this.forType(typeId).length > 0) {
+      throw new BusError('INVALID_HANDLER', `'${t}' already has main-thread handlers; a type's handlers run either on the main thread or in worker isolates`, {
+        field: 'eventType',
+      });
+    }
+    this.#isolated[typeId] = true;
+    const fn = (): never => {
+      throw new BusError('NATIVE_ERROR', `worker handler ${name} was called on the main thread`);
+    };
+    const entry: RegisteredHandler = { id: this.#nextId++, type: t, name, source: fn, fn, thisArg: undefined };
+    this.#byType[typeId] = [...this.forType(typeId), entry];
+    this.#byId.set(entry.id, entry);
+    this.#onCountChange(typeId, this.#byType[typeId].length);
+    return entry;
+  }
+
   add(type: unknown, handler: unknown): RegisteredHandler {
     const t = checkType(type);
+    if (this.#isolated[this.typeId(t)]) {
+      throw new BusError('INVALID_HANDLER', `'${t}' is handled in worker isolates; a type's handlers run either on the main thread or in worker isolates`, {
+        field: 'eventType',
+      });
+    }
     let fn: (event: unknown) => unknown;
     let thisArg: unknown;
     let name: string;

@@ -12,6 +12,7 @@ import type {
   WorkerStatistics,
 } from '../index';
 import { LANES } from './event-record';
+import type { IsolatePool } from './isolates';
 import type { NativeBus } from './native';
 import type { SharedRing } from './ring';
 
@@ -27,6 +28,7 @@ interface NativeStats {
   concurrency: number;
   rates: { input: number; processing: number; windowSeconds: number };
   types: (TypeMetrics & { name: string })[];
+  sinks: { id: number; deliveries: number }[];
   counters: {
     dispatched: [number, number, number];
     completedByLane: [number, number, number];
@@ -188,8 +190,9 @@ export class Observer {
     return `${lines.join('\n')}\n`;
   }
 
-  workers(): WorkerStatistics {
+  workers(pool?: IsolatePool): WorkerStatistics {
     const s = this.#stats();
+    const isolates = pool ? pool.info(new Map(s.sinks.map((k) => [k.id, k.deliveries]))) : [];
     const workers = s.workers.map((w) => ({
       id: w.id,
       state: w.busy ? ('busy' as const) : ('idle' as const),
@@ -208,6 +211,7 @@ export class Observer {
       averageProcessingTime: s.counters.processing.mean,
       totalEventsProcessed: s.counters.completed,
       workers,
+      isolates,
     };
   }
 

@@ -20,6 +20,11 @@ export function measurePayload(payload: unknown, limit: number, overhead = 0): n
   return visit(payload, overhead, limit, 'payload');
 }
 
+/** Whether the payload is a plain object of strings, numbers and booleans only (JSON carries it exactly). */
+export function isFlatPayload(payload: unknown): boolean {
+  return measureFlat(payload, 0) >= 0;
+}
+
 /**
  * The common case: a non-array object whose own fields are all strings,
  * numbers or booleans. Returns -1 for anything else, which then takes the

@@ -1,8 +1,9 @@
 // The JavaScript side of the shared buffer (src/core/layout.rs has the
-// layout, src/core/ring.rs and src/core/handoff.rs the native halves):
-// this thread is the only producer of the priority ring, the only consumer
-// of the delivery queue, and the only writer of the ack area.
+// layout, src/core/ring.rs the native half): this thread is the only
+// producer of the priority ring; `handoff` is its delivery queue and ack
+// area.
 
+import { HandoffReader } from './handoff';
 import { native } from './native';
 
 interface Layout {
@@ -38,13 +39,11 @@ export class SharedRing {
   readonly #u32: Uint32Array;
   readonly #laneMask: number;
   readonly #lanesBase: number;
-  readonly #deliveriesBase: number;
-  readonly #acksBase: number;
   readonly #tails = [0, 0, 0];
   /** Bytes pushed, modulo 2^32 (the native side counts bytes taken the same way). */
   #bytesIn = 0;
-  #deliveryHead = 0;
-  #acks = 0;
+  /** The main thread's hand-off queue and ack area. */
+  readonly handoff: HandoffReader;
 
   /** Allocates the shared buffer for a bus with this queue size and window. */
   static allocate(maxQueueSize: number, concurrency: number): Int32Array {
@@ -61,14 +60,26 @@ export class SharedRing {
     this.handoffCapacity = u32[L.handoffCapacity];
     this.#laneMask = this.laneCapacity - 1;
     this.#lanesBase = u32[L.lanesBase];
-    this.#deliveriesBase = u32[L.deliveriesBase];
-    this.#acksBase = u32[L.acksBase];
+    this.handoff = new HandoffReader(u32, {
+      tail: L.deliveryTail,
+      head: L.deliveryHead,
+      pending: L.deliveryPending,
+      deliveriesBase: u32[L.deliveriesBase],
+      acksBase: u32[L.acksBase],
+      capacity: this.handoffCapacity,
+      deliveryWords: L.deliveryWords,
+      ackWords: L.ackWords,
+    });
   }
 
   // ---- priority ring (producer) ------------------------------------------
 
-  /** Appends a record to `lane`, emitted at `enqueuedUs` (engine clock); false when the lane is full. */
-  push(lane: number, slot: number, typeId: number, size: number, enqueuedUs: number): boolean {
+  /**
+   * Appends a record to `lane`, emitted at `enqueuedUs` (engine clock);
+   * `arena` locates a serialised event (types handled in isolates). False
+   * when the lane is full.
+   */
+  push(lane: number, slot: number, typeId: number, size: number, enqueuedUs: number, arena = 0): boolean {
     const u32 = this.#u32;
     const pos = this.#tails[lane];
     const cell = this.#lanesBase + (lane * this.laneCapacity + (pos & this.#laneMask)) * L.recordWords;
@@ -77,6 +88,7 @@ export class SharedRing {
     u32[cell + 2] = typeId;
     u32[cell + 3] = size;
     u32[cell + 4] = enqueuedUs;
+    u32[cell + 5] = arena;
     const next = (pos + 1) >>> 0;
     // The sequence store publishes the three plain writes above.
     Atomics.store(u32, cell, next);
@@ -120,58 +132,8 @@ export class SharedRing {
     );
   }
 
-  // ---- delivery queue (consumer) -----------------------------------------
-
-  /**
-   * Calls `deliver(slot, handler, attempt)` for every published delivery.
-   * The pending flag is cleared first, so a delivery published after the
-   * tail is read triggers a fresh notification instead of being missed.
-   */
-  drainDeliveries(deliver: (slot: number, handler: number, attempt: number) => void): void {
-    const u32 = this.#u32;
-    const mask = this.handoffCapacity - 1;
-    Atomics.store(u32, L.deliveryPending, 0);
-    let head = this.#deliveryHead;
-    let tail = Atomics.load(u32, L.deliveryTail);
-    while (head !== tail) {
-      while (head !== tail) {
-        const cell = this.#deliveriesBase + (head & mask) * L.deliveryWords;
-        const slot = u32[cell];
-        const handler = u32[cell + 1];
-        const attempt = u32[cell + 2];
-        head = (head + 1) >>> 0;
-        deliver(slot, handler, attempt);
-      }
-      Atomics.store(u32, L.deliveryHead, head);
-      this.#deliveryHead = head;
-      tail = Atomics.load(u32, L.deliveryTail);
-    }
-  }
-
   /** Worker panics so far (wrapping counter). */
   workerErrors(): number {
     return Atomics.load(this.#u32, L.workerErrors);
-  }
-
-  // ---- ack area (writer) -------------------------------------------------
-
-  /** Whether the ack area has room for one more acknowledgement. */
-  ackRoom(): boolean {
-    return this.#acks < this.handoffCapacity;
-  }
-
-  pushAck(slot: number, handler: number, outcome: number): void {
-    const at = this.#acksBase + this.#acks * L.ackWords;
-    this.#u32[at] = slot;
-    this.#u32[at + 1] = handler;
-    this.#u32[at + 2] = outcome;
-    this.#acks++;
-  }
-
-  /** Number of acknowledgements written since the last call; resets the area. */
-  takeAcks(): number {
-    const n = this.#acks;
-    this.#acks = 0;
-    return n;
   }
 }

@@ -21,6 +21,7 @@ use crate::core::shared::SharedWords;
 #[napi]
 pub struct NativeBus {
     pub(super) engine: Arc<Engine>,
+    pub(super) bus_id: u32,
     config: Config,
 }
 
@@ -163,7 +164,12 @@ impl NativeBus {
             }
         })
         .map_err(napi_to_js)?;
-        Ok(NativeBus { engine, config })
+        let bus_id = super::isolates::register_bus(&engine);
+        Ok(NativeBus {
+            engine,
+            bus_id,
+            config,
+        })
     }
 
     /// The resolved configuration.
@@ -343,6 +349,7 @@ impl NativeBus {
             "depth": depth,
             "rates": { "input": rates.input, "processing": rates.processing, "windowSeconds": rates.window },
             "types": self.engine.type_stats(),
+            "sinks": self.engine.sink_stats().iter().map(|(id, n)| json!({ "id": id, "deliveries": n })).collect::<Vec<_>>(),
             "readyRetries": q.ready_retries,
             "scheduledRetries": q.scheduled_retries,
             "deadLetters": q.dead_letters,

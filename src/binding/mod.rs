@@ -4,4 +4,5 @@
 pub mod bus;
 mod dead_letters;
 mod error;
+pub mod isolates;
 mod sink;

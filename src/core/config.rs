@@ -90,6 +90,9 @@ pub struct Config {
     pub handler_timeout: u32,
     /// Most entries kept in the dead-letter queue; the oldest is evicted.
     pub dead_letter_queue_size: u32,
+    /// Worker isolates that run handlers registered with
+    /// `registerWorkerHandler`; started on the first such event.
+    pub worker_isolates: u32,
     pub priorities: Priorities,
     pub memory_limits: MemoryLimits,
     pub performance_limits: PerformanceLimits,
@@ -112,6 +115,7 @@ impl Default for Config {
             aging_ms: 100,
             handler_timeout: 0,
             dead_letter_queue_size: 1000,
+            worker_isolates: default_isolates(),
             priorities: Priorities {
                 critical: 3.0,
                 normal: 2.0,
@@ -151,6 +155,11 @@ impl Default for Config {
             },
         }
     }
+}
+
+/// One isolate per available core, at most 8.
+fn default_isolates() -> u32 {
+    std::thread::available_parallelism().map_or(2, |n| n.get().min(8) as u32)
 }
 
 /// Upper bound of `concurrency`; far above what one event loop can keep busy.
@@ -198,6 +207,7 @@ impl Config {
             d.handler_timeout,
             (0, 2_147_483_647),
         );
+        c.worker_isolates = r.int(root, "workerIsolates", d.worker_isolates, (1, 64));
         c.dead_letter_queue_size = r.int(
             root,
             "deadLetterQueueSize",

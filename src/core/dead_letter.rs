@@ -27,6 +27,8 @@ pub struct DeadLetter {
     pub type_id: u32,
     pub lane: u8,
     pub size: u32,
+    /// The serialised event's offset, for types handled in worker isolates.
+    pub arena: u32,
     /// Runs made, first included.
     pub attempts: u32,
     pub errors: Vec<AttemptError>,
@@ -105,6 +107,7 @@ mod tests {
             type_id: 0,
             lane: 1,
             size: 0,
+            arena: 0,
             attempts: 4,
             errors: vec![],
             timestamp: 0,

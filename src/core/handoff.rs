@@ -13,25 +13,33 @@
 use std::sync::atomic::{AtomicU32, Ordering};
 use std::sync::Arc;
 
-use super::layout::{self, Layout, ACK_WORDS, DELIVERY_WORDS};
+#[cfg(test)]
+use super::layout::Layout;
+use super::layout::{HandoffRegion, ACK_WORDS, DELIVERY_WORDS};
 use super::shared::SharedWords;
 
 pub struct Handoff {
     mem: Arc<SharedWords>,
-    base: usize,
-    acks_base: usize,
-    capacity: u32,
+    region: HandoffRegion,
     /// Producer position; only touched under the dispatch lock.
     tail: AtomicU32,
 }
 
+/// One delivery as the consumer reads it.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Default)]
+pub struct Delivery {
+    pub slot: u32,
+    pub handler: u32,
+    pub attempt: u32,
+    pub arena: u32,
+    pub len: u32,
+}
+
 impl Handoff {
-    pub fn new(mem: Arc<SharedWords>, layout: &Layout) -> Self {
+    pub fn new(mem: Arc<SharedWords>, region: HandoffRegion) -> Self {
         Handoff {
             mem,
-            base: layout.deliveries_base,
-            acks_base: layout.acks_base,
-            capacity: layout.handoff_capacity,
+            region,
             tail: AtomicU32::new(0),
         }
     }
@@ -41,26 +49,30 @@ impl Handoff {
     }
 
     pub fn capacity(&self) -> u32 {
-        self.capacity
+        self.region.capacity
     }
 
     /// Deliveries published and not yet taken by JavaScript.
     pub fn pending(&self) -> u32 {
-        let head = self.word(layout::DELIVERY_HEAD).load(Ordering::Acquire);
+        let head = self.word(self.region.head).load(Ordering::Acquire);
         self.tail.load(Ordering::Relaxed).wrapping_sub(head)
     }
 
     /// Appends a delivery without publishing it; `false` when full. Callers
     /// must be serialised (the engine's dispatch lock).
-    pub fn push(&self, slot: u32, handler: u32, attempt: u32) -> bool {
-        if self.pending() >= self.capacity {
+    pub fn push(&self, d: Delivery) -> bool {
+        if self.pending() >= self.region.capacity {
             return false;
         }
         let pos = self.tail.load(Ordering::Relaxed);
-        let cell = self.base + (pos & (self.capacity - 1)) as usize * DELIVERY_WORDS;
-        self.word(cell).store(slot, Ordering::Relaxed);
-        self.word(cell + 1).store(handler, Ordering::Relaxed);
-        self.word(cell + 2).store(attempt, Ordering::Relaxed);
+        let cell = self.region.deliveries_base
+            + (pos & (self.region.capacity - 1)) as usize * DELIVERY_WORDS;
+        for (i, v) in [d.slot, d.handler, d.attempt, d.arena, d.len]
+            .into_iter()
+            .enumerate()
+        {
+            self.word(cell + i).store(v, Ordering::Relaxed);
+        }
         self.tail.store(pos.wrapping_add(1), Ordering::Relaxed);
         true
     }
@@ -68,35 +80,26 @@ impl Handoff {
     /// Publishes what was pushed. Returns true when the JavaScript side must
     /// be notified (no notification is pending yet).
     pub fn publish(&self) -> bool {
-        self.word(layout::DELIVERY_TAIL)
+        self.word(self.region.tail)
             .store(self.tail.load(Ordering::Relaxed), Ordering::SeqCst);
-        self.word(layout::DELIVERY_PENDING)
-            .swap(1, Ordering::SeqCst)
-            == 0
+        self.word(self.region.pending).swap(1, Ordering::SeqCst) == 0
     }
 
     /// Forgets a notification that could not be sent, so the next publish
     /// tries again.
     pub fn notification_failed(&self) {
-        self.word(layout::DELIVERY_PENDING)
-            .store(0, Ordering::SeqCst);
-    }
-
-    /// Bumps the worker-error counter JavaScript watches.
-    pub fn count_worker_error(&self) {
-        self.word(layout::WORKER_ERRORS)
-            .fetch_add(1, Ordering::SeqCst);
+        self.word(self.region.pending).store(0, Ordering::SeqCst);
     }
 
     /// Reads `count` acknowledgements JavaScript wrote into the ack area.
     pub fn read_acks(&self, count: u32) -> Option<Vec<u32>> {
-        if count > self.capacity {
+        if count > self.region.capacity {
             return None;
         }
         let words = count as usize * ACK_WORDS;
         Some(
             (0..words)
-                .map(|i| self.word(self.acks_base + i).load(Ordering::Relaxed))
+                .map(|i| self.word(self.region.acks_base + i).load(Ordering::Relaxed))
                 .collect(),
         )
     }
@@ -106,42 +109,56 @@ impl Handoff {
 #[cfg(test)]
 pub struct HandoffReader {
     mem: Arc<SharedWords>,
-    base: usize,
-    capacity: u32,
+    region: HandoffRegion,
     head: u32,
 }
 
 #[cfg(test)]
 impl HandoffReader {
-    pub fn new(mem: Arc<SharedWords>, layout: &Layout) -> Self {
+    pub fn new(mem: Arc<SharedWords>, region: HandoffRegion) -> Self {
         HandoffReader {
             mem,
-            base: layout.deliveries_base,
-            capacity: layout.handoff_capacity,
+            region,
             head: 0,
         }
     }
 
-    /// Clears the pending flag, then takes everything published.
+    /// Clears the pending flag, then takes everything published, as
+    /// `[slot, handler, attempt]` triples (the arena words are dropped).
     pub fn drain(&mut self) -> Vec<u32> {
+        self.drain_full()
+            .into_iter()
+            .flat_map(|d| [d.slot, d.handler, d.attempt])
+            .collect()
+    }
+
+    pub fn drain_full(&mut self) -> Vec<Delivery> {
         let w = self.mem.words();
-        w[layout::DELIVERY_PENDING].store(0, Ordering::SeqCst);
-        let tail = w[layout::DELIVERY_TAIL].load(Ordering::SeqCst);
+        let r = self.region;
+        w[r.pending].store(0, Ordering::SeqCst);
+        let tail = w[r.tail].load(Ordering::SeqCst);
         let mut out = Vec::new();
         while self.head != tail {
-            let cell = self.base + (self.head & (self.capacity - 1)) as usize * DELIVERY_WORDS;
-            out.extend((0..DELIVERY_WORDS).map(|i| w[cell + i].load(Ordering::Relaxed)));
+            let cell = r.deliveries_base + (self.head & (r.capacity - 1)) as usize * DELIVERY_WORDS;
+            let word = |i: usize| w[cell + i].load(Ordering::Relaxed);
+            out.push(Delivery {
+                slot: word(0),
+                handler: word(1),
+                attempt: word(2),
+                arena: word(3),
+                len: word(4),
+            });
             self.head = self.head.wrapping_add(1);
         }
-        w[layout::DELIVERY_HEAD].store(self.head, Ordering::SeqCst);
+        w[r.head].store(self.head, Ordering::SeqCst);
         out
     }
 
     /// Writes acknowledgements where `Handoff::read_acks` finds them.
-    pub fn write_acks(&self, layout: &Layout, acks: &[u32]) {
+    pub fn write_acks(&self, acks: &[u32]) {
         let w = self.mem.words();
         for (i, a) in acks.iter().enumerate() {
-            w[layout.acks_base + i].store(*a, Ordering::Relaxed);
+            w[self.region.acks_base + i].store(*a, Ordering::Relaxed);
         }
     }
 }
@@ -155,21 +172,47 @@ mod tests {
         let layout = Layout::new(100, 4);
         let mem = Arc::new(SharedWords::owned(layout.words));
         layout.format_header(&mem);
-        let h = Handoff::new(mem.clone(), &layout);
-        let mut r = HandoffReader::new(mem, &layout);
-        assert!(h.push(1, 0, 0) && h.push(2, 5, 1));
+        let h = Handoff::new(mem.clone(), layout.handoff_region());
+        let mut r = HandoffReader::new(mem, layout.handoff_region());
+        let d = |slot, handler, attempt| Delivery {
+            slot,
+            handler,
+            attempt,
+            arena: slot * 8,
+            len: 3,
+        };
+        assert!(h.push(d(1, 0, 0)) && h.push(d(2, 5, 1)));
         assert!(h.publish(), "first publish notifies");
-        assert!(h.push(3, 0, 0));
+        assert!(h.push(d(3, 0, 0)));
         assert!(!h.publish(), "a notification is already pending");
-        assert_eq!(r.drain(), vec![1, 0, 0, 2, 5, 1, 3, 0, 0]);
+        let got = r.drain_full();
+        assert_eq!(got, vec![d(1, 0, 0), d(2, 5, 1), d(3, 0, 0)]);
         for i in 0..4 {
-            assert!(h.push(10 + i, 0, 0));
+            assert!(h.push(d(10 + i, 0, 0)));
         }
-        assert!(!h.push(99, 0, 0), "capacity 4");
+        assert!(!h.push(d(99, 0, 0)), "capacity 4");
         assert!(h.publish(), "drain cleared the pending flag");
         assert_eq!(r.drain().len(), 12);
-        r.write_acks(&layout, &[7, 0, 1]);
+        r.write_acks(&[7, 0, 1]);
         assert_eq!(h.read_acks(1), Some(vec![7, 0, 1]));
         assert_eq!(h.read_acks(5), None);
+    }
+
+    #[test]
+    fn a_standalone_region_works_the_same() {
+        let region = HandoffRegion::standalone(3);
+        assert_eq!(region.capacity, 4);
+        let mem = Arc::new(SharedWords::owned(region.words()));
+        let h = Handoff::new(mem.clone(), region);
+        let mut r = HandoffReader::new(mem, region);
+        assert!(h.push(Delivery {
+            slot: 4,
+            handler: 2,
+            attempt: 1,
+            arena: 64,
+            len: 10
+        }));
+        assert!(h.publish());
+        assert_eq!(r.drain_full()[0].len, 10);
     }
 }

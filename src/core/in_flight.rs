@@ -18,6 +18,13 @@ pub struct InFlight {
     pub attempt: u32,
     /// Errors of the earlier attempts (retries only).
     pub errors: Vec<AttemptError>,
+    /// The sink it went to (0 = the main thread).
+    pub sink: u32,
+    /// An isolate finished it; the main thread has yet to account for it.
+    pub remote_done: bool,
+    /// Retries and dead letters its failures led to (isolate deliveries).
+    pub retries: u16,
+    pub letters: u16,
 }
 
 #[derive(Default)]
@@ -70,6 +77,39 @@ impl InFlightTable {
         }
     }
 
+    pub fn get_mut(&mut self, slot: u32, handler: u32) -> Option<&mut InFlight> {
+        if handler == 0 {
+            self.fan_out.get_mut(slot as usize).and_then(Option::as_mut)
+        } else {
+            self.single.get_mut(&(slot, handler))
+        }
+    }
+
+    /// Removes and returns every entry `keep` rejects, with its key.
+    pub fn take_where(&mut self, take: impl Fn(&InFlight) -> bool) -> Vec<((u32, u32), InFlight)> {
+        let mut out = Vec::new();
+        for (slot, cell) in self.fan_out.iter_mut().enumerate() {
+            if cell.as_ref().is_some_and(&take) {
+                if let Some(e) = cell.take() {
+                    out.push(((slot as u32, 0), e));
+                }
+            }
+        }
+        let keys: Vec<(u32, u32)> = self
+            .single
+            .iter()
+            .filter(|(_, e)| take(e))
+            .map(|(k, _)| *k)
+            .collect();
+        for k in keys {
+            if let Some(e) = self.single.remove(&k) {
+                out.push((k, e));
+            }
+        }
+        self.len -= out.len();
+        out
+    }
+
     pub fn remove(&mut self, slot: u32, handler: u32) -> Option<InFlight> {
         let entry = if handler == 0 {
             self.fan_out.get_mut(slot as usize).and_then(Option::take)
@@ -92,12 +132,17 @@ mod tests {
                 type_id: 0,
                 size: 0,
                 enqueued_us: 0,
+                arena: 0,
                 lane: 1,
             },
             permits: 1,
             since: Instant::now(),
             attempt: 0,
             errors: vec![],
+            sink: slot % 2,
+            remote_done: false,
+            retries: 0,
+            letters: 0,
         }
     }
 
@@ -115,5 +160,22 @@ mod tests {
         assert!(t.remove(5, 0).is_some());
         assert!(t.remove(9, 0).is_none());
         assert_eq!(t.len(), 1);
+    }
+
+    #[test]
+    fn entries_of_one_sink_can_be_taken_out() {
+        let mut t = InFlightTable::default();
+        for slot in 0..6 {
+            t.insert(slot, 0, entry(slot));
+            t.insert(slot, 7, entry(slot));
+        }
+        let odd = t.take_where(|e| e.sink == 1);
+        assert_eq!(odd.len(), 6);
+        assert!(odd.iter().all(|((slot, _), _)| slot % 2 == 1));
+        assert_eq!(t.len(), 6);
+        if let Some(e) = t.get_mut(2, 7) {
+            e.remote_done = true;
+        }
+        assert!(t.get(2, 7).is_some_and(|e| e.remote_done));
     }
 }

@@ -45,10 +45,12 @@ pub const DELIVERY_PENDING: usize = 11 * LINE;
 pub const WORKER_ERRORS: usize = 12 * LINE;
 pub const HEADER_WORDS: usize = 13 * LINE;
 
-/// `[sequence, slot, type id, size, enqueued µs]`.
-pub const RECORD_WORDS: usize = 5;
-/// `[slot, handler, attempt]`; handler 0 means every handler of the type.
-pub const DELIVERY_WORDS: usize = 3;
+/// `[sequence, slot, type id, size, enqueued µs, arena offset]`.
+pub const RECORD_WORDS: usize = 6;
+/// `[slot, handler, attempt, arena offset, arena length]`; handler 0 means
+/// every handler of the type. The arena fields locate the serialised event
+/// of a type handled in worker isolates.
+pub const DELIVERY_WORDS: usize = 5;
 /// `[slot, handler, outcome]`.
 pub const ACK_WORDS: usize = 3;
 pub const LANE_COUNT: usize = 3;
@@ -64,7 +66,51 @@ pub struct Layout {
     pub words: usize,
 }
 
+/// Where one hand-off queue (deliveries out, acknowledgements back) lives.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub struct HandoffRegion {
+    pub tail: usize,
+    pub head: usize,
+    pub pending: usize,
+    pub deliveries_base: usize,
+    pub acks_base: usize,
+    pub capacity: u32,
+}
+
+impl HandoffRegion {
+    /// A region of its own (a worker isolate's): three header lines, then
+    /// the deliveries, then the acknowledgements.
+    pub fn standalone(capacity: u32) -> Self {
+        let capacity = capacity.max(2).next_power_of_two();
+        let deliveries_base = 3 * LINE;
+        HandoffRegion {
+            tail: 0,
+            head: LINE,
+            pending: 2 * LINE,
+            deliveries_base,
+            acks_base: deliveries_base + capacity as usize * DELIVERY_WORDS,
+            capacity,
+        }
+    }
+
+    pub fn words(&self) -> usize {
+        self.acks_base + self.capacity as usize * ACK_WORDS
+    }
+}
+
 impl Layout {
+    /// The main thread's hand-off region inside the shared buffer.
+    pub fn handoff_region(&self) -> HandoffRegion {
+        HandoffRegion {
+            tail: DELIVERY_TAIL,
+            head: DELIVERY_HEAD,
+            pending: DELIVERY_PENDING,
+            deliveries_base: self.deliveries_base,
+            acks_base: self.acks_base,
+            capacity: self.handoff_capacity,
+        }
+    }
+
     pub fn new(max_queue_size: u32, concurrency: u32) -> Self {
         let lane_capacity = max_queue_size.max(2).next_power_of_two();
         let handoff_capacity = concurrency.max(2).next_power_of_two();
@@ -107,8 +153,8 @@ mod tests {
         let l = Layout::new(10_000, 256);
         assert_eq!((l.lane_capacity, l.handoff_capacity), (16_384, 256));
         assert_eq!(l.deliveries_base, HEADER_WORDS + 3 * 16_384 * RECORD_WORDS);
-        assert_eq!(l.acks_base, l.deliveries_base + 256 * 3);
-        assert_eq!(l.words, l.acks_base + 256 * 3);
+        assert_eq!(l.acks_base, l.deliveries_base + 256 * DELIVERY_WORDS);
+        assert_eq!(l.words, l.acks_base + 256 * ACK_WORDS);
         let mem = SharedWords::owned(l.words);
         l.format_header(&mem);
         assert_eq!(

@@ -155,6 +155,7 @@ mod tests {
                 type_id: 0,
                 size: 0,
                 enqueued_us: 0,
+                arena: 0,
                 lane,
             },
             handler: 1,

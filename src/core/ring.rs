@@ -34,6 +34,9 @@ pub struct Record {
     /// When it was emitted: µs on the engine's clock, wrapping (see
     /// `Engine::elapsed_us`).
     pub enqueued_us: u32,
+    /// Offset of the serialised event in the arena (types handled in worker
+    /// isolates; `size` is then its exact length).
+    pub arena: u32,
     /// 0 = critical, 1 = normal, 2 = low.
     pub lane: u8,
 }
@@ -117,6 +120,12 @@ impl PriorityRing {
         })
     }
 
+    /// Bumps the worker-panic counter JavaScript watches.
+    pub fn count_worker_error(&self) {
+        self.word(layout::WORKER_ERRORS)
+            .fetch_add(1, Ordering::SeqCst);
+    }
+
     /// Records waiting in `lane`.
     pub fn depth(&self, lane: usize) -> u32 {
         let tail = self
@@ -160,6 +169,7 @@ impl PriorityRing {
                             type_id: self.word(cell + 2).load(Ordering::Relaxed),
                             size: self.word(cell + 3).load(Ordering::Relaxed),
                             enqueued_us: self.word(cell + 4).load(Ordering::Relaxed),
+                            arena: self.word(cell + 5).load(Ordering::Relaxed),
                             lane: lane as u8,
                         };
                         self.word(cell)
@@ -195,6 +205,7 @@ impl PriorityRing {
             type_id: self.word(cell + 2).load(Ordering::Relaxed),
             size: self.word(cell + 3).load(Ordering::Relaxed),
             enqueued_us: self.word(cell + 4).load(Ordering::Relaxed),
+            arena: self.word(cell + 5).load(Ordering::Relaxed),
             lane: lane as u8,
         })
     }

@@ -4,11 +4,13 @@
 
 use parking_lot::RwLock;
 use serde::Serialize;
-use std::sync::atomic::{AtomicU32, AtomicU64, Ordering};
+use std::sync::atomic::{AtomicBool, AtomicU32, AtomicU64, Ordering};
 
 #[derive(Default)]
 pub struct TypeStats {
     pub handlers: AtomicU32,
+    /// Handled in worker isolates rather than on the main thread.
+    pub isolated: AtomicBool,
     pub dispatched: AtomicU64,
     pub succeeded: AtomicU64,
     pub failed: AtomicU64,
@@ -59,6 +61,13 @@ impl TypeTable {
         self.ensure(type_id);
         if let Some(s) = self.stats.read().get(type_id as usize) {
             s.handlers.store(count, Ordering::Relaxed);
+        }
+    }
+
+    pub fn set_isolated(&self, type_id: u32, isolated: bool) {
+        self.ensure(type_id);
+        if let Some(s) = self.stats.read().get(type_id as usize) {
+            s.isolated.store(isolated, Ordering::Relaxed);
         }
     }
 

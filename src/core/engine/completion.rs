@@ -8,10 +8,19 @@ use std::time::Instant;
 use super::{unix_ms, Engine};
 use crate::core::dead_letter::{AttemptError, DeadLetter};
 use crate::core::error::BusError;
+use crate::core::handoff::Delivery as HandoffDelivery;
+use crate::core::in_flight::InFlightTable;
 use crate::core::layout::ACK_WORDS;
 use crate::core::metrics::{Outcome, OutcomeTally};
 use crate::core::retry_queue::Redelivery;
-use crate::core::types::bump;
+use crate::core::types::{bump, TypeStats};
+
+/// Marks a main-thread delivery as a notice: an isolate finished delivery
+/// `handler & !NOTICE` of the slot; `attempt` carries the outcome and the
+/// arena words the retries and dead letters it led to.
+pub const NOTICE: u32 = 1 << 31;
+/// The outcome the main thread acknowledges a notice with.
+pub const REMOTE_OUTCOME: u32 = 3;
 
 /// One handler's failure in a delivery.
 #[derive(Debug, Clone)]
@@ -81,54 +90,18 @@ impl Engine {
         let mut rearm = false;
         inner.types.read(|types| {
             let mut in_flight = inner.in_flight.lock();
-            for failure in failures {
-                let Some(entry) = in_flight.get(failure.slot, failure.delivery) else {
-                    completion.fates.push(Fate::Unknown);
-                    continue;
-                };
-                let (record, attempt) = (entry.record, entry.attempt);
-                let mut errors = entry.errors.clone();
-                errors.push(failure.error);
-                // After stop nothing would run a retry: dead-letter instead.
-                let stopped = inner.stopping.load(Ordering::SeqCst);
-                if failure.retryable && !stopped && inner.policy.should_retry(attempt) {
-                    let delay = inner.policy.delay(attempt, inner.jitter.lock().next_unit());
-                    let retry = Redelivery {
-                        record,
-                        handler: failure.handler,
-                        attempt: attempt + 1,
-                        errors,
-                    };
-                    rearm |= inner.retries.lock().schedule(now + delay, retry);
-                    inner.metrics.retries.fetch_add(1, Ordering::Relaxed);
-                    bump(types, record.type_id, |s| &s.retries);
-                    completion.fates.push(Fate::Retry);
-                } else {
-                    if !failure.retryable {
-                        inner.metrics.non_retryable.fetch_add(1, Ordering::Relaxed);
-                    }
-                    let letter = DeadLetter {
-                        id: 0,
-                        slot: record.slot,
-                        handler_id: failure.handler,
-                        handler: failure.handler_name,
-                        type_id: record.type_id,
-                        lane: record.lane,
-                        size: record.size,
-                        attempts: attempt + 1,
-                        errors,
-                        timestamp: unix_ms(),
-                    };
-                    if let Some(evicted) = inner.dead_letters.lock().push(letter) {
-                        completion.evicted.push(evicted.slot);
-                    }
-                    inner.metrics.dead_lettered.fetch_add(1, Ordering::Relaxed);
-                    bump(types, record.type_id, |s| &s.dead_lettered);
-                    completion.fates.push(Fate::DeadLetter);
-                }
-            }
+            rearm |= self.handle_failures(&mut in_flight, types, failures, now, &mut completion);
             for ack in acks.chunks_exact(ACK_WORDS) {
                 let (slot, delivery, code) = (ack[0], ack[1], ack[2]);
+                if code == REMOTE_OUTCOME {
+                    // An isolate's delivery the main thread has now accounted
+                    // for: its outcome was tallied when the isolate finished.
+                    match in_flight.remove(slot, delivery) {
+                        Some(entry) if entry.remote_done => released += entry.permits,
+                        _ => unknown.push(format!("{slot}/{delivery}/{code}")),
+                    }
+                    continue;
+                }
                 let (Some(outcome), Some(entry)) =
                     (Outcome::from_code(code), in_flight.remove(slot, delivery))
                 else {
@@ -156,6 +129,154 @@ impl Engine {
         } else {
             Err(BusError::InvalidArgument(format!(
                 "acknowledged deliveries that were not in flight: {}",
+                unknown.join(", ")
+            )))
+        }
+    }
+
+    /// Decides each failure's fate: a retry after its backoff, or a dead
+    /// letter. Returns whether the retry timer must re-arm.
+    fn handle_failures(
+        &self,
+        in_flight: &mut InFlightTable,
+        types: &[TypeStats],
+        failures: Vec<Failure>,
+        now: Instant,
+        completion: &mut Completion,
+    ) -> bool {
+        let inner = &self.inner;
+        let mut rearm = false;
+        for failure in failures {
+            let Some(entry) = in_flight.get_mut(failure.slot, failure.delivery) else {
+                completion.fates.push(Fate::Unknown);
+                continue;
+            };
+            let (record, attempt) = (entry.record, entry.attempt);
+            let mut errors = entry.errors.clone();
+            errors.push(failure.error);
+            // After stop nothing would run a retry: dead-letter instead.
+            let stopped = inner.stopping.load(Ordering::SeqCst);
+            if failure.retryable && !stopped && inner.policy.should_retry(attempt) {
+                entry.retries = entry.retries.saturating_add(1);
+                let delay = inner.policy.delay(attempt, inner.jitter.lock().next_unit());
+                let retry = Redelivery {
+                    record,
+                    handler: failure.handler,
+                    attempt: attempt + 1,
+                    errors,
+                };
+                rearm |= inner.retries.lock().schedule(now + delay, retry);
+                inner.metrics.retries.fetch_add(1, Ordering::Relaxed);
+                bump(types, record.type_id, |s| &s.retries);
+                completion.fates.push(Fate::Retry);
+            } else {
+                entry.letters = entry.letters.saturating_add(1);
+                if !failure.retryable {
+                    inner.metrics.non_retryable.fetch_add(1, Ordering::Relaxed);
+                }
+                let letter = DeadLetter {
+                    id: 0,
+                    slot: record.slot,
+                    handler_id: failure.handler,
+                    handler: failure.handler_name,
+                    type_id: record.type_id,
+                    lane: record.lane,
+                    size: record.size,
+                    arena: record.arena,
+                    attempts: attempt + 1,
+                    errors,
+                    timestamp: unix_ms(),
+                };
+                if let Some(evicted) = inner.dead_letters.lock().push(letter) {
+                    completion.evicted.push(evicted.slot);
+                }
+                inner.metrics.dead_lettered.fetch_add(1, Ordering::Relaxed);
+                bump(types, record.type_id, |s| &s.dead_lettered);
+                completion.fates.push(Fate::DeadLetter);
+            }
+        }
+        rearm
+    }
+
+    /// An isolate's acknowledgements (`count` in its sink's ack area) and
+    /// failures. Outcomes are tallied here; each finished delivery becomes a
+    /// notice to the main thread, which keeps the event's books and
+    /// acknowledges the notice (the delivery keeps its permits until then).
+    pub fn complete_remote(
+        &self,
+        sink_id: u32,
+        count: u32,
+        failures: Vec<Failure>,
+    ) -> Result<Completion, BusError> {
+        let inner = &self.inner;
+        let sink = inner
+            .sinks
+            .read()
+            .iter()
+            .find(|s| s.id == sink_id)
+            .cloned()
+            .ok_or_else(|| BusError::InvalidState(format!("no isolate sink {sink_id}")))?;
+        let acks = sink.handoff.read_acks(count).ok_or_else(|| {
+            BusError::InvalidArgument(format!("ack count {count} exceeds the ack area"))
+        })?;
+        let now = Instant::now();
+        let mut completion = Completion::default();
+        let mut rearm = false;
+        let mut tally = OutcomeTally::default();
+        let mut notices = Vec::new();
+        let mut unknown = Vec::new();
+        inner.types.read(|types| {
+            let mut in_flight = inner.in_flight.lock();
+            rearm |= self.handle_failures(&mut in_flight, types, failures, now, &mut completion);
+            for ack in acks.chunks_exact(ACK_WORDS) {
+                let (slot, delivery, code) = (ack[0], ack[1], ack[2]);
+                let outcome = Outcome::from_code(code);
+                match (outcome, in_flight.get_mut(slot, delivery)) {
+                    (Some(outcome), Some(entry)) if entry.sink == sink_id && !entry.remote_done => {
+                        entry.remote_done = true;
+                        let elapsed = now.saturating_duration_since(entry.since).as_micros() as u64;
+                        tally.add(outcome, entry.record.lane, elapsed);
+                        match outcome {
+                            Outcome::Ok => bump(types, entry.record.type_id, |s| &s.succeeded),
+                            Outcome::Failed => bump(types, entry.record.type_id, |s| &s.failed),
+                            Outcome::NoHandler => {}
+                        }
+                        notices.push(HandoffDelivery {
+                            slot,
+                            handler: delivery | NOTICE,
+                            attempt: code,
+                            arena: entry.retries as u32,
+                            len: entry.letters as u32,
+                        });
+                    }
+                    _ => unknown.push(format!("{slot}/{delivery}/{code}")),
+                }
+            }
+        });
+        inner.metrics.record(&mut tally);
+        if rearm {
+            let _guard = inner.park.lock();
+            inner.timer_cv.notify_one();
+        }
+        if !notices.is_empty() {
+            // The main hand-off queue has one producer at a time.
+            let _dispatch = inner.dispatch.lock();
+            if let Some(main) = inner.sinks.read().first().cloned() {
+                for n in &notices {
+                    let pushed = main.handoff.push(*n);
+                    debug_assert!(
+                        pushed,
+                        "a notice always has the cell its delivery's permit keeps"
+                    );
+                }
+                inner.publish(&main, 0);
+            }
+        }
+        if unknown.is_empty() {
+            Ok(completion)
+        } else {
+            Err(BusError::InvalidArgument(format!(
+                "acknowledged deliveries that were not in flight here: {}",
                 unknown.join(", ")
             )))
         }
@@ -193,6 +314,7 @@ impl Engine {
                             type_id: letter.type_id,
                             size: letter.size,
                             enqueued_us: 0,
+                            arena: letter.arena,
                             lane: letter.lane,
                         },
                         handler: letter.handler_id,

@@ -1,10 +1,9 @@
 //! Retries, dead letters and worker panics, driven the way the JavaScript
 //! side drives them.
 
-use super::tests::{ack_all, engine, recv};
+use super::tests::{ack_all, engine, recv, TRIPLE};
 use super::*;
 use crate::core::dead_letter::AttemptError;
-use crate::core::layout::DELIVERY_WORDS;
 use crate::core::metrics::Outcome;
 use crate::core::ring::RingProducer;
 use serde_json::json;
@@ -114,11 +113,11 @@ fn the_dead_letter_queue_evicts_its_oldest_entry_and_says_so() {
     }
     engine.wake();
     let mut deliveries = vec![];
-    while deliveries.len() < 3 * DELIVERY_WORDS {
+    while deliveries.len() < 3 * TRIPLE {
         deliveries.extend(recv(&mut js));
     }
     let mut evicted = vec![];
-    for d in deliveries.chunks_exact(DELIVERY_WORDS) {
+    for d in deliveries.chunks_exact(TRIPLE) {
         evicted.extend(fail(&engine, d, 1, true).evicted);
     }
     assert_eq!(evicted, vec![1]);
@@ -160,7 +159,7 @@ fn a_worker_panic_requeues_its_batch_and_the_worker_carries_on() {
     let mut got = 0;
     while got < 20 {
         let batch = recv(&mut js);
-        for d in batch.chunks_exact(DELIVERY_WORDS) {
+        for d in batch.chunks_exact(TRIPLE) {
             seen[d[0] as usize] += 1;
             got += 1;
         }

@@ -22,6 +22,7 @@ use super::dead_letter::DeadLetterQueue;
 use super::error::BusError;
 use super::handoff::Handoff;
 use super::in_flight::InFlightTable;
+use super::layout::HandoffRegion;
 use super::layout::Layout;
 use super::metrics::Metrics;
 use super::permits::Permits;
@@ -65,6 +66,16 @@ pub struct WorkerError {
     pub requeued: u32,
 }
 
+/// Where deliveries go: the main thread (id 0) or a worker isolate, each
+/// with its own hand-off queue and notifier.
+pub struct Sink {
+    pub id: u32,
+    handoff: Arc<Handoff>,
+    notifier: Arc<dyn Notifier>,
+    /// Deliveries published to it.
+    pub deliveries: AtomicU64,
+}
+
 struct Worker {
     id: u32,
     stop: Arc<AtomicBool>,
@@ -91,7 +102,13 @@ pub struct Engine {
 
 struct Inner {
     ring: PriorityRing,
-    handoff: Handoff,
+    /// The main thread's hand-off queue (acknowledgements come back here).
+    handoff: Arc<Handoff>,
+    /// Sink 0 is the main thread once started; the rest are worker isolates.
+    sinks: RwLock<Vec<Arc<Sink>>>,
+    next_sink_id: AtomicU32,
+    /// Round robin over the isolate sinks.
+    next_isolate: AtomicU32,
     order: [usize; LANES],
     policy: RetryPolicy,
     restart_delay: Duration,
@@ -155,14 +172,17 @@ impl Engine {
             order,
             Duration::from_millis(config.aging_ms as u64),
         );
-        let seed = unix_ms() ^ (Arc::as_ptr(&mem) as u64);
+        let seed = unix_ms() ^ (Arc::as_ptr(&mem) as usize as u64);
         let started = Instant::now();
         let retries = RetryQueue::default();
         let ready_retries = retries.ready_count();
         Engine {
             inner: Arc::new(Inner {
                 ring,
-                handoff: Handoff::new(mem.clone(), &layout),
+                handoff: Arc::new(Handoff::new(mem.clone(), layout.handoff_region())),
+                sinks: RwLock::new(Vec::new()),
+                next_sink_id: AtomicU32::new(1),
+                next_isolate: AtomicU32::new(0),
                 order,
                 policy: RetryPolicy::new(config.retry_attempts, config.retry_delays.clone()),
                 restart_delay: Duration::from_millis(
@@ -230,7 +250,21 @@ impl Engine {
         if self.inner.stopping.load(Ordering::SeqCst) {
             return Err(BusError::InvalidState("the engine has been stopped".into()));
         }
-        *self.inner.notifier.write() = Some(notifier);
+        *self.inner.notifier.write() = Some(notifier.clone());
+        {
+            let mut sinks = self.inner.sinks.write();
+            if sinks.first().is_none_or(|s| s.id != 0) {
+                sinks.insert(
+                    0,
+                    Arc::new(Sink {
+                        id: 0,
+                        handoff: self.inner.handoff.clone(),
+                        notifier,
+                        deliveries: AtomicU64::new(0),
+                    }),
+                );
+            }
+        }
         let mut timer = self.timer.lock();
         if timer.is_none() {
             let inner = self.inner.clone();
@@ -358,6 +392,94 @@ impl Engine {
     /// Test hook: the next worker that takes a batch panics while holding it.
     pub fn inject_worker_panic(&self) {
         self.inner.inject_panic.store(true, Ordering::SeqCst);
+    }
+
+    /// Routes `type_id` to worker isolates (or back to the main thread).
+    pub fn set_type_isolated(&self, type_id: u32, isolated: bool) {
+        self.inner.types.set_isolated(type_id, isolated);
+    }
+
+    /// Adds a worker isolate's hand-off queue; its region must hold at least
+    /// the in-flight window. Returns the sink id.
+    pub fn attach_sink(
+        &self,
+        mem: Arc<SharedWords>,
+        region: HandoffRegion,
+        notifier: Arc<dyn Notifier>,
+    ) -> Result<u32, BusError> {
+        if region.capacity < self.inner.permits.limit() {
+            return Err(BusError::InvalidArgument(format!(
+                "an isolate's hand-off queue needs room for the window ({}), got {}",
+                self.inner.permits.limit(),
+                region.capacity
+            )));
+        }
+        if mem.words().len() < region.words() {
+            return Err(BusError::InvalidArgument(
+                "an isolate's hand-off buffer is smaller than its region".into(),
+            ));
+        }
+        if self.inner.stopping.load(Ordering::SeqCst) {
+            return Err(BusError::ShuttingDown("the bus is shutting down".into()));
+        }
+        let id = self.inner.next_sink_id.fetch_add(1, Ordering::Relaxed);
+        self.inner.sinks.write().push(Arc::new(Sink {
+            id,
+            handoff: Arc::new(Handoff::new(mem, region)),
+            notifier,
+            deliveries: AtomicU64::new(0),
+        }));
+        self.inner.notify_all();
+        Ok(id)
+    }
+
+    /// Removes an isolate's sink (it exited). Deliveries it had not finished
+    /// go back in front of their lanes, for another isolate; returns how many.
+    pub fn detach_sink(&self, id: u32) -> u32 {
+        if id == 0 {
+            return 0;
+        }
+        self.inner.sinks.write().retain(|s| s.id != id);
+        let taken = self
+            .inner
+            .in_flight
+            .lock()
+            .take_where(|e| e.sink == id && !e.remote_done);
+        let mut permits = 0;
+        {
+            let mut retries = self.inner.retries.lock();
+            for (_, e) in taken.iter().rev() {
+                permits += e.permits;
+            }
+            for ((_, handler), e) in taken.iter().rev() {
+                retries.push_ready(
+                    Redelivery {
+                        record: e.record,
+                        handler: *handler,
+                        attempt: e.attempt,
+                        errors: e.errors.clone(),
+                    },
+                    true,
+                );
+            }
+        }
+        self.inner.release_permits(permits);
+        self.inner
+            .metrics
+            .requeued
+            .fetch_add(taken.len() as u64, Ordering::Relaxed);
+        self.inner.notify_all();
+        taken.len() as u32
+    }
+
+    /// `(sink id, deliveries published)` for every sink.
+    pub fn sink_stats(&self) -> Vec<(u32, u64)> {
+        self.inner
+            .sinks
+            .read()
+            .iter()
+            .map(|s| (s.id, s.deliveries.load(Ordering::Relaxed)))
+            .collect()
     }
 
     /// Test hook: while set, starting a worker thread fails, to exercise the
@@ -489,5 +611,7 @@ impl Inner {
 
 #[cfg(test)]
 mod failure_tests;
+#[cfg(test)]
+mod isolate_tests;
 #[cfg(test)]
 mod tests;

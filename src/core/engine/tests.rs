@@ -1,7 +1,9 @@
 use super::*;
 use crate::core::handoff::HandoffReader;
-use crate::core::layout::DELIVERY_WORDS;
 use crate::core::metrics::Outcome;
+
+/// `HandoffReader::drain` returns `[slot, handler, attempt]` triples.
+pub(super) const TRIPLE: usize = 3;
 use crate::core::ring::RingProducer;
 use serde_json::json;
 use std::sync::mpsc;
@@ -40,7 +42,7 @@ pub(super) fn engine(config: serde_json::Value) -> (Engine, Js, Config) {
     let layout = Layout::new(config.max_queue_size, config.concurrency);
     let engine = Engine::new(&config, SharedWords::owned(layout.words));
     let (tx, rx) = mpsc::channel();
-    let reader = HandoffReader::new(engine.memory().clone(), engine.layout());
+    let reader = HandoffReader::new(engine.memory().clone(), engine.layout().handoff_region());
     engine
         .start(
             Arc::new(ChannelNotifier(Mutex::new(tx))),
@@ -51,12 +53,12 @@ pub(super) fn engine(config: serde_json::Value) -> (Engine, Js, Config) {
 }
 
 fn slots(batch: &[u32]) -> Vec<u32> {
-    batch.chunks_exact(DELIVERY_WORDS).map(|d| d[0]).collect()
+    batch.chunks_exact(TRIPLE).map(|d| d[0]).collect()
 }
 
 pub(super) fn ack_all(engine: &Engine, batch: &[u32], outcome: Outcome) {
     let acks: Vec<u32> = batch
-        .chunks_exact(DELIVERY_WORDS)
+        .chunks_exact(TRIPLE)
         .flat_map(|d| [d[0], d[1], outcome as u32])
         .collect();
     engine
@@ -112,7 +114,7 @@ fn window_bounds_in_flight_and_critical_overtakes_queued_low() {
     }
     engine.wake();
     let mut outstanding: Vec<u32> = Vec::new();
-    while outstanding.len() < 2 * DELIVERY_WORDS {
+    while outstanding.len() < 2 * TRIPLE {
         outstanding.extend(recv(&mut rx));
     }
     assert_eq!(slots(&outstanding), vec![0, 1], "the window holds two");
@@ -184,10 +186,10 @@ fn acks_are_read_from_the_shared_area() {
     p.push(1, 5, 0, 0);
     engine.wake();
     let mut got = Vec::new();
-    while got.len() < 2 * DELIVERY_WORDS {
+    while got.len() < 2 * TRIPLE {
         got.extend(recv(&mut js));
     }
-    js.reader.write_acks(engine.layout(), &[4, 0, 0, 5, 0, 1]);
+    js.reader.write_acks(&[4, 0, 0, 5, 0, 1]);
     engine.complete_shared(2, vec![]).expect("both in flight");
     let m = engine.metrics().snapshot();
     assert_eq!((m.succeeded, m.failed), (1, 1));

@@ -9,7 +9,8 @@ use std::panic::{catch_unwind, AssertUnwindSafe};
 use std::sync::atomic::{AtomicBool, Ordering};
 use std::time::Instant;
 
-use super::{Inner, Notifier, WorkerError, WorkerStats, MAX_BATCH, PARK_TIMEOUT};
+use super::{Inner, Sink, WorkerError, WorkerStats, MAX_BATCH, PARK_TIMEOUT};
+use crate::core::handoff::Delivery as HandoffDelivery;
 use crate::core::histogram::LocalHistogram;
 use crate::core::in_flight::InFlight;
 use crate::core::retry_queue::Redelivery;
@@ -32,10 +33,12 @@ pub(super) enum Collected {
     NoPermits(u32),
 }
 
-/// One delivery being assembled, with the permits it holds.
+/// One delivery being assembled, with the permits it holds and the index
+/// (in this batch's sink list) of the sink it goes to.
 pub(super) struct Taken {
     delivery: Redelivery,
     permits: u32,
+    sink: usize,
 }
 
 impl Inner {
@@ -44,23 +47,23 @@ impl Inner {
     }
 
     pub(super) fn run_worker(&self, id: u32, stop: &AtomicBool, stats: &WorkerStats) {
-        let Some(notifier) = self.notifier.read().clone() else {
+        if self.notifier.read().is_none() {
             return;
-        };
+        }
         // Owned out here so a panic inside collect_and_deliver leaves them to
         // recover.
         let mut batch: Vec<Taken> = Vec::new();
         let mut stage = Stage::Published;
         while !self.should_stop(stop) {
             let outcome = catch_unwind(AssertUnwindSafe(|| {
-                self.collect_and_deliver(&mut batch, &mut stage, &*notifier, stats)
+                self.collect_and_deliver(&mut batch, &mut stage, stats)
             }));
             match outcome {
                 Ok(Collected::Delivered) => {}
                 Ok(Collected::Empty) => self.park_until_records(stop),
                 Ok(Collected::NoPermits(need)) => self.park_until_permits(stop, need),
                 Err(panic) => {
-                    self.recover(id, &mut batch, stage, panic, stats, &*notifier);
+                    self.recover(id, &mut batch, stage, panic, stats);
                     stage = Stage::Published;
                     self.pause(stop, self.restart_delay);
                 }
@@ -69,21 +72,38 @@ impl Inner {
     }
 
     /// Takes the next deliveries in priority order that fit in the window
-    /// and publishes them to the hand-off queue. What does not fit stays
+    /// and publishes them to their sinks' hand-off queues (the main thread,
+    /// or a worker isolate for types handled there). What does not fit stays
     /// where it was, so a higher-priority record arriving meanwhile still
     /// goes first.
     fn collect_and_deliver(
         &self,
         batch: &mut Vec<Taken>,
         stage: &mut Stage,
-        notifier: &dyn Notifier,
         stats: &WorkerStats,
     ) -> Collected {
         batch.clear();
         *stage = Stage::Taken;
         let dispatch = self.dispatch.lock();
+        let sinks = self.sinks.read().clone();
+        let isolates = sinks.len().saturating_sub(1);
         let mut short_of = 0;
         self.types.read(|types| {
+            let isolated = |type_id: u32| {
+                types
+                    .get(type_id as usize)
+                    .is_some_and(|t| t.isolated.load(Ordering::Relaxed))
+            };
+            // A sink for a delivery of `type_id`, or None while no isolate
+            // is up for a type handled in isolates.
+            let sink_for = |type_id: u32| -> Option<usize> {
+                if !isolated(type_id) {
+                    return Some(0);
+                }
+                (isolates > 0).then(|| {
+                    1 + self.next_isolate.fetch_add(1, Ordering::Relaxed) as usize % isolates
+                })
+            };
             let permits_for = |type_id: u32, handler: u32| {
                 if handler != 0 {
                     return 1;
@@ -94,7 +114,7 @@ impl Inner {
                 self.permits.needed_for(handlers)
             };
             while batch.len() < MAX_BATCH {
-                match self.take_retry(&permits_for) {
+                match self.take_retry(&permits_for, &sink_for) {
                     Ok(Some(taken)) => {
                         batch.push(taken);
                         continue;
@@ -105,15 +125,16 @@ impl Inner {
                         break;
                     }
                 }
-                let mut need = 0;
+                let (mut need, mut sink) = (0, None);
                 let taken = self.ring.pop_next_if(|rec| {
+                    sink = sink_for(rec.type_id);
                     need = permits_for(rec.type_id, 0);
-                    // The hand-off queue is at least the window and every
+                    // The hand-off queues are at least the window and every
                     // delivery holds a permit, so a permit guarantees a cell.
-                    self.permits.try_acquire(need)
+                    sink.is_some() && self.permits.try_acquire(need)
                 });
-                match taken {
-                    Some(record) => batch.push(Taken {
+                match (taken, sink) {
+                    (Some(record), Some(sink)) => batch.push(Taken {
                         delivery: Redelivery {
                             record,
                             handler: 0,
@@ -121,8 +142,9 @@ impl Inner {
                             errors: Vec::new(),
                         },
                         permits: need,
+                        sink,
                     }),
-                    None => {
+                    _ => {
                         short_of = need;
                         break;
                     }
@@ -156,6 +178,10 @@ impl Inner {
                         since: now,
                         attempt: d.attempt,
                         errors: std::mem::take(&mut d.errors),
+                        sink: sinks[t.sink].id,
+                        remote_done: false,
+                        retries: 0,
+                        letters: 0,
                     },
                 );
             }
@@ -163,11 +189,21 @@ impl Inner {
         *stage = Stage::Registered;
         let now_us = self.started.elapsed().as_micros() as u32;
         let mut waits = LocalHistogram::default();
+        let mut touched = vec![false; sinks.len()];
         self.types.read(|types| {
             for t in batch.iter() {
                 let d = &t.delivery;
-                let pushed = self.handoff.push(d.record.slot, d.handler, d.attempt);
+                let sink = &sinks[t.sink];
+                let pushed = sink.handoff.push(HandoffDelivery {
+                    slot: d.record.slot,
+                    handler: d.handler,
+                    attempt: d.attempt,
+                    arena: d.record.arena,
+                    len: d.record.size,
+                });
                 debug_assert!(pushed, "hand-off queue smaller than the window");
+                touched[t.sink] = true;
+                sink.deliveries.fetch_add(1, Ordering::Relaxed);
                 self.metrics.dispatched[d.record.lane as usize].fetch_add(1, Ordering::Relaxed);
                 bump(types, d.record.type_id, |s| &s.dispatched);
                 // Only first deliveries come from the ring with a timestamp.
@@ -178,7 +214,10 @@ impl Inner {
         });
         self.metrics.record_queue_waits(&mut waits);
         stats.busy.store(true, Ordering::Relaxed);
-        self.publish(notifier, batch.len() as u64);
+        for (sink, _) in sinks.iter().zip(&touched).filter(|(_, t)| **t) {
+            let published = batch.iter().filter(|t| sinks[t.sink].id == sink.id).count();
+            self.publish(sink, published as u64);
+        }
         *stage = Stage::Published;
         drop(dispatch);
         self.metrics.batches.fetch_add(1, Ordering::Relaxed);
@@ -196,7 +235,11 @@ impl Inner {
     /// A ready retry that ranks at least as high as the ring's next record
     /// and fits in the window: `Ok(Some)`; none to take: `Ok(None)`; one that
     /// should go next but does not fit: `Err(permits it needs)`.
-    fn take_retry(&self, permits_for: &dyn Fn(u32, u32) -> u32) -> Result<Option<Taken>, u32> {
+    fn take_retry(
+        &self,
+        permits_for: &dyn Fn(u32, u32) -> u32,
+        sink_for: &dyn Fn(u32) -> Option<usize>,
+    ) -> Result<Option<Taken>, u32> {
         if self.ready_retries.load(Ordering::Acquire) == 0 {
             return Ok(None);
         }
@@ -213,11 +256,17 @@ impl Inner {
         let Some(delivery) = retries.pop_ready(lane) else {
             return Ok(None);
         };
+        let Some(sink) = sink_for(delivery.record.type_id) else {
+            // Its isolates are not up (yet): it waits in front of its lane.
+            retries.push_ready(delivery, true);
+            return Ok(None);
+        };
         let need = permits_for(delivery.record.type_id, delivery.handler);
         if self.permits.try_acquire(need) {
             Ok(Some(Taken {
                 delivery,
                 permits: need,
+                sink,
             }))
         } else {
             retries.push_ready(delivery, true);
@@ -225,16 +274,19 @@ impl Inner {
         }
     }
 
-    /// Publishes the hand-off queue and notifies JavaScript unless a
+    /// Publishes a sink's hand-off queue and notifies its thread unless a
     /// notification is already pending.
-    fn publish(&self, notifier: &dyn Notifier, deliveries: u64) {
-        if self.handoff.publish() && !notifier.notify() {
-            // The JavaScript side is gone (process exit): nobody will run
-            // these handlers. Count them so the loss is visible.
-            self.handoff.notification_failed();
-            self.metrics
-                .undeliverable
-                .fetch_add(deliveries, Ordering::Relaxed);
+    pub(super) fn publish(&self, sink: &Sink, deliveries: u64) {
+        if sink.handoff.publish() && !sink.notifier.notify() {
+            sink.handoff.notification_failed();
+            // An isolate that is gone: its deliveries come back when the
+            // main thread detaches it. The main thread gone (process exit):
+            // nobody will run these handlers; count them so it is visible.
+            if sink.id == 0 {
+                self.metrics
+                    .undeliverable
+                    .fetch_add(deliveries, Ordering::Relaxed);
+            }
         }
     }
 
@@ -246,7 +298,6 @@ impl Inner {
         stage: Stage,
         panic: Box<dyn Any + Send>,
         stats: &WorkerStats,
-        notifier: &dyn Notifier,
     ) {
         let mut requeued = 0;
         if stage != Stage::Published {
@@ -287,9 +338,11 @@ impl Inner {
             message,
             requeued,
         });
-        self.handoff.count_worker_error();
-        // Make sure JavaScript looks, even with no delivery to announce.
-        self.publish(notifier, 0);
+        self.ring.count_worker_error();
+        // Make sure the main thread looks, even with no delivery to announce.
+        if let Some(main) = self.sinks.read().first().cloned() {
+            self.publish(&main, 0);
+        }
     }
 
     /// Sleeps for `delay` unless asked to stop.

@@ -1,0 +1,114 @@
+// Runs inside each worker isolate: loads the worker handler modules,
+// attaches this isolate's hand-off queue to the bus's native engine, and
+// runs the deliveries it is handed. Events arrive serialised (v8
+// structured clone) in the shared arena.
+import { deserialize } from 'node:v8';
+import { parentPort, threadId, workerData } from 'node:worker_threads';
+import { AckBuffer, failureRecord, type FailureRecord, OUTCOME } from './acks';
+import { ENCODING } from './arena';
+import { Delivery, type DeliveryHost } from './delivery';
+import { LANES } from './event-record';
+import { HandoffReader, type HandoffRegion } from './handoff';
+import type { RegisteredHandler } from './handlers';
+import type { IsolateSetup, WorkerHandlerSpec } from './isolates';
+import { native } from './native';
+import { TimeoutQueue } from './timeouts';
+
+const setup = workerData as IsolateSetup;
+const byId = new Map<number, RegisteredHandler>();
+const byType = new Map<string, RegisteredHandler[]>();
+
+function load(spec: WorkerHandlerSpec): void {
+  try {
+    // eslint-disable-next-line @typescript-eslint/no-require-imports
+    const mod = require(spec.modulePath);
+    const fn = spec.exportName === 'default' ? (typeof mod === 'function' ? mod : mod?.default) : mod?.[spec.exportName];
+    if (typeof fn !== 'function') throw new Error(`export '${spec.exportName}' of ${spec.modulePath} is not a function`);
+    const entry: RegisteredHandler = { id: spec.id, type: spec.type, name: spec.name, source: fn, fn, thisArg: undefined };
+    byId.set(spec.id, entry);
+    byType.set(spec.type, [...(byType.get(spec.type) ?? []), entry]);
+  } catch (err) {
+    parentPort?.postMessage({ kind: 'load-error', spec, message: String((err as Error)?.message ?? err) });
+  }
+}
+
+function unload(id: number): void {
+  const entry = byId.get(id);
+  if (!entry) return;
+  byId.delete(id);
+  byType.set(entry.type, (byType.get(entry.type) ?? []).filter((h) => h !== entry));
+}
+
+setup.handlers.forEach(load);
+parentPort?.on('message', (m: { kind: string; spec?: WorkerHandlerSpec; id?: number }) => {
+  if (m.kind === 'add-handler' && m.spec) load(m.spec);
+  if (m.kind === 'remove-handler' && m.id !== undefined) unload(m.id);
+});
+
+const region = native.isolateRegionLayout(setup.concurrency) as HandoffRegion;
+const words = new Int32Array(new SharedArrayBuffer(native.isolateRegionWords(setup.concurrency) * 4));
+const reader = new HandoffReader(new Uint32Array(words.buffer), region);
+const arena = new Uint8Array(setup.arena);
+const timeouts = new TimeoutQueue(setup.handlerTimeout);
+
+interface Serialized {
+  id: string;
+  type: string;
+  payload: unknown;
+  lane: number;
+  correlationId: string;
+  timestamp: number;
+}
+
+/** What handlers receive, as on the main thread, plus `signal`. */
+function handlerEvent(e: Serialized, attempt: number, delivery: Delivery): unknown {
+  const p = e.payload;
+  const event: Record<string, unknown> =
+    p !== null && typeof p === 'object' && !Array.isArray(p) ? Object.assign({}, p as Record<string, unknown>) : {};
+  event.id = e.id;
+  event.type = e.type;
+  event.payload = p;
+  event.correlationId = e.correlationId;
+  event.priority = LANES[e.lane];
+  event.timestamp = e.timestamp;
+  event.retryCount = attempt;
+  Object.defineProperty(event, 'signal', { get: () => delivery.signal, enumerable: false });
+  return event;
+}
+
+let sink: { complete(count: number, failures?: FailureRecord[]): unknown; readonly id: number };
+
+const acks = new AckBuffer(
+  reader,
+  (count, failures) => {
+    sink.complete(count, failures);
+    return null;
+  },
+  () => {},
+);
+
+const host: DeliveryHost = {
+  handlerFailed: (delivery, handler, error, timedOut) => acks.fail(failureRecord(delivery, handler, error, timedOut)),
+  deliveryDone: (delivery) => acks.push(delivery.slot, delivery.handlerId, delivery.failures ? OUTCOME.FAILED : OUTCOME.OK, false),
+};
+
+function deliver(slot: number, handlerId: number, attempt: number, offset: number, len: number): void {
+  const e = (
+    arena[offset] === ENCODING.JSON
+      ? JSON.parse(Buffer.from(setup.arena, offset + 1, len - 1).toString('utf8'))
+      : deserialize(arena.subarray(offset + 1, offset + len))
+  ) as Serialized;
+  let handlers: readonly RegisteredHandler[];
+  if (handlerId === 0) handlers = byType.get(e.type) ?? [];
+  else {
+    const one = byId.get(handlerId);
+    handlers = one ? [one] : [];
+  }
+  if (handlers.length === 0) return acks.push(slot, handlerId, OUTCOME.NO_HANDLER, false);
+  const delivery = new Delivery(host, handlers, slot, handlerId, attempt, timeouts.deadline());
+  timeouts.track(delivery);
+  delivery.run(handlerEvent(e, attempt, delivery));
+}
+
+sink = native.IsolateSink.attach(setup.busId, words, () => reader.drain(deliver));
+parentPort?.postMessage({ kind: 'attached', sinkId: sink.id, threadId });

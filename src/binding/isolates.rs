@@ -1,0 +1,178 @@
+//! Worker isolates: each attaches its own hand-off queue and threadsafe
+//! function to the process-wide engine of a bus (the addon is loaded once
+//! per process, so every isolate sees the same statics).
+
+use std::sync::{Arc, Weak};
+
+use napi::bindgen_prelude::{Function, Int32Array};
+use napi::Env;
+use napi_derive::napi;
+use parking_lot::Mutex;
+use serde_json::{json, Value};
+
+use super::bus::{CompletionReport, HandlerFailure, NativeBus};
+use super::error::{napi_to_js, to_js};
+use super::sink::TsfnNotifier;
+use crate::core::engine::{Engine, Failure};
+use crate::core::layout::{HandoffRegion, ACK_WORDS, DELIVERY_WORDS};
+use crate::core::shared::SharedWords;
+
+/// Buses by id, for isolates to attach to. Weak: an isolate must not keep a
+/// bus alive that its owner shut down and dropped.
+static BUSES: Mutex<Vec<(u32, Weak<Engine>)>> = Mutex::new(Vec::new());
+static NEXT_BUS: Mutex<u32> = Mutex::new(1);
+
+pub fn register_bus(engine: &Arc<Engine>) -> u32 {
+    let id = {
+        let mut next = NEXT_BUS.lock();
+        *next += 1;
+        *next
+    };
+    let mut buses = BUSES.lock();
+    buses.retain(|(_, w)| w.strong_count() > 0);
+    buses.push((id, Arc::downgrade(engine)));
+    id
+}
+
+fn find_bus(id: u32) -> Option<Arc<Engine>> {
+    BUSES
+        .lock()
+        .iter()
+        .find(|(i, _)| *i == id)
+        .and_then(|(_, w)| w.upgrade())
+}
+
+/// Words an isolate's hand-off buffer needs for a window of `concurrency`.
+#[napi]
+pub fn isolate_region_words(concurrency: u32) -> u32 {
+    HandoffRegion::standalone(concurrency).words() as u32
+}
+
+/// Offsets inside an isolate's hand-off buffer.
+#[napi]
+pub fn isolate_region_layout(concurrency: u32) -> Value {
+    let r = HandoffRegion::standalone(concurrency);
+    json!({
+        "tail": r.tail,
+        "head": r.head,
+        "pending": r.pending,
+        "deliveriesBase": r.deliveries_base,
+        "acksBase": r.acks_base,
+        "capacity": r.capacity,
+        "deliveryWords": DELIVERY_WORDS,
+        "ackWords": ACK_WORDS,
+    })
+}
+
+/// A worker isolate's attachment to a bus. Internal.
+#[napi]
+pub struct IsolateSink {
+    engine: Arc<Engine>,
+    id: u32,
+}
+
+#[napi]
+impl IsolateSink {
+    /// Attaches `region` (an `Int32Array` over a SharedArrayBuffer of
+    /// `isolateRegionWords(concurrency)` words) to bus `busId`;
+    /// `onDeliveries` runs on this isolate's thread when deliveries wait.
+    #[napi(factory)]
+    pub fn attach(
+        env: Env,
+        bus_id: u32,
+        region: Int32Array,
+        on_deliveries: Function<(), ()>,
+    ) -> napi::Result<Self, String> {
+        let engine = find_bus(bus_id).ok_or_else(|| {
+            napi::Error::new(
+                "INVALID_STATE".to_string(),
+                format!("no bus {bus_id} to attach to"),
+            )
+        })?;
+        let layout = HandoffRegion::standalone(engine.concurrency());
+        let (ptr, len) = (region.as_ptr() as *mut u32, region.len());
+        if len < layout.words() {
+            return Err(napi::Error::new(
+                "INVALID_ARGUMENT".to_string(),
+                format!("isolate region has {len} words, needs {}", layout.words()),
+            ));
+        }
+        // SAFETY: `region` views a SharedArrayBuffer, whose memory never
+        // moves; it is kept alive as the owner of `SharedWords`, and this
+        // isolate touches the words only with Atomics or plain writes
+        // published by an atomic store.
+        let mem = Arc::new(unsafe { SharedWords::from_raw(ptr, len, Box::new(region)) });
+        let lag = engine.loop_lag();
+        let tsfn = on_deliveries
+            .build_threadsafe_function::<()>()
+            .weak::<true>()
+            .callee_handled::<false>()
+            .build_callback(|_| Ok(()))
+            .map_err(napi_to_js)?;
+        let id = engine
+            .attach_sink(mem, layout, Arc::new(TsfnNotifier { tsfn, lag }))
+            .map_err(to_js)?;
+        // When this isolate's environment ends (terminate(), process.exit()
+        // in the worker), its deliveries go back to the others.
+        let weak = Arc::downgrade(&engine);
+        env.add_env_cleanup_hook((weak, id), |(weak, id)| {
+            if let Some(engine) = weak.upgrade() {
+                engine.detach_sink(id);
+            }
+        })
+        .map_err(napi_to_js)?;
+        Ok(IsolateSink { engine, id })
+    }
+
+    #[napi(getter)]
+    pub fn id(&self) -> u32 {
+        self.id
+    }
+
+    /// Applies this isolate's `failures`, then its first `count`
+    /// acknowledgements; see `NativeBus.complete`.
+    #[napi]
+    pub fn complete(
+        &self,
+        count: u32,
+        failures: Option<Vec<HandlerFailure>>,
+    ) -> napi::Result<Option<CompletionReport>, String> {
+        let failures: Vec<Failure> = failures
+            .unwrap_or_default()
+            .into_iter()
+            .map(Failure::from)
+            .collect();
+        let any = !failures.is_empty();
+        self.engine.record_handler_failures(failures.len() as u64);
+        let done = self
+            .engine
+            .complete_remote(self.id, count, failures)
+            .map_err(to_js)?;
+        Ok(any.then(|| CompletionReport {
+            fates: done.fates.iter().map(|f| *f as u32).collect(),
+            evicted: done.evicted,
+        }))
+    }
+}
+
+#[napi]
+impl NativeBus {
+    /// Id isolates attach to this bus with.
+    #[napi(getter)]
+    pub fn id(&self) -> u32 {
+        self.bus_id
+    }
+
+    /// Routes a type's events to worker isolates (or back to this thread).
+    #[napi]
+    pub fn set_type_isolated(&self, type_id: u32, isolated: bool) {
+        self.engine.set_type_isolated(type_id, isolated);
+    }
+
+    /// An isolate exited: its unfinished deliveries go back to the queue.
+    /// Returns how many.
+    #[napi]
+    pub fn detach_isolate(&self, sink_id: u32) -> u32 {
+        self.engine.detach_sink(sink_id)
+    }
+}
