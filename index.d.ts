@@ -372,7 +372,7 @@ export interface Alert {
 
 /** One rule of the health check, whether it fired or not. */
 export interface HealthCheck {
-  /** `running`, `workers`, `failed_workers`, `queue_depth`, `queue_utilization`, `processing_rate`, `dead_letters`, `queue_latency` or `event_loop_lag`. */
+  /** `running`, `workers`, `failed_workers`, `queue_depth`, `queue_utilization`, `processing_rate`, `dead_letters`, `queue_latency`, `event_loop_lag` or `isolates`. */
   name: string;
   /** `fail` for a failing critical check, `warn` for a failing warning. */
   status: 'pass' | 'warn' | 'fail';

@@ -99,6 +99,9 @@ test('an isolate that crashes is replaced and loses no event', async (t) => {
   const isolates = bus.getWorkerStatistics().isolates;
   assert.equal(isolates.length, 1);
   assert.equal(isolates[0].restarts, 1, 'the isolate was replaced');
+  await waitFor(() => bus.getWorkerStatistics().isolates[0].state === 'running', 'the replacement');
+  const health = await bus.getHealthStatus();
+  assert.equal(health.checks.find((c) => c.name === 'isolates')?.status, 'pass');
   await waitFor(() => bus.getMetrics().queueMetrics.totalProcessed === 10, 'the books');
 });
 

@@ -211,7 +211,7 @@ export class BufferedEventBusService extends EventEmitter implements PublicBus {
   }
 
   async getHealthStatus(): Promise<HealthCheckResult> {
-    return this.#observer.health(this.isReady());
+    return this.#observer.health(this.isReady(), this.#pool);
   }
 
   metricsText(): string {
@@ -602,6 +602,7 @@ export class BufferedEventBusService extends EventEmitter implements PublicBus {
     this.#observer.start(
       (event, value) => super.emit(event, value),
       () => this.isReady(),
+      () => this.#pool,
     );
   }
 

@@ -76,14 +76,18 @@ export class Observer {
   }
 
   /** Starts the `'metrics'` and `'health_check'` timers the config asks for. */
-  start(emit: (event: 'metrics' | 'health_check', value: unknown) => void, running: () => boolean): void {
+  start(
+    emit: (event: 'metrics' | 'health_check', value: unknown) => void,
+    running: () => boolean,
+    pool: () => IsolatePool | undefined,
+  ): void {
     this.#running = true;
     const m = this.#config.monitoring;
     if (m.enabled) {
       this.#timers.push(setInterval(() => emit('metrics', this.metrics()), m.metricsInterval).unref());
     }
     if (m.enabled && m.healthMonitoring) {
-      this.#timers.push(setInterval(() => emit('health_check', this.health(running())), m.healthCheckInterval).unref());
+      this.#timers.push(setInterval(() => emit('health_check', this.health(running(), pool())), m.healthCheckInterval).unref());
     }
   }
 
@@ -220,7 +224,7 @@ export class Observer {
    * for the rules. Maxima (queue wait, event-loop lag, worker panics) are
    * those since the previous health check.
    */
-  health(running: boolean): HealthCheckResult {
+  health(running: boolean, pool?: IsolatePool): HealthCheckResult {
     const s = this.#stats();
     const [queueWaitMax, lagMax] = this.#native.takeRecentMaxima();
     const restarts = s.counters.workerRestarts - this.#restartsSeen;
@@ -246,6 +250,11 @@ export class Observer {
     const maxLatency = this.#config.performanceLimits.maxQueueLatency;
     check('queue_latency', queueWaitMax > maxLatency, 'warning', queueWaitMax, maxLatency, `an event waited ${queueWaitMax.toFixed(1)} ms in the queue`);
     check('event_loop_lag', lagMax > t.eventLoopLagMs, 'warning', lagMax, t.eventLoopLagMs, `the main thread took ${lagMax.toFixed(1)} ms to take a batch from the workers`);
+    if (pool?.started) {
+      const up = pool.info(new Map()).filter((i) => i.state === 'running').length;
+      const want = this.#config.workerIsolates;
+      check('isolates', up < want, 'warning', up, want, `${up} of ${want} worker isolates running`);
+    }
     const status = alerts.some((a) => a.severity === 'critical') ? 'unhealthy' : alerts.length > 0 ? 'degraded' : 'healthy';
     return { status, activeWorkers: s.workers.length, queueDepth, processingRate: rate, alerts, checks };
   }
