@@ -71,6 +71,29 @@ pub struct CompletionReport {
     pub evicted: Vec<u32>,
 }
 
+/// Converts reported failures, runs `complete` with them, and reports their
+/// fates (nothing when there were none).
+pub(super) fn completion_report(
+    engine: &Engine,
+    failures: Option<Vec<HandlerFailure>>,
+    complete: impl FnOnce(
+        Vec<Failure>,
+    ) -> Result<crate::core::engine::Completion, crate::core::error::BusError>,
+) -> napi::Result<Option<CompletionReport>, String> {
+    let failures: Vec<Failure> = failures
+        .unwrap_or_default()
+        .into_iter()
+        .map(Failure::from)
+        .collect();
+    let any = !failures.is_empty();
+    engine.record_handler_failures(failures.len() as u64);
+    let done = complete(failures).map_err(to_js)?;
+    Ok(any.then(|| CompletionReport {
+        fates: done.fates.iter().map(|f| *f as u32).collect(),
+        evicted: done.evicted,
+    }))
+}
+
 /// A delivery that never started.
 #[napi(object)]
 pub struct Undelivered {
@@ -217,26 +240,9 @@ impl NativeBus {
         count: u32,
         failures: Option<Vec<HandlerFailure>>,
     ) -> napi::Result<Option<CompletionReport>, String> {
-        let failures: Vec<Failure> = failures
-            .unwrap_or_default()
-            .into_iter()
-            .map(Failure::from)
-            .collect();
-        if failures.is_empty() {
-            self.engine
-                .complete_shared(count, failures)
-                .map_err(to_js)?;
-            return Ok(None);
-        }
-        self.engine.record_handler_failures(failures.len() as u64);
-        let done = self
-            .engine
-            .complete_shared(count, failures)
-            .map_err(to_js)?;
-        Ok(Some(CompletionReport {
-            fates: done.fates.iter().map(|f| *f as u32).collect(),
-            evicted: done.evicted,
-        }))
+        completion_report(&self.engine, failures, |f| {
+            self.engine.complete_shared(count, f)
+        })
     }
 
     #[napi]

@@ -10,10 +10,10 @@ use napi_derive::napi;
 use parking_lot::Mutex;
 use serde_json::{json, Value};
 
-use super::bus::{CompletionReport, HandlerFailure, NativeBus};
+use super::bus::{completion_report, CompletionReport, HandlerFailure, NativeBus};
 use super::error::{napi_to_js, to_js};
 use super::sink::TsfnNotifier;
-use crate::core::engine::{Engine, Failure};
+use crate::core::engine::Engine;
 use crate::core::layout::{HandoffRegion, ACK_WORDS, DELIVERY_WORDS};
 use crate::core::shared::SharedWords;
 
@@ -137,21 +137,9 @@ impl IsolateSink {
         count: u32,
         failures: Option<Vec<HandlerFailure>>,
     ) -> napi::Result<Option<CompletionReport>, String> {
-        let failures: Vec<Failure> = failures
-            .unwrap_or_default()
-            .into_iter()
-            .map(Failure::from)
-            .collect();
-        let any = !failures.is_empty();
-        self.engine.record_handler_failures(failures.len() as u64);
-        let done = self
-            .engine
-            .complete_remote(self.id, count, failures)
-            .map_err(to_js)?;
-        Ok(any.then(|| CompletionReport {
-            fates: done.fates.iter().map(|f| *f as u32).collect(),
-            evicted: done.evicted,
-        }))
+        completion_report(&self.engine, failures, |f| {
+            self.engine.complete_remote(self.id, count, f)
+        })
     }
 }
 

@@ -9,7 +9,7 @@ use super::{unix_ms, Engine};
 use crate::core::dead_letter::{AttemptError, DeadLetter};
 use crate::core::error::BusError;
 use crate::core::handoff::Delivery as HandoffDelivery;
-use crate::core::in_flight::InFlightTable;
+use crate::core::in_flight::{InFlight, InFlightTable};
 use crate::core::layout::ACK_WORDS;
 use crate::core::metrics::{Outcome, OutcomeTally};
 use crate::core::retry_queue::Redelivery;
@@ -52,6 +52,23 @@ pub enum Fate {
 pub struct Completion {
     pub fates: Vec<Fate>,
     pub evicted: Vec<u32>,
+}
+
+/// Tallies a finished delivery: processing time, outcome, per-type counts.
+fn count_outcome(
+    tally: &mut OutcomeTally,
+    types: &[TypeStats],
+    outcome: Outcome,
+    entry: &InFlight,
+    now: Instant,
+) {
+    let elapsed = now.saturating_duration_since(entry.since).as_micros() as u64;
+    tally.add(outcome, entry.record.lane, elapsed);
+    match outcome {
+        Outcome::Ok => bump(types, entry.record.type_id, |s| &s.succeeded),
+        Outcome::Failed => bump(types, entry.record.type_id, |s| &s.failed),
+        Outcome::NoHandler => {}
+    }
 }
 
 impl Engine {
@@ -109,13 +126,7 @@ impl Engine {
                     continue;
                 };
                 released += entry.permits;
-                let elapsed = now.saturating_duration_since(entry.since).as_micros() as u64;
-                tally.add(outcome, entry.record.lane, elapsed);
-                match outcome {
-                    Outcome::Ok => bump(types, entry.record.type_id, |s| &s.succeeded),
-                    Outcome::Failed => bump(types, entry.record.type_id, |s| &s.failed),
-                    Outcome::NoHandler => {}
-                }
+                count_outcome(&mut tally, types, outcome, &entry, now);
             }
         });
         inner.metrics.record(&mut tally);
@@ -234,13 +245,7 @@ impl Engine {
                 match (outcome, in_flight.get_mut(slot, delivery)) {
                     (Some(outcome), Some(entry)) if entry.sink == sink_id && !entry.remote_done => {
                         entry.remote_done = true;
-                        let elapsed = now.saturating_duration_since(entry.since).as_micros() as u64;
-                        tally.add(outcome, entry.record.lane, elapsed);
-                        match outcome {
-                            Outcome::Ok => bump(types, entry.record.type_id, |s| &s.succeeded),
-                            Outcome::Failed => bump(types, entry.record.type_id, |s| &s.failed),
-                            Outcome::NoHandler => {}
-                        }
+                        count_outcome(&mut tally, types, outcome, entry, now);
                         notices.push(HandoffDelivery {
                             slot,
                             handler: delivery | NOTICE,
