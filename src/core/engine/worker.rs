@@ -85,7 +85,8 @@ impl Inner {
         batch.clear();
         *stage = Stage::Taken;
         let dispatch = self.dispatch.lock();
-        let sinks = self.sinks.read().clone();
+        // Read-locked for the batch: attaching or detaching an isolate waits.
+        let sinks = self.sinks.read();
         let isolates = sinks.len().saturating_sub(1);
         let mut short_of = 0;
         self.types.read(|types| {
@@ -189,7 +190,8 @@ impl Inner {
         *stage = Stage::Registered;
         let now_us = self.started.elapsed().as_micros() as u32;
         let mut waits = LocalHistogram::default();
-        let mut touched = vec![false; sinks.len()];
+        // Deliveries per sink in this batch (sinks are few).
+        let mut published = vec![0u64; sinks.len()];
         self.types.read(|types| {
             for t in batch.iter() {
                 let d = &t.delivery;
@@ -202,7 +204,7 @@ impl Inner {
                     len: d.record.size,
                 });
                 debug_assert!(pushed, "hand-off queue smaller than the window");
-                touched[t.sink] = true;
+                published[t.sink] += 1;
                 sink.deliveries.fetch_add(1, Ordering::Relaxed);
                 self.metrics.dispatched[d.record.lane as usize].fetch_add(1, Ordering::Relaxed);
                 bump(types, d.record.type_id, |s| &s.dispatched);
@@ -214,9 +216,8 @@ impl Inner {
         });
         self.metrics.record_queue_waits(&mut waits);
         stats.busy.store(true, Ordering::Relaxed);
-        for (sink, _) in sinks.iter().zip(&touched).filter(|(_, t)| **t) {
-            let published = batch.iter().filter(|t| sinks[t.sink].id == sink.id).count();
-            self.publish(sink, published as u64);
+        for (sink, &n) in sinks.iter().zip(&published).filter(|(_, n)| **n > 0) {
+            self.publish(sink, n);
         }
         *stage = Stage::Published;
         drop(dispatch);
