@@ -127,14 +127,7 @@ mod tests {
 
     fn entry(slot: u32) -> InFlight {
         InFlight {
-            record: Record {
-                slot,
-                type_id: 0,
-                size: 0,
-                enqueued_us: 0,
-                arena: 0,
-                lane: 1,
-            },
+            record: Record::bare(slot, 1),
             permits: 1,
             since: Instant::now(),
             attempt: 0,

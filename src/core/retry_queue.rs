@@ -150,14 +150,7 @@ mod tests {
 
     fn item(slot: u32, lane: u8) -> Redelivery {
         Redelivery {
-            record: Record {
-                slot,
-                type_id: 0,
-                size: 0,
-                enqueued_us: 0,
-                arena: 0,
-                lane,
-            },
+            record: Record::bare(slot, lane),
             handler: 1,
             attempt: 1,
             errors: vec![],

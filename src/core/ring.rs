@@ -41,6 +41,21 @@ pub struct Record {
     pub lane: u8,
 }
 
+#[cfg(test)]
+impl Record {
+    /// A record with only a slot and a lane, for tests.
+    pub fn bare(slot: u32, lane: u8) -> Self {
+        Record {
+            slot,
+            type_id: 0,
+            size: 0,
+            enqueued_us: 0,
+            arena: 0,
+            lane,
+        }
+    }
+}
+
 pub struct PriorityRing {
     mem: Arc<SharedWords>,
     base: usize,
