@@ -13,7 +13,7 @@ use crate::core::in_flight::{InFlight, InFlightTable};
 use crate::core::layout::ACK_WORDS;
 use crate::core::metrics::{Outcome, OutcomeTally};
 use crate::core::retry_queue::Redelivery;
-use crate::core::types::{bump, TypeStats};
+use crate::core::types::{bump, TypeStats, TypeTally};
 
 /// Marks a main-thread delivery as a notice: an isolate finished delivery
 /// `handler & !NOTICE` of the slot; `attempt` carries the outcome and the
@@ -54,20 +54,32 @@ pub struct Completion {
     pub evicted: Vec<u32>,
 }
 
-/// Tallies a finished delivery: processing time, outcome, per-type counts.
-fn count_outcome(
-    tally: &mut OutcomeTally,
-    types: &[TypeStats],
-    outcome: Outcome,
-    entry: &InFlight,
-    now: Instant,
-) {
-    let elapsed = now.saturating_duration_since(entry.since).as_micros() as u64;
-    tally.add(outcome, entry.record.lane, elapsed);
-    match outcome {
-        Outcome::Ok => bump(types, entry.record.type_id, |s| &s.succeeded),
-        Outcome::Failed => bump(types, entry.record.type_id, |s| &s.failed),
-        Outcome::NoHandler => {}
+/// Outcomes of one batch of acknowledgements, added to the shared counters
+/// once per batch (the type counters on drop).
+struct BatchTally<'a> {
+    outcomes: OutcomeTally,
+    succeeded: TypeTally<'a>,
+    failed: TypeTally<'a>,
+}
+
+impl<'a> BatchTally<'a> {
+    fn new(types: &'a [TypeStats]) -> Self {
+        BatchTally {
+            outcomes: OutcomeTally::default(),
+            succeeded: TypeTally::new(types, |s| &s.succeeded),
+            failed: TypeTally::new(types, |s| &s.failed),
+        }
+    }
+
+    /// Tallies a finished delivery: processing time, outcome, per-type counts.
+    fn count(&mut self, outcome: Outcome, entry: &InFlight, now: Instant) {
+        let elapsed = now.saturating_duration_since(entry.since).as_micros() as u64;
+        self.outcomes.add(outcome, entry.record.lane, elapsed);
+        match outcome {
+            Outcome::Ok => self.succeeded.add(entry.record.type_id),
+            Outcome::Failed => self.failed.add(entry.record.type_id),
+            Outcome::NoHandler => {}
+        }
     }
 }
 
@@ -103,9 +115,9 @@ impl Engine {
         let mut completion = Completion::default();
         let mut released = 0;
         let mut unknown = Vec::new();
-        let mut tally = OutcomeTally::default();
         let mut rearm = false;
         inner.types.read(|types| {
+            let mut tally = BatchTally::new(types);
             let mut in_flight = inner.in_flight.lock();
             rearm |= self.handle_failures(&mut in_flight, types, failures, now, &mut completion);
             for ack in acks.chunks_exact(ACK_WORDS) {
@@ -126,10 +138,11 @@ impl Engine {
                     continue;
                 };
                 released += entry.permits;
-                count_outcome(&mut tally, types, outcome, &entry, now);
+                tally.count(outcome, &entry, now);
             }
+            drop(in_flight);
+            inner.metrics.record(&mut tally.outcomes);
         });
-        inner.metrics.record(&mut tally);
         inner.release_permits(released);
         if rearm {
             let _guard = inner.park.lock();
@@ -233,10 +246,10 @@ impl Engine {
         let now = Instant::now();
         let mut completion = Completion::default();
         let mut rearm = false;
-        let mut tally = OutcomeTally::default();
         let mut notices = Vec::new();
         let mut unknown = Vec::new();
         inner.types.read(|types| {
+            let mut tally = BatchTally::new(types);
             let mut in_flight = inner.in_flight.lock();
             rearm |= self.handle_failures(&mut in_flight, types, failures, now, &mut completion);
             for ack in acks.chunks_exact(ACK_WORDS) {
@@ -245,7 +258,7 @@ impl Engine {
                 match (outcome, in_flight.get_mut(slot, delivery)) {
                     (Some(outcome), Some(entry)) if entry.sink == sink_id && !entry.remote_done => {
                         entry.remote_done = true;
-                        count_outcome(&mut tally, types, outcome, entry, now);
+                        tally.count(outcome, entry, now);
                         notices.push(HandoffDelivery {
                             slot,
                             handler: delivery | NOTICE,
@@ -257,8 +270,9 @@ impl Engine {
                     _ => unknown.push(format!("{slot}/{delivery}/{code}")),
                 }
             }
+            drop(in_flight);
+            inner.metrics.record(&mut tally.outcomes);
         });
-        inner.metrics.record(&mut tally);
         if rearm {
             let _guard = inner.park.lock();
             inner.timer_cv.notify_one();

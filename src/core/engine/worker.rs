@@ -14,7 +14,8 @@ use crate::core::handoff::Delivery as HandoffDelivery;
 use crate::core::histogram::LocalHistogram;
 use crate::core::in_flight::InFlight;
 use crate::core::retry_queue::Redelivery;
-use crate::core::types::bump;
+use crate::core::ring::LANES;
+use crate::core::types::TypeTally;
 
 /// How far a batch got before a panic, which decides how to put it back.
 #[derive(Clone, Copy, PartialEq, Eq)]
@@ -192,7 +193,9 @@ impl Inner {
         let mut waits = LocalHistogram::default();
         // Deliveries per sink in this batch (sinks are few).
         let mut published = vec![0u64; sinks.len()];
+        let mut by_lane = [0u64; LANES];
         self.types.read(|types| {
+            let mut dispatched = TypeTally::new(types, |s| &s.dispatched);
             for t in batch.iter() {
                 let d = &t.delivery;
                 let sink = &sinks[t.sink];
@@ -205,9 +208,10 @@ impl Inner {
                 });
                 debug_assert!(pushed, "hand-off queue smaller than the window");
                 published[t.sink] += 1;
-                sink.deliveries.fetch_add(1, Ordering::Relaxed);
-                self.metrics.dispatched[d.record.lane as usize].fetch_add(1, Ordering::Relaxed);
-                bump(types, d.record.type_id, |s| &s.dispatched);
+                if let Some(n) = by_lane.get_mut(d.record.lane as usize) {
+                    *n += 1;
+                }
+                dispatched.add(d.record.type_id);
                 // Only first deliveries come from the ring with a timestamp.
                 if d.handler == 0 && d.attempt == 0 && d.record.enqueued_us != 0 {
                     waits.add(now_us.wrapping_sub(d.record.enqueued_us) as u64);
@@ -215,6 +219,12 @@ impl Inner {
             }
         });
         self.metrics.record_queue_waits(&mut waits);
+        for (counter, n) in self.metrics.dispatched.iter().zip(by_lane) {
+            counter.fetch_add(n, Ordering::Relaxed);
+        }
+        for (sink, &n) in sinks.iter().zip(&published) {
+            sink.deliveries.fetch_add(n, Ordering::Relaxed);
+        }
         stats.busy.store(true, Ordering::Relaxed);
         for (sink, &n) in sinks.iter().zip(&published).filter(|(_, n)| **n > 0) {
             self.publish(sink, n);
