@@ -23,16 +23,24 @@ test('throwing, rejecting and odd return values never crash and are counted', as
   bus.registerHandler('throw-non-error', () => {
     throw 'a string';
   });
-  for (const type of ['sync-throw', 'reject', 'non-promise', 'thenable-twice', 'throw-non-error']) {
+  bus.registerHandler('then-throws', function thenThrows() {
+    return {
+      then() {
+        throw new Error('then boom');
+      },
+    };
+  });
+  const types = ['sync-throw', 'reject', 'non-promise', 'thenable-twice', 'throw-non-error', 'then-throws'];
+  for (const type of types) {
     await bus.emitEvent(type, { type });
   }
-  await waitFor(() => bus.getMetrics().queueMetrics.totalProcessed === 5, 'every event');
+  await waitFor(() => bus.getMetrics().queueMetrics.totalProcessed === types.length, 'every event');
   const q = bus.getMetrics().queueMetrics;
-  assert.equal(q.failed, 3);
+  assert.equal(q.failed, 4);
   assert.equal(q.succeeded, 2);
-  assert.equal(q.handlerFailures, 3);
-  assert.equal(bus.getMetrics().retryStats.successRate, 2 / 5);
-  assert.deepEqual(errors.map((e) => e.handler).sort(), ['anonymous', 'rejecting', 'syncThrow']);
+  assert.equal(q.handlerFailures, 4);
+  assert.equal(bus.getMetrics().retryStats.successRate, 2 / 6);
+  assert.deepEqual(errors.map((e) => e.handler).sort(), ['anonymous', 'rejecting', 'syncThrow', 'thenThrows']);
   assert.equal(errors.find((e) => e.handler === 'syncThrow')?.event.type, 'sync-throw');
 });
 
@@ -54,4 +62,23 @@ test('in a fan-out one failing handler does not stop the others', async (t) => {
   assert.equal(bus.getMetrics().queueMetrics.failed, 1, 'the event ended with a dead letter');
   assert.equal(bus.getMetrics().queueMetrics.deliveries.failed, 1);
   assert.equal(bus.getMetrics().queueMetrics.handlerFailures, 1);
+});
+
+test('outcomes stay with their events while slots are reused out of order', async (t) => {
+  const bus = await startedBus(t, { retryAttempts: 0, concurrency: 8 });
+  const failedIds: number[] = [];
+  bus.on('handler_error', (info) => failedIds.push((info.event.payload as { i: number }).i));
+  bus.registerHandler('mixed', (e: { i: number }) =>
+    new Promise<void>((resolve, reject) => {
+      // Settle in an order unrelated to emission, so slots free up out of order.
+      setTimeout(() => (e.i % 3 === 0 ? reject(new Error(`no ${e.i}`)) : resolve()), (e.i * 7) % 5);
+    }));
+  const n = 300;
+  for (let i = 0; i < n; i++) bus.emitEvent('mixed', { i });
+  await waitFor(() => bus.getMetrics().queueMetrics.totalProcessed === n, 'every event');
+  const expected = Array.from({ length: n }, (_, i) => i).filter((i) => i % 3 === 0);
+  assert.deepEqual(failedIds.sort((a, b) => a - b), expected);
+  const q = bus.getMetrics().queueMetrics;
+  assert.equal(q.failed, expected.length);
+  assert.equal(q.succeeded, n - expected.length);
 });

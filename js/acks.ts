@@ -1,4 +1,3 @@
-import type { Delivery } from './delivery';
 import type { RegisteredHandler } from './handlers';
 import type { AckArea } from './handoff';
 
@@ -27,12 +26,12 @@ export interface FailureRecord {
  * whatever was thrown (an Error or not), and whether it may be retried
  * (not when it says `retryable: false`).
  */
-export function failureRecord(delivery: Delivery, handler: RegisteredHandler, error: unknown, timedOut: boolean): FailureRecord {
+export function failureRecord(slot: number, delivery: number, handler: RegisteredHandler, error: unknown, timedOut: boolean): FailureRecord {
   const e = error as { message?: unknown; name?: unknown; stack?: unknown; retryable?: unknown } | null;
   const isError = error instanceof Error;
   const failure: FailureRecord = {
-    slot: delivery.slot,
-    delivery: delivery.handlerId,
+    slot,
+    delivery,
     handler: handler.id,
     handlerName: handler.name,
     message: isError ? String(error.message) : typeof e?.message === 'string' ? e.message : String(error),

@@ -31,6 +31,7 @@ import { Observer } from './observer';
 import { ENCODING } from './arena';
 import { isFlatPayload, measurePayload } from './payload';
 import { SharedRing } from './ring';
+import { type SoloHost, SoloDeliveries } from './solo';
 import { TimeoutQueue } from './timeouts';
 
 type State = 'created' | 'running' | 'inline' | 'failed' | 'draining' | 'stopped';
@@ -58,7 +59,7 @@ export class BufferedEventBusService extends EventEmitter implements PublicBus {
   readonly #config: BufferedEventConfig;
   readonly #native: NativeBus;
   readonly #ring: SharedRing;
-  readonly #slots = new SlotTable({ runningDelivery: (slot) => this.#fanOut[slot] });
+  readonly #slots = new SlotTable({ signalOf: (slot) => this.#fanOut[slot]?.signal ?? this.#solo.signal(slot) });
   readonly #clock: CoarseClock;
   readonly #registry: HandlerRegistry;
   readonly #acks: AckBuffer;
@@ -66,6 +67,8 @@ export class BufferedEventBusService extends EventEmitter implements PublicBus {
   readonly #timeouts: TimeoutQueue;
   /** Running first deliveries (to every handler), by slot: at most one each. */
   readonly #fanOut: (Delivery | undefined)[] = [];
+  /** Running first deliveries to the one handler of a type, without a timeout. */
+  readonly #solo: SoloDeliveries;
   /** Running deliveries to one handler (retries, replays). */
   readonly #single = new Set<Delivery>();
   readonly #idPrefix = `${randomBytes(4).toString('hex')}-`;
@@ -103,6 +106,7 @@ export class BufferedEventBusService extends EventEmitter implements PublicBus {
     this.#acks = new AckBuffer(this.#ring.handoff, this.#complete, this.#applyFates);
     this.#observer = new Observer(this.#config, this.#native, this.#ring);
     this.#timeouts = new TimeoutQueue(this.#config.handlerTimeout);
+    this.#solo = new SoloDeliveries(this.#host);
   }
 
   async initialize(): Promise<void> {
@@ -487,6 +491,9 @@ export class BufferedEventBusService extends EventEmitter implements PublicBus {
       return this.#finishWork(slot);
     }
     this.#slots.started(slot);
+    if (handlerId === 0 && handlers.length === 1 && this.#config.handlerTimeout === 0) {
+      return this.#solo.run(slot, handlers[0], this.#slots.event(slot));
+    }
     const delivery = new Delivery(this.#host, handlers, slot, handlerId, attempt, this.#timeouts.deadline());
     if (handlerId === 0) this.#fanOut[slot] = delivery;
     else this.#single.add(delivery);
@@ -494,22 +501,32 @@ export class BufferedEventBusService extends EventEmitter implements PublicBus {
     delivery.run(this.#slots.eventFor(slot, delivery));
   };
 
-  readonly #host: DeliveryHost = {
+  readonly #host: DeliveryHost & SoloHost = {
     handlerFailed: (delivery, handler, error, timedOut) => {
-      this.#acks.fail(failureRecord(delivery, handler, error, timedOut));
-      this.#emitHandlerError(delivery.slot, handler, error, delivery.attempt, timedOut);
+      this.#handlerFailed(delivery.slot, delivery.handlerId, delivery.attempt, handler, error, timedOut);
     },
     deliveryDone: (delivery) => {
-      const slot = delivery.slot;
-      if (delivery.handlerId === 0) this.#fanOut[slot] = undefined;
+      if (delivery.handlerId === 0) this.#fanOut[delivery.slot] = undefined;
       else this.#single.delete(delivery);
-      this.#slots.ended(slot);
-      const failed = delivery.failures > 0;
-      this.#acks.push(slot, delivery.handlerId, failed ? OUTCOME.FAILED : OUTCOME.OK, failed);
-      // With failures, the open work ends once their fates are known.
-      if (!failed) this.#finishWork(slot);
+      this.#deliveryEnded(delivery.slot, delivery.handlerId, delivery.failures > 0);
+    },
+    soloSettled: (slot, handler, failed, error) => {
+      if (failed) this.#handlerFailed(slot, 0, 0, handler, error, false);
+      this.#deliveryEnded(slot, 0, failed);
     },
   };
+
+  #handlerFailed(slot: number, delivery: number, attempt: number, handler: RegisteredHandler, error: unknown, timedOut: boolean): void {
+    this.#acks.fail(failureRecord(slot, delivery, handler, error, timedOut));
+    this.#emitHandlerError(slot, handler, error, attempt, timedOut);
+  }
+
+  #deliveryEnded(slot: number, delivery: number, failed: boolean): void {
+    this.#slots.ended(slot);
+    this.#acks.push(slot, delivery, failed ? OUTCOME.FAILED : OUTCOME.OK, failed);
+    // With failures, the open work ends once their fates are known.
+    if (!failed) this.#finishWork(slot);
+  }
 
   readonly #complete = (count: number, failures: FailureRecord[] | undefined): { fates: number[]; evicted: number[] } | null => {
     try {
@@ -649,6 +666,7 @@ export class BufferedEventBusService extends EventEmitter implements PublicBus {
     });
     const aborted = new BusError('SHUTTING_DOWN', 'the bus was shut down before this handler settled');
     for (const delivery of [...this.#fanOut, ...this.#single]) delivery?.abort(aborted);
+    this.#solo.abortAll(aborted);
     // Whatever still has open work was running: here, or in an isolate
     // (terminated above).
     const inFlightAborted: QueuedEvent[] = this.#slots

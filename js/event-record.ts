@@ -3,9 +3,9 @@ import type { Delivery } from './delivery';
 
 export const LANES: readonly EventPriority[] = ['critical', 'normal', 'low'];
 
-/** Finds the delivery an event is running in, for `event.signal`. */
+/** Finds the signal of the delivery an event is running in, for `event.signal`. */
 export interface DeliveryLookup {
-  runningDelivery(slot: number): Delivery | undefined;
+  signalOf(slot: number): AbortSignal | undefined;
 }
 
 const LOOKUP = Symbol('bootify.lookup');
@@ -29,8 +29,8 @@ class HandlerEvent {
 
   /** Aborted when the handler times out or the bus is shut down at its deadline. */
   get signal(): AbortSignal {
-    const delivery = this[OWN] ?? this[LOOKUP]?.runningDelivery(this[SLOT]);
-    return delivery?.signal ?? NEVER_ABORTED;
+    const own = this[OWN];
+    return (own !== undefined ? own.signal : this[LOOKUP]?.signalOf(this[SLOT])) ?? NEVER_ABORTED;
   }
 }
 

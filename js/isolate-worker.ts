@@ -88,7 +88,7 @@ const acks = new AckBuffer(
 );
 
 const host: DeliveryHost = {
-  handlerFailed: (delivery, handler, error, timedOut) => acks.fail(failureRecord(delivery, handler, error, timedOut)),
+  handlerFailed: (delivery, handler, error, timedOut) => acks.fail(failureRecord(delivery.slot, delivery.handlerId, handler, error, timedOut)),
   deliveryDone: (delivery) => acks.push(delivery.slot, delivery.handlerId, delivery.failures ? OUTCOME.FAILED : OUTCOME.OK, false),
 };
 
