@@ -58,6 +58,13 @@ export interface FlushResult {
 }
 
 /**
+ * Hands `count` acknowledgements and the failures among them to the native
+ * side. `scheduled`: called from the once-per-checkpoint flush, with nothing
+ * of the bus on the stack.
+ */
+export type Flush = (count: number, failures: FailureRecord[] | undefined, scheduled: boolean) => { fates: number[]; evicted: number[] } | null;
+
+/**
  * Collects acknowledgements in the shared ack area (and handler failures
  * beside them) and hands them to the native side once per microtask
  * checkpoint: one native call for a whole batch of settled handlers
@@ -65,20 +72,23 @@ export interface FlushResult {
  */
 export class AckBuffer {
   readonly #ring: AckArea;
-  readonly #flush: (count: number, failures: FailureRecord[] | undefined) => { fates: number[]; evicted: number[] } | null;
+  readonly #flush: Flush;
   readonly #onFlushed: (result: FlushResult) => void;
+  readonly #afterScheduledFlush: () => void;
   #failures: FailureRecord[] = [];
   #settled: number[] = [];
   #scheduled = false;
 
   constructor(
     ring: AckArea,
-    flush: (count: number, failures: FailureRecord[] | undefined) => { fates: number[]; evicted: number[] } | null,
+    flush: Flush,
     onFlushed: (result: FlushResult) => void,
+    afterScheduledFlush: () => void = () => {},
   ) {
     this.#ring = ring;
     this.#flush = flush;
     this.#onFlushed = onFlushed;
+    this.#afterScheduledFlush = afterScheduledFlush;
   }
 
   /** Acknowledges a delivery. `withFailures`: its failures were reported with `fail`. */
@@ -99,25 +109,42 @@ export class AckBuffer {
   #schedule(): void {
     if (!this.#scheduled) {
       this.#scheduled = true;
-      queueMicrotask(this.drain);
+      queueMicrotask(this.#scheduledDrain);
     }
   }
 
+  /**
+   * The once-per-checkpoint flush. Only here, with nothing of this bus on
+   * the stack, may the owner start more deliveries (`afterScheduledFlush`);
+   * a flush forced from inside a delivery may not.
+   */
+  readonly #scheduledDrain = (): void => {
+    if (this.#drain(true)) this.#afterScheduledFlush();
+  };
+
+  /** Hands what was collected to the native side now. */
   readonly drain = (): void => {
+    this.#drain(false);
+  };
+
+  /** False when there was nothing to hand over. */
+  #drain(scheduled: boolean): boolean {
     this.#scheduled = false;
     const count = this.#ring.takeAcks();
     const failures = this.#failures;
-    if (count === 0 && failures.length === 0) return;
+    if (count === 0 && failures.length === 0) return false;
     const settled = this.#settled;
     this.#failures = [];
     this.#settled = [];
-    const report = this.#flush(count, failures.length > 0 ? failures : undefined);
-    if (failures.length === 0 && settled.length === 0) return;
-    this.#onFlushed({
-      failures,
-      fates: report?.fates ?? failures.map(() => FATE.UNKNOWN),
-      evicted: report?.evicted ?? [],
-      settled,
-    });
-  };
+    const report = this.#flush(count, failures.length > 0 ? failures : undefined, scheduled);
+    if (failures.length > 0 || settled.length > 0) {
+      this.#onFlushed({
+        failures,
+        fates: report?.fates ?? failures.map(() => FATE.UNKNOWN),
+        evicted: report?.evicted ?? [],
+        settled,
+      });
+    }
+    return true;
+  }
 }

@@ -47,10 +47,12 @@ export declare class NativeBus {
   /**
    * Applies `failures` (every handler failure among them), then the
    * first `count` acknowledgements of the ack area (`[slot, handler,
-   * outcome]` each). Returns what became of the failures, or nothing when
-   * there were none.
+   * outcome]` each). With `refill`, dispatches what now fits in the window
+   * on this thread, for the caller to drain from its hand-off queue at
+   * once. Returns what became of the failures, or nothing when there were
+   * none.
    */
-  complete(count: number, failures?: Array<HandlerFailure> | undefined | null): CompletionReport | null
+  complete(count: number, failures?: Array<HandlerFailure> | undefined | null, refill?: boolean | undefined | null): CompletionReport | null
   setHandlerCount(typeId: number, count: number): void
   /** Names an interned event type, for per-type metrics. */
   setTypeName(typeId: number, name: string): void

@@ -47,6 +47,8 @@ process.on('exit', () => {
 
 /** Flags a main-thread delivery as an isolate's completion notice (src/core/engine/completion.rs). */
 const NOTICE = 0x80000000;
+/** Refills (each up to a window of deliveries) per turn of the event loop. */
+const REFILLS_PER_TURN = 4;
 const REMOTE_OUTCOME = 3;
 
 /** The native half of each bus, for the test hooks in testing.ts. */
@@ -76,6 +78,8 @@ export class BufferedEventBusService extends EventEmitter implements PublicBus {
   #nextId = 0;
   #state: State = 'created';
   #wakeScheduled = false;
+  /** Refills left in this turn of the event loop; see #complete. */
+  #refillBudget = REFILLS_PER_TURN;
   #workerErrorsSeen = 0;
   /** Upper bounds of the ring's depth and bytes; see #fullBecause. */
   #depthBound = 0;
@@ -103,7 +107,7 @@ export class BufferedEventBusService extends EventEmitter implements PublicBus {
       (typeId, count) => this.#native.setHandlerCount(typeId, count),
       (typeId, type) => this.#native.setTypeName(typeId, type),
     );
-    this.#acks = new AckBuffer(this.#ring.handoff, this.#complete, this.#applyFates);
+    this.#acks = new AckBuffer(this.#ring.handoff, this.#complete, this.#applyFates, this.#afterRefill);
     this.#observer = new Observer(this.#config, this.#native, this.#ring);
     this.#timeouts = new TimeoutQueue(this.#config.handlerTimeout);
     this.#solo = new SoloDeliveries(this.#host);
@@ -456,6 +460,7 @@ export class BufferedEventBusService extends EventEmitter implements PublicBus {
   // ---- delivery -------------------------------------------------------
 
   readonly #onDeliveries = (): void => {
+    this.#refillBudget = REFILLS_PER_TURN;
     this.#ring.handoff.drain(this.#deliver);
     const errors = this.#ring.workerErrors();
     if (errors !== this.#workerErrorsSeen) {
@@ -468,6 +473,11 @@ export class BufferedEventBusService extends EventEmitter implements PublicBus {
         super.emit('worker_error', err);
       }
     }
+  };
+
+  /** Deliveries a refill (see #complete) may have published: run them in this turn. */
+  readonly #afterRefill = (): void => {
+    this.#ring.handoff.drain(this.#deliver);
   };
 
   readonly #deliver = (slot: number, handlerId: number, attempt: number, retries: number, letters: number): void => {
@@ -528,9 +538,18 @@ export class BufferedEventBusService extends EventEmitter implements PublicBus {
     if (!failed) this.#finishWork(slot);
   }
 
-  readonly #complete = (count: number, failures: FailureRecord[] | undefined): { fates: number[]; evicted: number[] } | null => {
+  /**
+   * With a scheduled flush, the native side also fills the room the
+   * acknowledgements freed in the window, on this thread, and #afterRefill
+   * runs what it published in this same turn of the event loop. Bounded per
+   * turn, so handlers that settle in microtasks cannot keep the loop from
+   * its other work; workers take over from there.
+   */
+  readonly #complete = (count: number, failures: FailureRecord[] | undefined, scheduled: boolean): { fates: number[]; evicted: number[] } | null => {
+    const refill = scheduled && this.#refillBudget > 0 && (this.#state === 'running' || this.#state === 'draining');
+    if (refill) this.#refillBudget--;
     try {
-      return this.#native.complete(count, failures) ?? null;
+      return this.#native.complete(count, failures, refill) ?? null;
     } catch (err) {
       super.emit('worker_error', fromNative(err));
       return null;

@@ -232,16 +232,20 @@ impl NativeBus {
 
     /// Applies `failures` (every handler failure among them), then the
     /// first `count` acknowledgements of the ack area (`[slot, handler,
-    /// outcome]` each). Returns what became of the failures, or nothing when
-    /// there were none.
+    /// outcome]` each). With `refill`, dispatches what now fits in the window
+    /// on this thread, for the caller to drain from its hand-off queue at
+    /// once. Returns what became of the failures, or nothing when there were
+    /// none.
     #[napi]
     pub fn complete(
         &self,
         count: u32,
         failures: Option<Vec<HandlerFailure>>,
+        refill: Option<bool>,
     ) -> napi::Result<Option<CompletionReport>, String> {
         completion_report(&self.engine, failures, |f| {
-            self.engine.complete_shared(count, f)
+            self.engine
+                .complete_shared(count, f, refill.unwrap_or(false))
         })
     }
 

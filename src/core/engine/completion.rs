@@ -86,10 +86,14 @@ impl<'a> BatchTally<'a> {
 impl Engine {
     /// Applies `count` acknowledgements JavaScript wrote into the ack area,
     /// after `failures` that happened in those deliveries.
+    /// With `refill`, the freed room in the window is filled on this thread
+    /// (see `Inner::refill`): the caller is the JavaScript thread, between
+    /// two of its own deliveries, and drains its hand-off queue right after.
     pub fn complete_shared(
         &self,
         count: u32,
         failures: Vec<Failure>,
+        refill: bool,
     ) -> Result<Completion, BusError> {
         let acks = self.inner.handoff.read_acks(count).ok_or_else(|| {
             BusError::InvalidArgument(format!(
@@ -97,13 +101,22 @@ impl Engine {
                 self.inner.handoff.capacity()
             ))
         })?;
-        self.complete(&acks, failures)
+        self.complete_with(&acks, failures, refill)
     }
 
     /// Handles `failures`, then acknowledgements (`ACK_WORDS` words each:
     /// slot, delivery, outcome). Unknown deliveries are reported, not
     /// ignored: they would mean the two sides disagree.
     pub fn complete(&self, acks: &[u32], failures: Vec<Failure>) -> Result<Completion, BusError> {
+        self.complete_with(acks, failures, false)
+    }
+
+    pub(super) fn complete_with(
+        &self,
+        acks: &[u32],
+        failures: Vec<Failure>,
+        refill: bool,
+    ) -> Result<Completion, BusError> {
         if !acks.len().is_multiple_of(ACK_WORDS) {
             return Err(BusError::InvalidArgument(format!(
                 "acknowledgements must come in groups of {ACK_WORDS} words, got {}",
@@ -143,7 +156,12 @@ impl Engine {
             drop(in_flight);
             inner.metrics.record(&mut tally.outcomes);
         });
-        inner.release_permits(released);
+        inner.permits.release(released);
+        // Unless a refill filled the window, a worker waiting for permits
+        // may now take something (or must park for records instead).
+        if !(refill && inner.refill()) {
+            inner.wake_permit_waiters();
+        }
         if rearm {
             let _guard = inner.park.lock();
             inner.timer_cv.notify_one();

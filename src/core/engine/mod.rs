@@ -139,6 +139,8 @@ struct Inner {
     /// Test hook: starting a worker thread fails.
     start_fails: AtomicBool,
     worker_errors: Mutex<Vec<WorkerError>>,
+    /// Dispatches done by `Inner::refill` on the calling thread.
+    refill_stats: WorkerStats,
 }
 
 /// Per-lane depth and totals, read without stopping the workers.
@@ -211,6 +213,7 @@ impl Engine {
                 inject_panic: AtomicBool::new(false),
                 start_fails: AtomicBool::new(false),
                 worker_errors: Mutex::new(Vec::new()),
+                refill_stats: WorkerStats::default(),
             }),
             mem,
             layout,
@@ -569,6 +572,10 @@ impl Inner {
             return;
         }
         self.permits.release(n);
+        self.wake_permit_waiters();
+    }
+
+    fn wake_permit_waiters(&self) {
         if self.permit_waiters.load(Ordering::SeqCst) > 0 {
             let _guard = self.park.lock();
             self.permits_cv.notify_one();

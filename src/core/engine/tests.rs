@@ -171,7 +171,7 @@ fn unknown_acknowledgements_are_errors() {
     let too_many = engine.layout().handoff_capacity + 1;
     assert_eq!(
         engine
-            .complete_shared(too_many, vec![])
+            .complete_shared(too_many, vec![], false)
             .map(|_| ())
             .map_err(|e| e.code()),
         Err("INVALID_ARGUMENT")
@@ -190,7 +190,9 @@ fn acks_are_read_from_the_shared_area() {
         got.extend(recv(&mut js));
     }
     js.reader.write_acks(&[4, 0, 0, 5, 0, 1]);
-    engine.complete_shared(2, vec![]).expect("both in flight");
+    engine
+        .complete_shared(2, vec![], false)
+        .expect("both in flight");
     let m = engine.metrics().snapshot();
     assert_eq!((m.succeeded, m.failed), (1, 1));
     assert_eq!(engine.queue_state().in_flight_permits, 0);
@@ -247,5 +249,49 @@ fn stop_leaves_undelivered_records_in_priority_order() {
     assert!(
         engine.scale(2).is_err(),
         "a stopped engine does not restart"
+    );
+}
+
+#[test]
+fn a_refill_dispatches_what_fits_on_the_calling_thread_in_priority_order() {
+    let config = Config::resolve(&json!({ "concurrency": 4, "maxQueueSize": 128 }), |_| None)
+        .expect("valid test config");
+    let layout = Layout::new(config.max_queue_size, config.concurrency);
+    let engine = Engine::new(&config, SharedWords::owned(layout.words));
+    let mut reader = HandoffReader::new(engine.memory().clone(), engine.layout().handoff_region());
+    // No worker thread: whatever is delivered, a refill delivered.
+    engine.fail_worker_starts(true);
+    let (tx, _rx) = mpsc::channel();
+    assert!(engine
+        .start(Arc::new(ChannelNotifier(Mutex::new(tx))), 1)
+        .is_err());
+    let refill = |acks: &[u32]| {
+        engine
+            .complete_with(acks, vec![], true)
+            .expect("acks match deliveries");
+    };
+    let mut producer = RingProducer::new(engine.ring());
+    for slot in 0..6 {
+        assert!(producer.push(2, slot, 1, 10));
+    }
+    for slot in 6..9 {
+        assert!(producer.push(0, slot, 1, 10));
+    }
+    refill(&[]);
+    let first = reader.drain();
+    assert_eq!(slots(&first), [6, 7, 8, 0], "one window, critical first");
+    refill(&[]);
+    assert!(reader.drain().is_empty(), "the window is full");
+    let acks: Vec<u32> = first[..2 * TRIPLE]
+        .chunks_exact(TRIPLE)
+        .flat_map(|d| [d[0], d[1], Outcome::Ok as u32])
+        .collect();
+    refill(&acks);
+    assert_eq!(slots(&reader.drain()), [1, 2], "the room the acks freed");
+    engine.stop();
+    refill(&[]);
+    assert!(
+        reader.drain().is_empty(),
+        "a stopped engine dispatches nothing"
     );
 }

@@ -19,7 +19,7 @@ use crate::core::types::TypeTally;
 
 /// How far a batch got before a panic, which decides how to put it back.
 #[derive(Clone, Copy, PartialEq, Eq)]
-enum Stage {
+pub(super) enum Stage {
     /// Taken from the ring or the retry lanes only.
     Taken,
     /// Also registered as in flight.
@@ -42,9 +42,48 @@ pub(super) struct Taken {
     sink: usize,
 }
 
+/// The worker id a panic during `Inner::refill` is reported under.
+pub const REFILL_WORKER: u32 = 0;
+
 impl Inner {
     fn should_stop(&self, me: &AtomicBool) -> bool {
         me.load(Ordering::Relaxed) || self.stopping.load(Ordering::Relaxed)
+    }
+
+    /// Dispatches, on the calling thread, whatever now fits in the window,
+    /// exactly as a worker would (same lock, same order). The JavaScript
+    /// thread does this right after its acknowledgements freed permits: it
+    /// then starts the next deliveries in the same turn of its event loop,
+    /// where waiting for a worker to wake and notify it costs a turn, and one
+    /// window per turn cannot keep up with a producer that emits about a
+    /// window per turn (the events then wait, and live, longer). Returns
+    /// true when it left the window full: a worker waiting for permits
+    /// could take nothing, and need not be woken. A worker holding the
+    /// dispatch lock makes it give up at once (false).
+    pub(super) fn refill(&self) -> bool {
+        if self.stopping.load(Ordering::Relaxed) || self.sinks.read().is_empty() {
+            return false;
+        }
+        let Some(_dispatch) = self.dispatch.try_lock() else {
+            return false;
+        };
+        let stats = &self.refill_stats;
+        let mut batch = Vec::new();
+        let mut stage = Stage::Published;
+        loop {
+            let outcome = catch_unwind(AssertUnwindSafe(|| {
+                self.collect_and_deliver(&mut batch, &mut stage, stats, false)
+            }));
+            match outcome {
+                Ok(Collected::Delivered) => {}
+                Ok(Collected::NoPermits(_)) => return true,
+                Ok(Collected::Empty) => return false,
+                Err(panic) => {
+                    self.recover(REFILL_WORKER, &mut batch, stage, panic, stats);
+                    return false;
+                }
+            }
+        }
     }
 
     pub(super) fn run_worker(&self, id: u32, stop: &AtomicBool, stats: &WorkerStats) {
@@ -57,7 +96,7 @@ impl Inner {
         let mut stage = Stage::Published;
         while !self.should_stop(stop) {
             let outcome = catch_unwind(AssertUnwindSafe(|| {
-                self.collect_and_deliver(&mut batch, &mut stage, stats)
+                self.collect_and_deliver(&mut batch, &mut stage, stats, true)
             }));
             match outcome {
                 Ok(Collected::Delivered) => {}
@@ -76,16 +115,18 @@ impl Inner {
     /// and publishes them to their sinks' hand-off queues (the main thread,
     /// or a worker isolate for types handled there). What does not fit stays
     /// where it was, so a higher-priority record arriving meanwhile still
-    /// goes first.
+    /// goes first. A worker (`on_worker`) takes the dispatch lock here; a
+    /// refill already holds it.
     fn collect_and_deliver(
         &self,
         batch: &mut Vec<Taken>,
         stage: &mut Stage,
         stats: &WorkerStats,
+        on_worker: bool,
     ) -> Collected {
         batch.clear();
         *stage = Stage::Taken;
-        let dispatch = self.dispatch.lock();
+        let dispatch = on_worker.then(|| self.dispatch.lock());
         // Read-locked for the batch: attaching or detaching an isolate waits.
         let sinks = self.sinks.read();
         let isolates = sinks.len().saturating_sub(1);
@@ -160,7 +201,7 @@ impl Inner {
                 Collected::Empty
             };
         }
-        if self.inject_panic.swap(false, Ordering::SeqCst) {
+        if on_worker && self.inject_panic.swap(false, Ordering::SeqCst) {
             panic!("worker panic injected by the test hook");
         }
         // Registered before JavaScript can see them, so an acknowledgement
