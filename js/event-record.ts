@@ -25,11 +25,17 @@ const NEVER_ABORTED = new AbortController().signal;
 class HandlerEvent {
   [LOOKUP]: DeliveryLookup | undefined = undefined;
   [SLOT] = -1;
-  [OWN]: Delivery | undefined = undefined;
+  // Declared here, though set after the payload's fields, because V8 sizes
+  // instances by the fields the class declares (plus 8): with these four,
+  // an event with a payload of up to three fields keeps every field inside
+  // the object, instead of spilling two into a property array allocated
+  // per event.
+  timestamp = 0;
+  retryCount = 0;
 
   /** Aborted when the handler times out or the bus is shut down at its deadline. */
   get signal(): AbortSignal {
-    const own = this[OWN];
+    const own = (this as { [OWN]?: Delivery })[OWN];
     return (own !== undefined ? own.signal : this[LOOKUP]?.signalOf(this[SLOT])) ?? NEVER_ABORTED;
   }
 }
@@ -228,7 +234,8 @@ export class SlotTable {
 interface MutableEvent {
   [LOOKUP]: DeliveryLookup | undefined;
   [SLOT]: number;
-  [OWN]: Delivery | undefined;
+  /** Only on copies (retries, replays). */
+  [OWN]?: Delivery;
   id: string;
   type: string;
   payload: unknown;
@@ -239,8 +246,9 @@ interface MutableEvent {
 }
 
 /**
- * The payload's own fields first, then the event's (which win on a name
- * clash), so `event.email` and `event.payload.email` both work.
+ * The payload's own fields, then the event's (which win on a name clash),
+ * so `event.email` and `event.payload.email` both work. (`timestamp` and
+ * `retryCount` come first in key order: see HandlerEvent.)
  * Object.assign then plain stores: ~60 ns, where an object spread with the
  * extra fields took over 5 µs (V8 leaves its fast path).
  */
