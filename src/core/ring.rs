@@ -203,7 +203,10 @@ impl PriorityRing {
         }
     }
 
-    fn now_ns(&self) -> u64 {
+    /// The ring's clock for [`Self::pop_next_if`]. A dispatcher reads it
+    /// once per batch: aging is measured in milliseconds, and reading the
+    /// clock per record was the largest single cost of dispatching.
+    pub fn now_ns(&self) -> u64 {
         // +1 keeps 0 free to mean "not passed over".
         self.epoch.elapsed().as_nanos() as u64 + 1
     }
@@ -246,9 +249,9 @@ impl PriorityRing {
     /// Like [`Self::pop_next`], but takes the record only if `accept` says
     /// so; otherwise it stays at the head of its lane. Callers must not run
     /// concurrently with other consumers (the engine's dispatch lock), so
-    /// the record accepted is the record taken.
-    pub fn pop_next_if(&self, accept: impl FnOnce(&Record) -> bool) -> Option<Record> {
-        let now = self.now_ns();
+    /// the record accepted is the record taken. `now` is from
+    /// [`Self::now_ns`].
+    pub fn pop_next_if(&self, now: u64, accept: impl FnOnce(&Record) -> bool) -> Option<Record> {
         let lane = self.choose_lane(now)?;
         let rec = self.peek_lane(lane)?;
         if !accept(&rec) {
@@ -437,11 +440,15 @@ mod tests {
         let mut p = RingProducer::new(&r);
         p.push(1, 1, 0, 0);
         p.push(0, 2, 0, 0);
-        assert_eq!(r.pop_next_if(|rec| rec.slot == 99), None);
+        assert_eq!(r.pop_next_if(r.now_ns(), |rec| rec.slot == 99), None);
         assert_eq!(r.depth(0), 1, "the critical record was not taken");
-        assert_eq!(r.pop_next_if(|rec| rec.lane == 0).map(|x| x.slot), Some(2));
-        assert_eq!(r.pop_next_if(|_| true).map(|x| x.slot), Some(1));
-        assert_eq!(r.pop_next_if(|_| true), None);
+        assert_eq!(
+            r.pop_next_if(r.now_ns(), |rec| rec.lane == 0)
+                .map(|x| x.slot),
+            Some(2)
+        );
+        assert_eq!(r.pop_next_if(r.now_ns(), |_| true).map(|x| x.slot), Some(1));
+        assert_eq!(r.pop_next_if(r.now_ns(), |_| true), None);
     }
 
     #[test]

@@ -295,3 +295,47 @@ fn a_refill_dispatches_what_fits_on_the_calling_thread_in_priority_order() {
         "a stopped engine dispatches nothing"
     );
 }
+
+/// Native cost of one event's round trip on the JavaScript thread
+/// (acknowledge, then refill): `cargo test --release -- --ignored --nocapture`.
+#[test]
+#[ignore]
+fn measure_ack_and_refill_cost() {
+    let config = Config::resolve(
+        &json!({ "concurrency": 1024, "maxQueueSize": 262144 }),
+        |_| None,
+    )
+    .expect("valid test config");
+    let layout = Layout::new(config.max_queue_size, config.concurrency);
+    let engine = Engine::new(&config, SharedWords::owned(layout.words));
+    let mut reader = HandoffReader::new(engine.memory().clone(), engine.layout().handoff_region());
+    engine.fail_worker_starts(true);
+    let (tx, _rx) = mpsc::channel();
+    let _ = engine.start(Arc::new(ChannelNotifier(Mutex::new(tx))), 1);
+    engine.set_handler_count(1, 1);
+    let mut producer = RingProducer::new(engine.ring());
+    let mut acks = Vec::new();
+    let (rounds, burst) = (400u32, 1000u32);
+    let started = Instant::now();
+    for round in 0..rounds {
+        for i in 0..burst {
+            assert!(producer.push((i % 3) as usize, (round * burst + i) % 4096, 1, 80));
+        }
+        loop {
+            engine
+                .complete_with(&acks, vec![], true)
+                .expect("acks match deliveries");
+            let batch = reader.drain();
+            if batch.is_empty() {
+                acks.clear();
+                break;
+            }
+            acks = batch
+                .chunks_exact(TRIPLE)
+                .flat_map(|d| [d[0], d[1], Outcome::Ok as u32])
+                .collect();
+        }
+    }
+    let per_event = started.elapsed().as_nanos() as f64 / f64::from(rounds * burst);
+    println!("ack + refill: {per_event:.1} ns per event");
+}

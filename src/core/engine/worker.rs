@@ -156,6 +156,7 @@ impl Inner {
                     .map_or(0, |t| t.handlers.load(Ordering::Relaxed));
                 self.permits.needed_for(handlers)
             };
+            let now = self.ring.now_ns();
             while batch.len() < MAX_BATCH {
                 match self.take_retry(&permits_for, &sink_for) {
                     Ok(Some(taken)) => {
@@ -169,7 +170,7 @@ impl Inner {
                     }
                 }
                 let (mut need, mut sink) = (0, None);
-                let taken = self.ring.pop_next_if(|rec| {
+                let taken = self.ring.pop_next_if(now, |rec| {
                     sink = sink_for(rec.type_id);
                     need = permits_for(rec.type_id, 0);
                     // The hand-off queues are at least the window and every
