@@ -5,7 +5,6 @@
 //! handler (retries) can share a slot and go to a map.
 
 use std::collections::HashMap;
-use std::time::Instant;
 
 use super::dead_letter::AttemptError;
 use super::ring::Record;
@@ -13,7 +12,8 @@ use super::ring::Record;
 pub struct InFlight {
     pub record: Record,
     pub permits: u32,
-    pub since: Instant,
+    /// When it was dispatched: µs on the engine's clock.
+    pub since_us: u64,
     /// 0 for the first run.
     pub attempt: u32,
     /// Errors of the earlier attempts (retries only).
@@ -129,7 +129,7 @@ mod tests {
         InFlight {
             record: Record::bare(slot, 1),
             permits: 1,
-            since: Instant::now(),
+            since_us: 0,
             attempt: 0,
             errors: vec![],
             sink: slot % 2,

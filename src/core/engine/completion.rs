@@ -72,8 +72,8 @@ impl<'a> BatchTally<'a> {
     }
 
     /// Tallies a finished delivery: processing time, outcome, per-type counts.
-    fn count(&mut self, outcome: Outcome, entry: &InFlight, now: Instant) {
-        let elapsed = now.saturating_duration_since(entry.since).as_micros() as u64;
+    fn count(&mut self, outcome: Outcome, entry: &InFlight, now_us: u64) {
+        let elapsed = now_us.saturating_sub(entry.since_us);
         self.outcomes.add(outcome, entry.record.lane, elapsed);
         match outcome {
             Outcome::Ok => self.succeeded.add(entry.record.type_id),
@@ -125,6 +125,7 @@ impl Engine {
         }
         let inner = &self.inner;
         let now = Instant::now();
+        let now_us = inner.started.elapsed().as_micros() as u64;
         let mut completion = Completion::default();
         let mut released = 0;
         let mut unknown = Vec::new();
@@ -151,7 +152,7 @@ impl Engine {
                     continue;
                 };
                 released += entry.permits;
-                tally.count(outcome, &entry, now);
+                tally.count(outcome, &entry, now_us);
             }
             drop(in_flight);
             inner.metrics.record(&mut tally.outcomes);
@@ -262,6 +263,7 @@ impl Engine {
             BusError::InvalidArgument(format!("ack count {count} exceeds the ack area"))
         })?;
         let now = Instant::now();
+        let now_us = inner.started.elapsed().as_micros() as u64;
         let mut completion = Completion::default();
         let mut rearm = false;
         let mut notices = Vec::new();
@@ -276,7 +278,7 @@ impl Engine {
                 match (outcome, in_flight.get_mut(slot, delivery)) {
                     (Some(outcome), Some(entry)) if entry.sink == sink_id && !entry.remote_done => {
                         entry.remote_done = true;
-                        tally.count(outcome, entry, now);
+                        tally.count(outcome, entry, now_us);
                         notices.push(HandoffDelivery {
                             slot,
                             handler: delivery | NOTICE,

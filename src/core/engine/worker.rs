@@ -208,7 +208,7 @@ impl Inner {
         // Registered before JavaScript can see them, so an acknowledgement
         // always finds its delivery; one short lock for the whole batch,
         // because the JavaScript thread takes the same lock to acknowledge.
-        let now = Instant::now();
+        let now_us = self.started.elapsed().as_micros() as u64;
         {
             let mut in_flight = self.in_flight.lock();
             for t in batch.iter_mut() {
@@ -219,7 +219,7 @@ impl Inner {
                     InFlight {
                         record: d.record,
                         permits: t.permits,
-                        since: now,
+                        since_us: now_us,
                         attempt: d.attempt,
                         errors: std::mem::take(&mut d.errors),
                         sink: sinks[t.sink].id,
@@ -231,7 +231,6 @@ impl Inner {
             }
         }
         *stage = Stage::Registered;
-        let now_us = self.started.elapsed().as_micros() as u32;
         let mut waits = LocalHistogram::default();
         // Deliveries per sink in this batch (sinks are few).
         let mut published = vec![0u64; sinks.len()];
@@ -256,7 +255,7 @@ impl Inner {
                 dispatched.add(d.record.type_id);
                 // Only first deliveries come from the ring with a timestamp.
                 if d.handler == 0 && d.attempt == 0 && d.record.enqueued_us != 0 {
-                    waits.add(now_us.wrapping_sub(d.record.enqueued_us) as u64);
+                    waits.add((now_us as u32).wrapping_sub(d.record.enqueued_us) as u64);
                 }
             }
         });
