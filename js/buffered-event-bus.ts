@@ -47,8 +47,12 @@ process.on('exit', () => {
 
 /** Flags a main-thread delivery as an isolate's completion notice (src/core/engine/completion.rs). */
 const NOTICE = 0x80000000;
-/** Refills (each up to a window of deliveries) per turn of the event loop. */
-const REFILLS_PER_TURN = 4;
+/**
+ * How long (ms) into a turn of the event loop the main thread keeps
+ * refilling the window and running what came out, before leaving the rest
+ * to the workers and the next turn.
+ */
+const REFILL_TURN_MS = 4;
 const REMOTE_OUTCOME = 3;
 
 /** The native half of each bus, for the test hooks in testing.ts. */
@@ -78,8 +82,8 @@ export class BufferedEventBusService extends EventEmitter implements PublicBus {
   #nextId = 0;
   #state: State = 'created';
   #wakeScheduled = false;
-  /** Refills left in this turn of the event loop; see #complete. */
-  #refillBudget = REFILLS_PER_TURN;
+  /** performance.now() when the current turn began delivering; see #complete. */
+  #turnStarted = 0;
   #workerErrorsSeen = 0;
   /** Upper bounds of the ring's depth and bytes; see #fullBecause. */
   #depthBound = 0;
@@ -460,7 +464,7 @@ export class BufferedEventBusService extends EventEmitter implements PublicBus {
   // ---- delivery -------------------------------------------------------
 
   readonly #onDeliveries = (): void => {
-    this.#refillBudget = REFILLS_PER_TURN;
+    this.#turnStarted = performance.now();
     this.#ring.handoff.drain(this.#deliver);
     const errors = this.#ring.workerErrors();
     if (errors !== this.#workerErrorsSeen) {
@@ -541,13 +545,15 @@ export class BufferedEventBusService extends EventEmitter implements PublicBus {
   /**
    * With a scheduled flush, the native side also fills the room the
    * acknowledgements freed in the window, on this thread, and #afterRefill
-   * runs what it published in this same turn of the event loop. Bounded per
-   * turn, so handlers that settle in microtasks cannot keep the loop from
-   * its other work; workers take over from there.
+   * runs what it published in this same turn of the event loop. Bounded in
+   * time per turn, so handlers that settle in microtasks (or burn CPU)
+   * cannot keep the loop from its other work; workers take over from there.
    */
   readonly #complete = (count: number, failures: FailureRecord[] | undefined, scheduled: boolean): { fates: number[]; evicted: number[] } | null => {
-    const refill = scheduled && this.#refillBudget > 0 && (this.#state === 'running' || this.#state === 'draining');
-    if (refill) this.#refillBudget--;
+    const refill =
+      scheduled &&
+      (this.#state === 'running' || this.#state === 'draining') &&
+      performance.now() - this.#turnStarted < REFILL_TURN_MS;
     try {
       return this.#native.complete(count, failures, refill) ?? null;
     } catch (err) {
