@@ -451,6 +451,12 @@ export interface WorkerStatistics {
   averageProcessingTime: number;
   /** Deliveries completed (retries included). */
   totalEventsProcessed: number;
+  /**
+   * Deliveries the main thread dispatched itself, filling the room its own
+   * acknowledgements freed in the window (see README, "Ordering and
+   * concurrency"); the workers' `eventsDispatched` count the rest.
+   */
+  mainThreadDispatched: number;
   /** One entry per worker. */
   workers: WorkerInfo[];
   /** One entry per worker isolate (empty until the first worker-bound event). */

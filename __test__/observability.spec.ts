@@ -30,6 +30,9 @@ test('counters match a known scenario exactly', async (t) => {
   assert.equal(q.byPriority.normal.dispatched + q.byPriority.low.dispatched, 1060);
   assert.equal(q.processingTime.count, 1060);
   assert.equal(q.queueWaitTime.count, 1000, 'one queue wait per emitted event');
+  const w = bus.getWorkerStatistics();
+  const byWorkers = w.workers.reduce((sum, worker) => sum + worker.eventsDispatched, 0);
+  assert.equal(byWorkers + w.mainThreadDispatched, 1060, 'every dispatch is counted, by a worker or by the main thread');
   // Rates come from native samples every 100 ms.
   await waitFor(() => bus.getMetrics().queueMetrics.inputRate > 0 && bus.getMetrics().queueMetrics.processingRate > 0, 'rates');
 });

@@ -49,6 +49,7 @@ interface NativeStats {
     eventLoopLag: LatencyStats;
   };
   workers: { id: number; busy: boolean; deliveries: number; batches: number; restarts: number; lastActiveMs: number }[];
+  refillDispatched: number;
 }
 
 /**
@@ -214,6 +215,7 @@ export class Observer {
       restarts: s.counters.workerRestarts,
       averageProcessingTime: s.counters.processing.mean,
       totalEventsProcessed: s.counters.completed,
+      mainThreadDispatched: s.refillDispatched,
       workers,
       isolates,
     };

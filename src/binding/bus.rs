@@ -369,6 +369,7 @@ impl NativeBus {
             "concurrency": self.engine.concurrency(),
             "counters": m,
             "workers": workers,
+            "refillDispatched": self.engine.refill_dispatched(),
             "uptimeMs": self.engine.uptime().as_millis() as u64,
         })
     }

@@ -333,6 +333,12 @@ impl Engine {
         self.workers.lock().len() as u32
     }
 
+    /// Deliveries the calling (JavaScript) thread dispatched itself while
+    /// acknowledging (see `Inner::refill`).
+    pub fn refill_dispatched(&self) -> u64 {
+        self.inner.refill_stats.deliveries.load(Ordering::Relaxed)
+    }
+
     /// `(id, stats)` of every running worker.
     pub fn worker_stats(&self) -> Vec<(u32, Arc<WorkerStats>)> {
         self.workers
