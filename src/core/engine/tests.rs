@@ -71,52 +71,23 @@ pub(super) fn recv(js: &mut Js) -> Vec<u32> {
         .expect("a batch within 10 s")
 }
 
-#[test]
-fn every_record_is_delivered_once_across_workers() {
-    let (engine, mut rx, _) =
-        engine(json!({ "workerCount": 4, "concurrency": 64, "maxQueueSize": 1024 }));
-    const N: u32 = 200_000;
+/// Streams `n` records (lanes round robin) through a running engine, the
+/// way the JavaScript thread would; `ack` acknowledges a delivered batch
+/// and returns the batch to handle next (empty: wait for a notification).
+/// Asserts every record was delivered exactly once and acknowledged.
+fn stream_every_record_once(
+    engine: &Engine,
+    js: &mut Js,
+    n: u32,
+    mut ack: impl FnMut(&Engine, &mut Js, &[u32]) -> Vec<u32>,
+) {
     let ring = engine.ring();
     let mut producer = RingProducer::new(ring);
-    let mut seen = vec![0u8; N as usize];
-    let mut got = 0;
-    let mut next = 0;
-    while got < N {
-        while next < N && producer.push((next % 3) as usize, next, 0, 8) {
-            next += 1;
-        }
-        if ring.sleepers().load(Ordering::SeqCst) > 0 {
-            engine.wake();
-        }
-        if let Ok(batch) = rx.recv_timeout(Duration::from_millis(1)) {
-            for s in slots(&batch) {
-                seen[s as usize] += 1;
-                got += 1;
-            }
-            ack_all(&engine, &batch, Outcome::Ok);
-        }
-    }
-    assert!(
-        seen.iter().all(|&c| c == 1),
-        "a record was lost or duplicated"
-    );
-    let m = engine.metrics().snapshot();
-    assert_eq!(m.succeeded, N as u64);
-    assert_eq!(m.dispatched.iter().sum::<u64>(), N as u64);
-}
-
-#[test]
-fn refills_and_workers_together_deliver_every_record_once() {
-    let (engine, mut js, _) =
-        engine(json!({ "workerCount": 3, "concurrency": 64, "maxQueueSize": 1024 }));
-    const N: u32 = 200_000;
-    let ring = engine.ring();
-    let mut producer = RingProducer::new(ring);
-    let mut seen = vec![0u8; N as usize];
+    let mut seen = vec![0u8; n as usize];
     let (mut got, mut next) = (0, 0);
     let mut batch = Vec::new();
-    while got < N {
-        while next < N && producer.push((next % 3) as usize, next, 0, 8) {
+    while got < n {
+        while next < n && producer.push((next % 3) as usize, next, 0, 8) {
             next += 1;
         }
         if ring.sleepers().load(Ordering::SeqCst) > 0 {
@@ -131,6 +102,32 @@ fn refills_and_workers_together_deliver_every_record_once() {
             seen[s as usize] += 1;
             got += 1;
         }
+        batch = ack(engine, js, &batch);
+    }
+    assert!(
+        seen.iter().all(|&c| c == 1),
+        "a record was lost or duplicated"
+    );
+    let m = engine.metrics().snapshot();
+    assert_eq!(m.succeeded, u64::from(n));
+    assert_eq!(m.dispatched.iter().sum::<u64>(), u64::from(n));
+}
+
+#[test]
+fn every_record_is_delivered_once_across_workers() {
+    let (engine, mut js, _) =
+        engine(json!({ "workerCount": 4, "concurrency": 64, "maxQueueSize": 1024 }));
+    stream_every_record_once(&engine, &mut js, 200_000, |engine, _, batch| {
+        ack_all(engine, batch, Outcome::Ok);
+        Vec::new()
+    });
+}
+
+#[test]
+fn refills_and_workers_together_deliver_every_record_once() {
+    let (engine, mut js, _) =
+        engine(json!({ "workerCount": 3, "concurrency": 64, "maxQueueSize": 1024 }));
+    stream_every_record_once(&engine, &mut js, 200_000, |engine, js, batch| {
         let acks: Vec<u32> = batch
             .chunks_exact(TRIPLE)
             .flat_map(|d| [d[0], d[1], Outcome::Ok as u32])
@@ -140,16 +137,9 @@ fn refills_and_workers_together_deliver_every_record_once() {
         engine
             .complete_with(&acks, vec![], true)
             .expect("acks match deliveries");
-        batch = js.reader.drain();
-    }
-    assert!(
-        seen.iter().all(|&c| c == 1),
-        "a record was lost or duplicated"
-    );
+        js.reader.drain()
+    });
     assert!(engine.refill_dispatched() > 0, "refills took part");
-    let m = engine.metrics().snapshot();
-    assert_eq!(m.dispatched.iter().sum::<u64>(), N as u64);
-    assert_eq!(m.succeeded, N as u64);
 }
 
 #[test]
