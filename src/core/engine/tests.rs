@@ -56,14 +56,33 @@ fn slots(batch: &[u32]) -> Vec<u32> {
     batch.chunks_exact(TRIPLE).map(|d| d[0]).collect()
 }
 
-pub(super) fn ack_all(engine: &Engine, batch: &[u32], outcome: Outcome) {
-    let acks: Vec<u32> = batch
+/// Acknowledgement words for every delivery of `batch`.
+fn acks_for(batch: &[u32], outcome: Outcome) -> Vec<u32> {
+    batch
         .chunks_exact(TRIPLE)
         .flat_map(|d| [d[0], d[1], outcome as u32])
-        .collect();
+        .collect()
+}
+
+pub(super) fn ack_all(engine: &Engine, batch: &[u32], outcome: Outcome) {
     engine
-        .complete(&acks, vec![])
+        .complete(&acks_for(batch, outcome), vec![])
         .expect("acks match deliveries");
+}
+
+/// A started engine whose worker threads could not start: every delivery
+/// it makes comes from a refill, read with the returned reader.
+fn workerless(config: serde_json::Value) -> (Engine, HandoffReader) {
+    let config = Config::resolve(&config, |_| None).expect("valid test config");
+    let layout = Layout::new(config.max_queue_size, config.concurrency);
+    let engine = Engine::new(&config, SharedWords::owned(layout.words));
+    let reader = HandoffReader::new(engine.memory().clone(), engine.layout().handoff_region());
+    engine.fail_worker_starts(true);
+    let (tx, _rx) = mpsc::channel();
+    assert!(engine
+        .start(Arc::new(ChannelNotifier(Mutex::new(tx))), 1)
+        .is_err());
+    (engine, reader)
 }
 
 pub(super) fn recv(js: &mut Js) -> Vec<u32> {
@@ -128,14 +147,10 @@ fn refills_and_workers_together_deliver_every_record_once() {
     let (engine, mut js, _) =
         engine(json!({ "workerCount": 3, "concurrency": 64, "maxQueueSize": 1024 }));
     stream_every_record_once(&engine, &mut js, 200_000, |engine, js, batch| {
-        let acks: Vec<u32> = batch
-            .chunks_exact(TRIPLE)
-            .flat_map(|d| [d[0], d[1], Outcome::Ok as u32])
-            .collect();
         // As the JavaScript thread does: acknowledge with a refill, then
         // run at once whatever the refill published.
         engine
-            .complete_with(&acks, vec![], true)
+            .complete_with(&acks_for(batch, Outcome::Ok), vec![], true)
             .expect("acks match deliveries");
         js.reader.drain()
     });
@@ -291,17 +306,7 @@ fn stop_leaves_undelivered_records_in_priority_order() {
 
 #[test]
 fn a_refill_dispatches_what_fits_on_the_calling_thread_in_priority_order() {
-    let config = Config::resolve(&json!({ "concurrency": 4, "maxQueueSize": 128 }), |_| None)
-        .expect("valid test config");
-    let layout = Layout::new(config.max_queue_size, config.concurrency);
-    let engine = Engine::new(&config, SharedWords::owned(layout.words));
-    let mut reader = HandoffReader::new(engine.memory().clone(), engine.layout().handoff_region());
-    // No worker thread: whatever is delivered, a refill delivered.
-    engine.fail_worker_starts(true);
-    let (tx, _rx) = mpsc::channel();
-    assert!(engine
-        .start(Arc::new(ChannelNotifier(Mutex::new(tx))), 1)
-        .is_err());
+    let (engine, mut reader) = workerless(json!({ "concurrency": 4, "maxQueueSize": 128 }));
     let refill = |acks: &[u32]| {
         engine
             .complete_with(acks, vec![], true)
@@ -319,11 +324,7 @@ fn a_refill_dispatches_what_fits_on_the_calling_thread_in_priority_order() {
     assert_eq!(slots(&first), [6, 7, 8, 0], "one window, critical first");
     refill(&[]);
     assert!(reader.drain().is_empty(), "the window is full");
-    let acks: Vec<u32> = first[..2 * TRIPLE]
-        .chunks_exact(TRIPLE)
-        .flat_map(|d| [d[0], d[1], Outcome::Ok as u32])
-        .collect();
-    refill(&acks);
+    refill(&acks_for(&first[..2 * TRIPLE], Outcome::Ok));
     assert_eq!(slots(&reader.drain()), [1, 2], "the room the acks freed");
     engine.stop();
     refill(&[]);
@@ -338,17 +339,7 @@ fn a_refill_dispatches_what_fits_on_the_calling_thread_in_priority_order() {
 #[test]
 #[ignore]
 fn measure_ack_and_refill_cost() {
-    let config = Config::resolve(
-        &json!({ "concurrency": 1024, "maxQueueSize": 262144 }),
-        |_| None,
-    )
-    .expect("valid test config");
-    let layout = Layout::new(config.max_queue_size, config.concurrency);
-    let engine = Engine::new(&config, SharedWords::owned(layout.words));
-    let mut reader = HandoffReader::new(engine.memory().clone(), engine.layout().handoff_region());
-    engine.fail_worker_starts(true);
-    let (tx, _rx) = mpsc::channel();
-    let _ = engine.start(Arc::new(ChannelNotifier(Mutex::new(tx))), 1);
+    let (engine, mut reader) = workerless(json!({ "concurrency": 1024, "maxQueueSize": 262144 }));
     engine.set_handler_count(1, 1);
     let mut producer = RingProducer::new(engine.ring());
     let mut acks = Vec::new();
@@ -367,10 +358,7 @@ fn measure_ack_and_refill_cost() {
                 acks.clear();
                 break;
             }
-            acks = batch
-                .chunks_exact(TRIPLE)
-                .flat_map(|d| [d[0], d[1], Outcome::Ok as u32])
-                .collect();
+            acks = acks_for(&batch, Outcome::Ok);
         }
     }
     let per_event = started.elapsed().as_nanos() as f64 / f64::from(rounds * burst);
