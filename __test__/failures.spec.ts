@@ -30,17 +30,25 @@ test('throwing, rejecting and odd return values never crash and are counted', as
       },
     };
   });
-  const types = ['sync-throw', 'reject', 'non-promise', 'thenable-twice', 'throw-non-error', 'then-throws'];
+  class BrokenPromise extends Promise<void> {
+    override then(): never {
+      throw new Error('subclass then boom');
+    }
+  }
+  bus.registerHandler('subclass-then-throws', function brokenPromise() {
+    return new BrokenPromise(() => {});
+  });
+  const types = ['sync-throw', 'reject', 'non-promise', 'thenable-twice', 'throw-non-error', 'then-throws', 'subclass-then-throws'];
   for (const type of types) {
     await bus.emitEvent(type, { type });
   }
   await waitFor(() => bus.getMetrics().queueMetrics.totalProcessed === types.length, 'every event');
   const q = bus.getMetrics().queueMetrics;
-  assert.equal(q.failed, 4);
+  assert.equal(q.failed, 5);
   assert.equal(q.succeeded, 2);
-  assert.equal(q.handlerFailures, 4);
-  assert.equal(bus.getMetrics().retryStats.successRate, 2 / 6);
-  assert.deepEqual(errors.map((e) => e.handler).sort(), ['anonymous', 'rejecting', 'syncThrow', 'thenThrows']);
+  assert.equal(q.handlerFailures, 5);
+  assert.equal(bus.getMetrics().retryStats.successRate, 2 / 7);
+  assert.deepEqual(errors.map((e) => e.handler).sort(), ['anonymous', 'brokenPromise', 'rejecting', 'syncThrow', 'thenThrows']);
   assert.equal(errors.find((e) => e.handler === 'syncThrow')?.event.type, 'sync-throw');
 });
 

@@ -84,10 +84,15 @@ export class Delivery {
       return this.#settle(i, handler, true, error);
     }
     if (result instanceof Promise) {
-      result.then(
-        () => this.#settle(i, handler, false, undefined),
-        (error: unknown) => this.#settle(i, handler, true, error),
-      );
+      try {
+        result.then(
+          () => this.#settle(i, handler, false, undefined),
+          (error: unknown) => this.#settle(i, handler, true, error),
+        );
+      } catch (error) {
+        // A promise subclass whose `then` throws.
+        this.#settle(i, handler, true, error);
+      }
       return;
     }
     const then =

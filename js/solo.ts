@@ -43,7 +43,12 @@ export class SoloDeliveries {
     // Promise.resolve returns a native promise as it is; a thenable is
     // adopted (its `then` called once, later, a throwing `then` a rejection).
     const promise = result instanceof Promise ? result : Promise.resolve(result);
-    promise.then(this.#resolvedAt(slot), this.#rejectedAt(slot));
+    try {
+      promise.then(this.#resolvedAt(slot), this.#rejectedAt(slot));
+    } catch (error) {
+      // A promise subclass whose `then` throws.
+      this.#settle(slot, true, error);
+    }
   }
 
   /** The signal of the delivery running at `slot`, if one is running here. */
