@@ -90,3 +90,15 @@ test('process.exit() while native workers deliver does not crash', () => {
     assert.match(r.stdout, /exiting/);
   }
 });
+
+test('a throwing event listener leaves no delivery half done', () => {
+  const r = runFixture('throwing-listener');
+  assert.equal(r.status, 0, r.stderr);
+  assert.deepEqual(JSON.parse(r.stdout.trim().split('\n').at(-1) ?? '{}'), {
+    processed: 20,
+    failed: 20,
+    remaining: 0,
+    aborted: 0,
+    uncaught: 20,
+  });
+});

@@ -208,7 +208,7 @@ export class BufferedEventBusService extends EventEmitter implements PublicBus {
       this.#config.workerIsolates,
       this.#native,
       () => this.#workerSpecs,
-      (err) => super.emit('worker_error', err),
+      (err) => this.#notify('worker_error', err),
     );
     this.#pool.addHandler(spec);
     return () => {
@@ -474,7 +474,7 @@ export class BufferedEventBusService extends EventEmitter implements PublicBus {
           worker: e.worker,
           requeued: e.requeued,
         });
-        super.emit('worker_error', err);
+        this.#notify('worker_error', err);
       }
     }
   };
@@ -489,7 +489,7 @@ export class BufferedEventBusService extends EventEmitter implements PublicBus {
     if (!this.#slots.has(slot)) {
       // The two sides disagree about a slot: acknowledge so the window
       // does not leak, and say so.
-      super.emit('worker_error', new BusError('NATIVE_ERROR', `delivery for unknown slot ${slot}`));
+      this.#notify('worker_error', new BusError('NATIVE_ERROR', `delivery for unknown slot ${slot}`));
       this.#acks.push(slot, handlerId, OUTCOME.FAILED, false);
       return;
     }
@@ -557,7 +557,7 @@ export class BufferedEventBusService extends EventEmitter implements PublicBus {
     try {
       return this.#native.complete(count, failures, refill) ?? null;
     } catch (err) {
-      super.emit('worker_error', fromNative(err));
+      this.#notify('worker_error', fromNative(err));
       return null;
     }
   };
@@ -589,7 +589,23 @@ export class BufferedEventBusService extends EventEmitter implements PublicBus {
   }
 
   #emitHandlerError(slot: number, handler: RegisteredHandler, error: unknown, retryCount: number, timedOut: boolean): void {
-    super.emit('handler_error', { event: this.#slots.queuedEvent(slot), handler: handler.name, error, retryCount, timedOut });
+    this.#notify('handler_error', { event: this.#slots.queuedEvent(slot), handler: handler.name, error, retryCount, timedOut });
+  }
+
+  /**
+   * Emits from inside the bus's own bookkeeping. A listener that throws
+   * must not leave that half done (a delivery never acknowledged, a drain
+   * cut short), so its error is rethrown on a fresh stack, where it
+   * surfaces as an uncaught exception as any listener's would.
+   */
+  #notify(event: 'handler_error' | 'worker_error', value: unknown): void {
+    try {
+      super.emit(event, value);
+    } catch (err) {
+      process.nextTick(() => {
+        throw err;
+      });
+    }
   }
 
   // ---- bookkeeping ----------------------------------------------------

@@ -38,7 +38,9 @@ export class HandoffReader implements AckArea {
   /**
    * Calls `deliver` for every published delivery. The pending flag is
    * cleared first, so a delivery published after the tail is read triggers
-   * a fresh notification instead of being missed.
+   * a fresh notification instead of being missed. A delivery counts as
+   * taken before `deliver` runs: should it throw (a throwing event
+   * listener), the next drain goes on after it rather than repeating it.
    */
   drain(deliver: DeliverFn): void {
     const u32 = this.#u32;
@@ -47,20 +49,25 @@ export class HandoffReader implements AckArea {
     Atomics.store(u32, r.pending, 0);
     let head = this.#head;
     let tail = Atomics.load(u32, r.tail);
-    while (head !== tail) {
+    try {
       while (head !== tail) {
-        const cell = r.deliveriesBase + (head & mask) * r.deliveryWords;
-        const slot = u32[cell];
-        const handler = u32[cell + 1];
-        const attempt = u32[cell + 2];
-        const arena = u32[cell + 3];
-        const len = u32[cell + 4];
-        head = (head + 1) >>> 0;
-        deliver(slot, handler, attempt, arena, len);
+        while (head !== tail) {
+          const cell = r.deliveriesBase + (head & mask) * r.deliveryWords;
+          const slot = u32[cell];
+          const handler = u32[cell + 1];
+          const attempt = u32[cell + 2];
+          const arena = u32[cell + 3];
+          const len = u32[cell + 4];
+          head = (head + 1) >>> 0;
+          this.#head = head;
+          deliver(slot, handler, attempt, arena, len);
+        }
+        Atomics.store(u32, r.head, head);
+        tail = Atomics.load(u32, r.tail);
       }
-      Atomics.store(u32, r.head, head);
-      this.#head = head;
-      tail = Atomics.load(u32, r.tail);
+    } finally {
+      // The producer counts free cells from this head.
+      Atomics.store(u32, r.head, this.#head);
     }
   }
 

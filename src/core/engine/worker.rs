@@ -235,9 +235,10 @@ impl Inner {
         // Deliveries per sink in this batch (sinks are few).
         let mut published = vec![0u64; sinks.len()];
         let mut by_lane = [0u64; LANES];
+        let mut unpublished = Vec::new();
         self.types.read(|types| {
             let mut dispatched = TypeTally::new(types, |s| &s.dispatched);
-            for t in batch.iter() {
+            for (i, t) in batch.iter().enumerate() {
                 let d = &t.delivery;
                 let sink = &sinks[t.sink];
                 let pushed = sink.handoff.push(HandoffDelivery {
@@ -247,7 +248,14 @@ impl Inner {
                     arena: d.record.arena,
                     len: d.record.size,
                 });
-                debug_assert!(pushed, "hand-off queue smaller than the window");
+                if !pushed {
+                    // Cannot happen while the queue holds the window and
+                    // every delivery holds a permit; should it, the
+                    // delivery waits in front of its lane, not vanish.
+                    debug_assert!(pushed, "hand-off queue smaller than the window");
+                    unpublished.push(i);
+                    continue;
+                }
                 published[t.sink] += 1;
                 if let Some(n) = by_lane.get_mut(d.record.lane as usize) {
                     *n += 1;
@@ -260,6 +268,9 @@ impl Inner {
             }
         });
         self.metrics.record_queue_waits(&mut waits);
+        if !unpublished.is_empty() {
+            self.requeue_unpublished(batch, &unpublished);
+        }
         for (counter, n) in self.metrics.dispatched.iter().zip(by_lane) {
             counter.fetch_add(n, Ordering::Relaxed);
         }
@@ -340,6 +351,30 @@ impl Inner {
                     .fetch_add(deliveries, Ordering::Relaxed);
             }
         }
+    }
+
+    /// Puts back deliveries of `batch` (by index) that found no room in
+    /// their hand-off queue: out of flight, permits released, in front of
+    /// their lanes in order.
+    fn requeue_unpublished(&self, batch: &[Taken], unpublished: &[usize]) {
+        let mut in_flight = self.in_flight.lock();
+        let mut retries = self.retries.lock();
+        let mut permits = 0;
+        for &i in unpublished.iter().rev() {
+            let t = &batch[i];
+            let mut delivery = t.delivery.clone();
+            if let Some(entry) = in_flight.remove(delivery.record.slot, delivery.handler) {
+                delivery.errors = entry.errors;
+            }
+            permits += t.permits;
+            retries.push_ready(delivery, true);
+        }
+        drop(retries);
+        drop(in_flight);
+        self.metrics
+            .requeued
+            .fetch_add(unpublished.len() as u64, Ordering::Relaxed);
+        self.release_permits(permits);
     }
 
     /// Puts back what a panicking worker held and reports the panic.
