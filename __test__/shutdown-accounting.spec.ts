@@ -51,3 +51,27 @@ test('shutdown under load accounts for every emitted event', async () => {
     `handled ${handled} + dead-lettered ${deadLettered} + remaining ${report.remaining.length} + aborted ${report.inFlightAborted.length}`,
   );
 });
+
+test('a handler that first reads event.signal after a forced shutdown sees it aborted', async () => {
+  const bus = new BufferedEventBusService({ workerCount: 1 });
+  await bus.initialize();
+  let release!: () => void;
+  const gate = new Promise<void>((resolve) => (release = resolve));
+  const seen: boolean[] = [];
+  const late = async (e: { signal: AbortSignal }) => {
+    await gate;
+    seen.push(e.signal.aborted);
+  };
+  bus.registerHandler('one', late);
+  // Two handlers: a fan-out delivery rather than a single-handler one.
+  bus.registerHandler('two', late);
+  bus.registerHandler('two', late);
+  await bus.emitEvent('one', {});
+  await bus.emitEvent('two', {});
+  await waitFor(() => bus.getMetrics().queueMetrics.inFlight === 2, 'both running');
+  const report = await bus.shutdown({ timeout: 50 });
+  assert.equal(report.inFlightAborted.length, 2);
+  release();
+  await waitFor(() => seen.length === 3, 'the handlers to look');
+  assert.deepEqual(seen, [true, true, true]);
+});

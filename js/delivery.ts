@@ -147,9 +147,12 @@ export class Delivery {
     this.#finish();
   }
 
-  /** Aborts the signal without ending the delivery (forced shutdown). */
+  /**
+   * Aborts the signal without ending the delivery (forced shutdown), also
+   * for a handler that reads `event.signal` only afterwards.
+   */
   abort(reason: unknown): void {
-    this.#controller?.abort(reason);
+    (this.#controller ??= new AbortController()).abort(reason);
   }
 
   #finish(): void {

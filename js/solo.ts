@@ -24,6 +24,9 @@ export class SoloDeliveries {
   readonly #onRejected: ((error: unknown) => void)[] = [];
   /** Made when a handler first reads `event.signal`. */
   readonly #controllers = new Map<number, AbortController>();
+  /** Set by `abortAll`: a signal first read afterwards is already aborted. */
+  #abortReason: unknown;
+  #aborted = false;
 
   constructor(host: SoloHost) {
     this.#host = host;
@@ -57,6 +60,7 @@ export class SoloDeliveries {
     let controller = this.#controllers.get(slot);
     if (controller === undefined) {
       controller = new AbortController();
+      if (this.#aborted) controller.abort(this.#abortReason);
       this.#controllers.set(slot, controller);
     }
     return controller.signal;
@@ -64,6 +68,8 @@ export class SoloDeliveries {
 
   /** Aborts the signal of every running delivery (forced shutdown); they keep running. */
   abortAll(reason: unknown): void {
+    this.#aborted = true;
+    this.#abortReason = reason;
     for (const controller of this.#controllers.values()) controller.abort(reason);
   }
 
