@@ -19,7 +19,7 @@ use crate::core::types::TypeTally;
 
 /// How far a batch got before a panic, which decides how to put it back.
 #[derive(Clone, Copy, PartialEq, Eq)]
-pub(super) enum Stage {
+enum Stage {
     /// Taken from the ring or the retry lanes only.
     Taken,
     /// Also registered as in flight.
@@ -287,7 +287,7 @@ impl Inner {
         stats.batches.fetch_add(1, Ordering::Relaxed);
         stats
             .deliveries
-            .fetch_add(batch.len() as u64, Ordering::Relaxed);
+            .fetch_add((batch.len() - unpublished.len()) as u64, Ordering::Relaxed);
         stats.busy.store(false, Ordering::Relaxed);
         stats
             .last_active_ms
