@@ -57,14 +57,17 @@ pub struct Completion {
 /// Outcomes of one batch of acknowledgements, added to the shared counters
 /// once per batch (the type counters on drop).
 struct BatchTally<'a> {
+    /// The engine's clock (µs) when the batch is applied.
+    now_us: u64,
     outcomes: OutcomeTally,
     succeeded: TypeTally<'a>,
     failed: TypeTally<'a>,
 }
 
 impl<'a> BatchTally<'a> {
-    fn new(types: &'a [TypeStats]) -> Self {
+    fn new(types: &'a [TypeStats], now_us: u64) -> Self {
         BatchTally {
+            now_us,
             outcomes: OutcomeTally::default(),
             succeeded: TypeTally::new(types, |s| &s.succeeded),
             failed: TypeTally::new(types, |s| &s.failed),
@@ -72,8 +75,8 @@ impl<'a> BatchTally<'a> {
     }
 
     /// Tallies a finished delivery: processing time, outcome, per-type counts.
-    fn count(&mut self, outcome: Outcome, entry: &InFlight, now_us: u64) {
-        let elapsed = now_us.saturating_sub(entry.since_us);
+    fn count(&mut self, outcome: Outcome, entry: &InFlight) {
+        let elapsed = self.now_us.saturating_sub(entry.since_us);
         self.outcomes.add(outcome, entry.record.lane, elapsed);
         match outcome {
             Outcome::Ok => self.succeeded.add(entry.record.type_id),
@@ -124,48 +127,35 @@ impl Engine {
             )));
         }
         let inner = &self.inner;
-        let now = Instant::now();
-        let now_us = inner.started.elapsed().as_micros() as u64;
         let mut completion = Completion::default();
         let mut released = 0;
-        let mut unknown = Vec::new();
-        let mut rearm = false;
-        inner.types.read(|types| {
-            let mut tally = BatchTally::new(types);
-            let mut in_flight = inner.in_flight.lock();
-            rearm |= self.handle_failures(&mut in_flight, types, failures, now, &mut completion);
-            for ack in acks.chunks_exact(ACK_WORDS) {
-                let (slot, delivery, code) = (ack[0], ack[1], ack[2]);
-                if code == REMOTE_OUTCOME {
-                    // An isolate's delivery the main thread has now accounted
-                    // for: its outcome was tallied when the isolate finished.
-                    match in_flight.remove(slot, delivery) {
-                        Some(entry) if entry.remote_done => released += entry.permits,
-                        _ => unknown.push(format!("{slot}/{delivery}/{code}")),
+        let unknown = self.apply_acks(acks, failures, &mut completion, |in_flight, tally, ack| {
+            let [slot, delivery, code] = ack;
+            if code == REMOTE_OUTCOME {
+                // An isolate's delivery the main thread has now accounted
+                // for: its outcome was tallied when the isolate finished.
+                return match in_flight.remove(slot, delivery) {
+                    Some(entry) if entry.remote_done => {
+                        released += entry.permits;
+                        true
                     }
-                    continue;
-                }
-                let (Some(outcome), Some(entry)) =
-                    (Outcome::from_code(code), in_flight.remove(slot, delivery))
-                else {
-                    unknown.push(format!("{slot}/{delivery}/{code}"));
-                    continue;
+                    _ => false,
                 };
-                released += entry.permits;
-                tally.count(outcome, &entry, now_us);
             }
-            drop(in_flight);
-            inner.metrics.record(&mut tally.outcomes);
+            let (Some(outcome), Some(entry)) =
+                (Outcome::from_code(code), in_flight.remove(slot, delivery))
+            else {
+                return false;
+            };
+            released += entry.permits;
+            tally.count(outcome, &entry);
+            true
         });
         inner.permits.release(released);
         // Unless a refill filled the window, a worker waiting for permits
         // may now take something (or must park for records instead).
         if !(refill && inner.refill()) {
             inner.wake_permit_waiters();
-        }
-        if rearm {
-            let _guard = inner.park.lock();
-            inner.timer_cv.notify_one();
         }
         if unknown.is_empty() {
             Ok(completion)
@@ -175,6 +165,43 @@ impl Engine {
                 unknown.join(", ")
             )))
         }
+    }
+
+    /// What both kinds of completion share: the failures first, then each
+    /// acknowledgement (`[slot, delivery, outcome]`) through `ack`, all
+    /// under one in-flight lock; outcomes added to the metrics once; the
+    /// retry timer re-armed when a retry was scheduled. `ack` returns false
+    /// for an acknowledgement that matches nothing in flight; those come
+    /// back as `slot/delivery/outcome`.
+    fn apply_acks(
+        &self,
+        acks: &[u32],
+        failures: Vec<Failure>,
+        completion: &mut Completion,
+        mut ack: impl FnMut(&mut InFlightTable, &mut BatchTally, [u32; ACK_WORDS]) -> bool,
+    ) -> Vec<String> {
+        let inner = &self.inner;
+        let now = Instant::now();
+        let mut unknown = Vec::new();
+        let rearm = inner.types.read(|types| {
+            let mut tally = BatchTally::new(types, inner.started.elapsed().as_micros() as u64);
+            let mut in_flight = inner.in_flight.lock();
+            let rearm = self.handle_failures(&mut in_flight, types, failures, now, completion);
+            for words in acks.chunks_exact(ACK_WORDS) {
+                let words = [words[0], words[1], words[2]];
+                if !ack(&mut in_flight, &mut tally, words) {
+                    unknown.push(format!("{}/{}/{}", words[0], words[1], words[2]));
+                }
+            }
+            drop(in_flight);
+            inner.metrics.record(&mut tally.outcomes);
+            rearm
+        });
+        if rearm {
+            let _guard = inner.park.lock();
+            inner.timer_cv.notify_one();
+        }
+        unknown
     }
 
     /// Decides each failure's fate: a retry after its backoff, or a dead
@@ -262,41 +289,26 @@ impl Engine {
         let acks = sink.handoff.read_acks(count).ok_or_else(|| {
             BusError::InvalidArgument(format!("ack count {count} exceeds the ack area"))
         })?;
-        let now = Instant::now();
-        let now_us = inner.started.elapsed().as_micros() as u64;
         let mut completion = Completion::default();
-        let mut rearm = false;
         let mut notices = Vec::new();
-        let mut unknown = Vec::new();
-        inner.types.read(|types| {
-            let mut tally = BatchTally::new(types);
-            let mut in_flight = inner.in_flight.lock();
-            rearm |= self.handle_failures(&mut in_flight, types, failures, now, &mut completion);
-            for ack in acks.chunks_exact(ACK_WORDS) {
-                let (slot, delivery, code) = (ack[0], ack[1], ack[2]);
-                let outcome = Outcome::from_code(code);
-                match (outcome, in_flight.get_mut(slot, delivery)) {
-                    (Some(outcome), Some(entry)) if entry.sink == sink_id && !entry.remote_done => {
-                        entry.remote_done = true;
-                        tally.count(outcome, entry, now_us);
-                        notices.push(HandoffDelivery {
-                            slot,
-                            handler: delivery | NOTICE,
-                            attempt: code,
-                            arena: entry.retries as u32,
-                            len: entry.letters as u32,
-                        });
-                    }
-                    _ => unknown.push(format!("{slot}/{delivery}/{code}")),
+        let unknown = self.apply_acks(&acks, failures, &mut completion, |in_flight, tally, ack| {
+            let [slot, delivery, code] = ack;
+            match (Outcome::from_code(code), in_flight.get_mut(slot, delivery)) {
+                (Some(outcome), Some(entry)) if entry.sink == sink_id && !entry.remote_done => {
+                    entry.remote_done = true;
+                    tally.count(outcome, entry);
+                    notices.push(HandoffDelivery {
+                        slot,
+                        handler: delivery | NOTICE,
+                        attempt: code,
+                        arena: entry.retries as u32,
+                        len: entry.letters as u32,
+                    });
+                    true
                 }
+                _ => false,
             }
-            drop(in_flight);
-            inner.metrics.record(&mut tally.outcomes);
         });
-        if rearm {
-            let _guard = inner.park.lock();
-            inner.timer_cv.notify_one();
-        }
         if !notices.is_empty() {
             // The main hand-off queue has one producer at a time.
             let _dispatch = inner.dispatch.lock();
