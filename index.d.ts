@@ -26,12 +26,32 @@ export interface IEventHandler<T = any> {
 /** A handler object or function. */
 export type EventHandlerLike<T = any> = IEventHandler<T> | ((event: T) => unknown);
 
+/** The event's own field names; they win over payload fields of the same name. */
+type EventOwnKey = 'id' | 'type' | 'payload' | 'correlationId' | 'priority' | 'timestamp' | 'retryCount' | 'signal';
+
+/**
+ * The payload fields copied onto a handler's event: a plain object's own
+ * data fields. Arrays, Dates, Maps, Sets, typed arrays and functions bring
+ * none; methods stay on `event.payload`. (A class instance's getters cannot
+ * be told from fields here; at run time only own enumerable properties are
+ * copied.)
+ */
+export type PayloadFields<P> = 0 extends 1 & P
+  ? any
+  : P extends readonly unknown[] | Date | RegExp | Map<any, any> | Set<any> | ArrayBuffer | ArrayBufferView | ((...args: any[]) => any)
+  ? {}
+  : P extends object
+    ? { readonly [K in keyof P as K extends EventOwnKey ? never : P[K] extends (...args: any[]) => any ? never : K]: P[K] }
+    : {};
+
 /**
  * What a handler receives: the event's own fields plus the payload's fields
- * at top level, so handlers written for the synchronous bus (`event.email`)
- * keep working. Event fields win over payload fields of the same name.
+ * at top level (`PayloadFields`), so handlers written for the synchronous
+ * bus (`event.email`) keep working. Event fields win over payload fields of
+ * the same name (the payload's stays under `event.payload`). Prints (with
+ * `console.log`/`util.inspect`) as exactly these fields.
  */
-export type BufferedEvent<P = any> = (P extends object ? P : {}) & {
+export type BufferedEvent<P = any> = PayloadFields<P> & {
   /** Event id, as returned by `emitEvent`. */
   readonly id: string;
   /** The event type. */
@@ -166,6 +186,15 @@ export interface BufferedEventConfig {
   deadLetterQueueSize: number;
   /** Worker isolates for handlers registered with `registerWorkerHandler`, 1..64; started on the first such event. Default: one per core, at most 8. */
   workerIsolates: number;
+  /**
+   * Main-thread handlers (retries and replays included) run in the async
+   * context of the `emitEvent`/`emit` call, as the synchronous bus runs
+   * them, so AsyncLocalStorage stores (BootifyJS's request context, a
+   * logger's request id) reach them. Costs one `AsyncResource` per event;
+   * turn off when nothing reads such stores. Worker isolates cannot share
+   * it. Default true.
+   */
+  propagateContext: boolean;
   /** Lane weights; the larger weight is served first. */
   priorities: PriorityWeights;
   /** Memory limits (mirrors of the top-level fields, plus `workerHeapMB`). */
@@ -178,14 +207,59 @@ export interface BufferedEventConfig {
   monitoring: MonitoringConfig;
 }
 
-/** Deep-partial configuration accepted by the constructor; nested groups merge key by key. */
+/**
+ * Deep-partial configuration accepted by the constructor and `updateConfig`;
+ * nested groups merge key by key. A field given in several places (a
+ * top-level field and its BootifyJS mirror in `memoryLimits` /
+ * `reliabilityLimits`, or a compatibility alias) takes the value that
+ * differs from the default (from the running value, for `updateConfig`),
+ * so `{ ...defaultBufferedEventConfig, maxQueueSize: 1000 }` works; two
+ * different changed values are `INVALID_CONFIG` naming both. Unknown keys
+ * are `INVALID_CONFIG` with the closest known key as a hint.
+ */
 export type BufferedEventConfigInput = {
   [K in keyof BufferedEventConfig]?: BufferedEventConfig[K] extends any[]
     ? BufferedEventConfig[K]
     : BufferedEventConfig[K] extends object
       ? { [P in keyof BufferedEventConfig[K]]?: BufferedEventConfig[K][P] extends object ? Partial<BufferedEventConfig[K][P]> : BufferedEventConfig[K][P] }
       : BufferedEventConfig[K];
-};
+} & CompatibilityConfigNames;
+
+/**
+ * Names from BootifyJS's published "Buffered Events" guide. Compatibility
+ * names: prefer the canonical fields; a conflict with one is `INVALID_CONFIG`.
+ */
+export interface CompatibilityConfigNames {
+  /** Compatibility name of `retryAttempts`. */
+  maxRetries?: number;
+  /** With `retryBackoffMultiplier`: `retryDelays` becomes `retryDelayMs · multiplier^k` for k < `retryAttempts` (ms, >= 100). */
+  retryDelayMs?: number;
+  /** The backoff factor for `retryDelayMs`, 1..10. Default 2. */
+  retryBackoffMultiplier?: number;
+  /** Accepted and validated (1..65536); has no effect: dispatch batches adapt to load. */
+  batchSize?: number;
+  /** Accepted and validated (ms, >= 0); has no effect: workers are woken per emission run, they do not poll. */
+  processingIntervalMs?: number;
+  /** Accepted and validated (a boolean); has no effect: retry delays always carry ±25 % jitter. */
+  retryJitter?: boolean;
+  /** Accepted and validated; has no effect: worker isolates take their heap from `memoryLimits.workerHeapMB`. */
+  workerOptions?: { resourceLimits?: { maxOldGenerationSizeMb?: number; maxYoungGenerationSizeMb?: number } };
+}
+
+/**
+ * The TypeScript bus's constructor options, accepted as an equivalent of a
+ * bare config: `{ config, fallbackToSync, enableMetrics, enableHealthMonitoring }`.
+ */
+export interface BufferedEventBusOptions {
+  /** The configuration. */
+  config?: BufferedEventConfigInput;
+  /** Same as `config.fallbackToSync`. */
+  fallbackToSync?: boolean;
+  /** Same as `config.monitoring.healthMonitoring`. */
+  enableHealthMonitoring?: boolean;
+  /** Same as `config.monitoring.enabled`. */
+  enableMetrics?: boolean;
+}
 
 /** The defaults BootifyJS uses, before environment overrides. */
 export declare const defaultBufferedEventConfig: Readonly<BufferedEventConfig>;
@@ -320,6 +394,8 @@ export interface QueueMetrics {
   queueWaitTime: LatencyStats;
   /** How long the main thread took to run a batch the workers handed it. */
   eventLoopLag: LatencyStats;
+  /** `'metrics'` / `'health_check'` listeners that threw on a monitoring tick (caught; the first is reported with `process.emitWarning`). */
+  listenerErrors: number;
   /** Events emitted per second over the last 10 s (sampled natively every 100 ms). */
   inputRate: number;
   /** Deliveries completed per second over the last 10 s. */
@@ -354,6 +430,23 @@ export interface EventSystemMetrics {
   queueMetrics: QueueMetrics;
   /** Retry and dead-letter figures. */
   retryStats: RetryStats;
+  /** Compatibility name (BootifyJS's guide), non-enumerable: the queue's size, utilization (0..1) and whether it is full (`maxQueueSize` or `maxMemoryMB`). */
+  readonly queue: { size: number; utilization: number; isFull: boolean };
+  /**
+   * Compatibility name (BootifyJS's guide), non-enumerable: `totalProcessed`;
+   * `totalDropped`, emissions refused (any code) plus deliveries that could
+   * not be made; `averageLatency`, mean queue wait plus mean processing
+   * time (ms); `rate`, the processing rate (events/s).
+   */
+  readonly processing: { totalProcessed: number; totalDropped: number; averageLatency: number; rate: number };
+  /** Compatibility name (BootifyJS's guide), non-enumerable: native workers running, and worker panics caught. */
+  readonly workers: { active: number; failed: number };
+  /** Compatibility name (BootifyJS's API reference), non-enumerable: `queueMetrics.size`. */
+  readonly queueSize: number;
+  /** Compatibility name (BootifyJS's API reference), non-enumerable: `queueMetrics.totalProcessed`. */
+  readonly eventsProcessed: number;
+  /** Compatibility name (BootifyJS's API reference), non-enumerable: `queueMetrics.averageProcessingTime`. */
+  readonly averageProcessingTime: number;
 }
 
 /** A failed health check. */
@@ -396,6 +489,8 @@ export interface HealthCheckResult {
   alerts: Alert[];
   /** Every check, failed or not. */
   checks: HealthCheck[];
+  /** Compatibility name (BootifyJS's guide), non-enumerable: the alerts' messages. */
+  readonly issues: string[];
 }
 
 /** One native worker. */
@@ -461,6 +556,10 @@ export interface WorkerStatistics {
   workers: WorkerInfo[];
   /** One entry per worker isolate (empty until the first worker-bound event). */
   isolates: IsolateInfo[];
+  /** Compatibility name (BootifyJS's guide), non-enumerable: same as `restarts` (a panicked worker carries on after `workerRestartDelay`). */
+  readonly failedWorkers: number;
+  /** Compatibility name (BootifyJS's TS bus), non-enumerable: same as `workers`. */
+  readonly workerStatuses: WorkerInfo[];
 }
 
 /** A queued event, as listed in a shutdown report or a dead letter. */
@@ -503,6 +602,12 @@ export interface DeadLetterEntry {
   id: number;
   /** The event, payload included. */
   event: QueuedEvent;
+  /** `event.type`, so `emitEvent(entry.type, entry.payload)` re-emits it (BootifyJS's guide). */
+  type: string;
+  /** `event.payload`. */
+  payload: unknown;
+  /** `event.correlationId`. */
+  correlationId: string;
   /** The handler that failed (other handlers of the event are not affected). */
   handler: string;
   /** Runs made, the first included. */
@@ -567,14 +672,29 @@ export interface BufferedEventBusEvents {
  * thread's handlers in priority order, at most `concurrency` at a time.
  */
 export declare class BufferedEventBusService extends EventEmitter {
-  /** Throws `INVALID_CONFIG` naming every offending field. */
-  constructor(config?: BufferedEventConfigInput);
+  /**
+   * Takes a config (or BootifyJS's `{ config, ... }` options). Throws
+   * `INVALID_CONFIG` naming every offending field.
+   */
+  constructor(config?: BufferedEventConfigInput | BufferedEventBusOptions);
   /** Starts the native workers. Events emitted before are queued, then delivered. Throws `INVALID_STATE` after `shutdown()`: a bus does not restart. */
   initialize(): Promise<void>;
   /** Whether the workers are running and the bus accepts events. */
   isReady(): boolean;
   /** The resolved configuration. */
   getConfig(): BufferedEventConfig;
+  /**
+   * Merges `partial` over the running configuration, validated like the
+   * constructor's input, and applies it live: retry policy (retries
+   * scheduled from now on), `handlerTimeout` (deliveries started from now
+   * on), `concurrency` (up to the value the bus was created with),
+   * `agingMs`, `workerCount`, `fallbackToSync`, thresholds, monitoring and
+   * timeouts. Fields fixed at construction (sizes, priorities,
+   * `workerIsolates`, `deadLetterQueueSize`, `enabled`) reject with
+   * `INVALID_CONFIG` naming them when they change; nothing changes then.
+   * Environment variables are not re-read.
+   */
+  updateConfig(partial: BufferedEventConfigInput | BufferedEventBusOptions): Promise<void>;
   /**
    * Queues an event and resolves to its id. Rejects with `INVALID_EVENT_TYPE`,
    * `INVALID_PRIORITY`, `INVALID_PAYLOAD`, `EVENT_TOO_LARGE`, `QUEUE_FULL`
@@ -586,7 +706,9 @@ export declare class BufferedEventBusService extends EventEmitter {
    * Queues a BootifyJS event object (`type`, `payload`, optional
    * `correlationId`), so `eventBus.emit(new UserRegisteredEvent(...))`
    * moves over by changing only the receiver. Called with a string it is
-   * EventEmitter's `emit`.
+   * EventEmitter's `emit` (for the lifecycle events below) and runs no
+   * handler: with a string that names an event type with handlers and no
+   * EventEmitter listener it throws `INVALID_ARGUMENT` (use `emitEvent`).
    */
   emit(event: IEvent, options?: Omit<EventOptions, 'correlationId'>): Promise<string>;
   /** Adds a handler; every handler of a type runs for each event. Returns a function that removes it. */
@@ -739,13 +861,39 @@ export interface BootstrapOptions {
   useBufferedProcessing?: boolean;
   /** Its configuration; with `enabled: false` no buffered bus is made. */
   bufferedEventConfig?: BufferedEventConfigInput;
-  /** BootifyJS's container (or any with `resolve`/`register`); default: this package's `container`. */
+  /**
+   * BootifyJS's container (or any with `resolve`/`register`); default: this
+   * package's `container`. Listener classes it does not know (decorated with
+   * this package's `@EventListener()`) are registered in it as singletons
+   * when it has `isRegistered`.
+   */
   container?: ContainerLike;
+  /**
+   * The synchronous bus the application's services use, to subscribe the
+   * listeners on. Default: the bus behind `eventBusToken`; else a class
+   * named `EventBusService` among the container's `getRegisteredComponents()`
+   * (BootifyJS's own), resolved from it; else this package's
+   * `EventBusService`, registered in the container.
+   */
+  eventBus?: SyncEventBusLike;
+  /** A container token that resolves to the application's synchronous bus. */
+  eventBusToken?: Token;
+}
+
+/** A synchronous bus the listeners can be subscribed on (BootifyJS's `EventBusService` fits). */
+export interface SyncEventBusLike {
+  /** Subscribes `{ handle(event) }` to `eventType`. */
+  subscribe(eventType: string, handler: IEventHandler): unknown;
 }
 
 /** What `bootstrapEventSystem` returns. */
 export interface EventSystem {
-  /** The synchronous bus (always). */
+  /**
+   * The synchronous bus the listeners were subscribed on (always): this
+   * package's `EventBusService`, or the application's own when one was
+   * passed or found in the container (typed as this package's; BootifyJS's
+   * has the same `subscribe`/`emit`).
+   */
   eventBus: EventBusService;
   /** `null` unless `useBufferedProcessing` and the config is `enabled`. */
   bufferedEventBus: BufferedEventBusService | null;

@@ -36,7 +36,7 @@ test('handlers see event fields and payload fields at top level', async (t) => {
 test('payloads are not serialised: Dates and class instances arrive as themselves', async (t) => {
   const bus = await startedBus(t);
   let got: { when: Date; price: Money; payload: { when: Date; price: Money } } | undefined;
-  bus.registerHandler('order.processed', (e: never) => {
+  bus.registerHandler('order.processed', (e: any) => {
     got = e;
   });
   const when = new Date('2026-01-02T03:04:05Z');

@@ -56,6 +56,26 @@ if (names.includes('native')) {
   console.log(`\nW1 with getMetrics() every 1 ms: ${fmt(b)} events/s end-to-end vs ${fmt(a)} without (${fmt((b / a) * 100, 1)} %)`);
 }
 
+if (names.includes('native')) {
+  // Interleaved: propagateContext on and off, emitting outside and inside an
+  // AsyncLocalStorage store (one store per burst of 1000, like a request).
+  const cases = [
+    ['w1', 'native'],
+    ['w1', 'nativeNoContext'],
+    ['w1-als', 'native'],
+    ['w1-als', 'nativeNoContext'],
+  ];
+  const rates = cases.map(() => []);
+  for (let i = 0; i < runs; i++) cases.forEach(([kind, name], k) => rates[k].push(run(kind, name).e2ePerSec));
+  const [on, off, alsOn, alsOff] = rates.map(median);
+  const nsPerEvent = (a, b) => fmt(1e9 / a - 1e9 / b);
+  console.log('\nContext propagation (W1, interleaved, median of runs)');
+  console.log('| producer | propagateContext on | off | cost per event |');
+  console.log('| --- | ---: | ---: | ---: |');
+  console.log(`| no AsyncLocalStorage in use | ${fmt(on)}/s | ${fmt(off)}/s | ${nsPerEvent(on, off)} ns |`);
+  console.log(`| emits inside AsyncLocalStorage.run | ${fmt(alsOn)}/s | ${fmt(alsOff)}/s | ${nsPerEvent(alsOn, alsOff)} ns |`);
+}
+
 {
   const modes = { main: 'this bus, main-thread handler', isolates: 'this bus, worker isolates (2)', piscina: 'piscina (2 threads)' };
   console.log(`\nW3: 5 000 events, handler burns ~0.2 ms of CPU (median of ${runs})`);

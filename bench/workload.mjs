@@ -1,7 +1,8 @@
 // Runs one workload against one contender in this process and prints one
-// JSON line. Usage: node bench/workload.mjs <w1|w4|w1-metrics> <contender>
+// JSON line. Usage: node bench/workload.mjs <w1|w4|w1-metrics|w1-als> <contender>
 // or node bench/workload.mjs w3 <main|isolates|piscina>
 
+import { AsyncLocalStorage } from 'node:async_hooks';
 import { createRequire } from 'node:module';
 import { monitorEventLoopDelay } from 'node:perf_hooks';
 import { fileURLToPath } from 'node:url';
@@ -18,7 +19,10 @@ function priorityOf(i) {
   return r === 0 ? 'critical' : r < 8 ? 'normal' : 'low';
 }
 
-async function w1({ pollMetrics = false } = {}) {
+/** A request-context store like BootifyJS's; `w1-als` emits inside it. */
+const requestContext = new AsyncLocalStorage();
+
+async function w1({ pollMetrics = false, inContext = false } = {}) {
   const N = 200_000;
   let handled = 0;
   let done;
@@ -36,10 +40,14 @@ async function w1({ pollMetrics = false } = {}) {
   const delay = monitorEventLoopDelay({ resolution: 1 });
   delay.enable();
   const t0 = performance.now();
-  for (let i = 0; i < N; ) {
+  const burst = (i) => {
     for (const end = Math.min(i + 1000, N); i < end; i++) {
       q.emit({ userId: `user-${i}`, email: `user${i}@example.com`, n: i }, priorityOf(i));
     }
+  };
+  for (let i = 0; i < N; i += 1000) {
+    if (inContext) requestContext.run(new Map([['requestId', `req-${i}`]]), burst, i);
+    else burst(i);
     await tick();
   }
   const accepted = performance.now();
@@ -156,5 +164,5 @@ const result =
     ? await w4()
     : workload === 'w3'
       ? await w3(name)
-      : await w1({ pollMetrics: workload === 'w1-metrics' });
+      : await w1({ pollMetrics: workload === 'w1-metrics', inContext: workload === 'w1-als' });
 console.log(JSON.stringify(result));

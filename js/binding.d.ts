@@ -38,6 +38,14 @@ export declare class NativeBus {
   /** The resolved configuration. */
   get config(): any
   /**
+   * Merges `partial` over the running configuration, validates it like
+   * the constructor's input (`problems` as in `resolveConfig`), applies
+   * the live settings to the engine and returns the new configuration.
+   * Throws `INVALID_CONFIG` naming every field that is invalid or cannot
+   * change on a running bus; nothing changes then.
+   */
+  updateConfig(partial: any, problems: Array<string>): any
+  /**
    * Starts `workers` threads. `onDeliveries` is called on this thread
    * whenever deliveries wait in the hand-off queue.
    */
@@ -146,9 +154,10 @@ export declare function isolateRegionWords(concurrency: number): number
 /**
  * Resolves a partial `BufferedEventConfig` against the defaults and the
  * given `BUFFERED_EVENTS_*` variables. Throws `INVALID_CONFIG` naming every
- * offending field.
+ * offending field, `problems` (what JavaScript found reading the input)
+ * first.
  */
-export declare function resolveConfig(user: any, env: Record<string, string>): any
+export declare function resolveConfig(user: any, env: Record<string, string>, problems: Array<string>): any
 
 /**
  * Word offsets of the shared buffer's header, so the JavaScript side and

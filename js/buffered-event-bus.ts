@@ -1,9 +1,11 @@
+import { AsyncResource } from 'node:async_hooks';
 import { randomBytes } from 'node:crypto';
 import { EventEmitter } from 'node:events';
 import path from 'node:path';
 import { serialize } from 'node:v8';
 import type {
   BufferedEventBusService as PublicBus,
+  BufferedEventBusOptions,
   BufferedEventConfig,
   BufferedEventConfigInput,
   DeadLetterEntry,
@@ -20,7 +22,7 @@ import type {
 } from '../index';
 import { AckBuffer, FATE, type FailureRecord, failureRecord, type FlushResult, OUTCOME } from './acks';
 import { Arena } from './arena';
-import { resolveConfig } from './config';
+import { readConfigInput, resolveConfig } from './config';
 import { Delivery, type DeliveryHost } from './delivery';
 import { BusError, callNative, fromNative } from './errors';
 import { CoarseClock, SlotTable } from './event-record';
@@ -55,6 +57,9 @@ const NOTICE = 0x80000000;
 const REFILL_TURN_MS = 4;
 const REMOTE_OUTCOME = 3;
 
+/** Context carriers are dropped with their slot; no destroy hook is owed. */
+const NO_DESTROY = { requireManualDestroy: true } as const;
+
 /** The native half of each bus, for the test hooks in testing.ts. */
 export const nativeOf = new WeakMap<object, NativeBus>();
 
@@ -62,7 +67,7 @@ export const nativeOf = new WeakMap<object, NativeBus>();
  * The native buffered event bus. See index.d.ts for the documented API.
  */
 export class BufferedEventBusService extends EventEmitter implements PublicBus {
-  readonly #config: BufferedEventConfig;
+  #config: BufferedEventConfig;
   readonly #native: NativeBus;
   readonly #ring: SharedRing;
   readonly #slots = new SlotTable({ signalOf: (slot) => this.#fanOut[slot]?.signal ?? this.#solo.signal(slot) });
@@ -70,7 +75,10 @@ export class BufferedEventBusService extends EventEmitter implements PublicBus {
   readonly #registry: HandlerRegistry;
   readonly #acks: AckBuffer;
   readonly #observer: Observer;
-  readonly #timeouts: TimeoutQueue;
+  /** Deadlines of deliveries started under the current `handlerTimeout`. */
+  #timeouts: TimeoutQueue;
+  /** Queues of earlier `handlerTimeout` values, until their deliveries settle. */
+  #oldTimeouts: TimeoutQueue[] = [];
   /** Running first deliveries (to every handler), by slot: at most one each. */
   readonly #fanOut: (Delivery | undefined)[] = [];
   /** Running first deliveries to the one handler of a type, without a timeout. */
@@ -98,7 +106,7 @@ export class BufferedEventBusService extends EventEmitter implements PublicBus {
   #drained: (() => void) | undefined;
   #shutdown: Promise<ShutdownReport> | undefined;
 
-  constructor(config?: BufferedEventConfigInput) {
+  constructor(config?: BufferedEventConfigInput | BufferedEventBusOptions) {
     super();
     this.#config = resolveConfig(config);
     const words = SharedRing.allocate(this.#config.maxQueueSize, this.#config.concurrency);
@@ -142,6 +150,26 @@ export class BufferedEventBusService extends EventEmitter implements PublicBus {
     return structuredClone(this.#config);
   }
 
+  async updateConfig(partial: BufferedEventConfigInput | BufferedEventBusOptions): Promise<void> {
+    if (this.#state === 'draining' || this.#state === 'stopped') {
+      throw new BusError('SHUTTING_DOWN', 'cannot update the configuration of a bus that is shutting down');
+    }
+    const { tree, problems } = readConfigInput(partial);
+    const next = callNative(() => this.#native.updateConfig(tree, problems)) as BufferedEventConfig;
+    const before = this.#config;
+    this.#config = next;
+    if (next.handlerTimeout !== before.handlerTimeout) {
+      this.#oldTimeouts = this.#oldTimeouts.filter((q) => !q.idle());
+      this.#oldTimeouts.push(this.#timeouts);
+      this.#timeouts = new TimeoutQueue(next.handlerTimeout);
+      this.#pool?.setHandlerTimeout(next.handlerTimeout);
+    }
+    this.#observer.reconfigure(next);
+    if (next.workerCount !== before.workerCount && this.#state === 'running') {
+      callNative(() => this.#native.scale(next.workerCount));
+    }
+  }
+
   emitEvent(type: string, payload: unknown, options?: EventOptions): Promise<string> {
     try {
       return Promise.resolve(this.#accept(type, payload, options));
@@ -154,6 +182,15 @@ export class BufferedEventBusService extends EventEmitter implements PublicBus {
   override emit(event: IEvent, options?: Omit<EventOptions, 'correlationId'>): Promise<string>;
   override emit(eventName: string | symbol, ...args: any[]): boolean;
   override emit(event: unknown, ...args: any[]): Promise<string> | boolean {
+    if (typeof event === 'string' && this.#registry.has(event) && this.listenerCount(event) === 0) {
+      // EventEmitter's emit would return false and run nothing: an event
+      // type with handlers and no listener is a mistaken emitEvent call.
+      throw new BusError(
+        'INVALID_ARGUMENT',
+        `emit('${event}', ...) is EventEmitter's emit and runs no handler; use emitEvent('${event}', payload) or emit(eventObject)`,
+        { field: 'event' },
+      );
+    }
     if (typeof event === 'string' || typeof event === 'symbol') return super.emit(event, ...args);
     if (event === null || typeof event !== 'object') {
       return Promise.reject(
@@ -253,9 +290,13 @@ export class BufferedEventBusService extends EventEmitter implements PublicBus {
     return this.#native.deadLetters().map((d) => {
       const errors = d.errors as DeadLetterEntry['errors'];
       const last = errors[errors.length - 1];
+      const event = this.#slots.queuedEvent(d.slot);
       return {
         id: d.id,
-        event: this.#slots.queuedEvent(d.slot),
+        event,
+        type: event.type,
+        payload: event.payload,
+        correlationId: event.correlationId,
         handler: d.handler,
         attempts: d.attempts,
         lastError: { message: last?.message ?? '', name: last?.name ?? 'Error', stack: last?.stack ?? undefined },
@@ -350,6 +391,10 @@ export class BufferedEventBusService extends EventEmitter implements PublicBus {
       }
     }
     const slot = this.#slots.add(id, type, typeId, payload, lane, given, timestamp);
+    // Handlers (retries and replays included) run in the emitter's async
+    // context, as the synchronous bus runs them: AsyncLocalStorage stores
+    // such as a request id reach them. Isolates cannot share it.
+    if (this.#config.propagateContext && !isolated) this.#slots.setContext(slot, new AsyncResource('BootifyEvent', NO_DESTROY));
     if (state === 'inline' && !isolated) return this.#runInline(slot);
     let full = this.#fullBecause(size);
     let arena = 0;
@@ -437,7 +482,7 @@ export class BufferedEventBusService extends EventEmitter implements PublicBus {
         handlerFailed: (d, handler, error) => this.#emitHandlerError(d.slot, handler, error, 0, false),
         deliveryDone: (d) => finish(d.failures),
       };
-      new Delivery(host, handlers, slot, 0, 0, Infinity).run(this.#slots.event(slot));
+      new Delivery(host, handlers, slot, 0, 0, Infinity).run(this.#slots.event(slot), this.#slots.context(slot));
     });
   }
 
@@ -506,13 +551,13 @@ export class BufferedEventBusService extends EventEmitter implements PublicBus {
     }
     this.#slots.started(slot);
     if (handlerId === 0 && handlers.length === 1 && this.#config.handlerTimeout === 0) {
-      return this.#solo.run(slot, handlers[0], this.#slots.event(slot));
+      return this.#solo.run(slot, handlers[0], this.#slots.event(slot), this.#slots.context(slot));
     }
     const delivery = new Delivery(this.#host, handlers, slot, handlerId, attempt, this.#timeouts.deadline());
     if (handlerId === 0) this.#fanOut[slot] = delivery;
     else this.#single.add(delivery);
     this.#timeouts.track(delivery);
-    delivery.run(this.#slots.eventFor(slot, delivery));
+    delivery.run(this.#slots.eventFor(slot, delivery), this.#slots.context(slot));
   };
 
   readonly #host: DeliveryHost & SoloHost = {
@@ -659,6 +704,7 @@ export class BufferedEventBusService extends EventEmitter implements PublicBus {
   #startMonitoring(): void {
     this.#observer.start(
       (event, value) => super.emit(event, value),
+      (event) => this.listenerCount(event) > 0,
       () => this.isReady(),
       () => this.#pool,
     );
@@ -695,6 +741,7 @@ export class BufferedEventBusService extends EventEmitter implements PublicBus {
     await this.#pool?.stop();
     this.#observer.stop();
     this.#timeouts.stop();
+    for (const q of this.#oldTimeouts) q.stop();
     this.#acks.drain();
     const remaining: QueuedEvent[] = undelivered.map((u) => {
       const event = this.#slots.queuedEvent(u.slot);

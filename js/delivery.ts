@@ -1,3 +1,4 @@
+import type { AsyncResource } from 'node:async_hooks';
 import { BusError } from './errors';
 import type { RegisteredHandler } from './handlers';
 
@@ -70,16 +71,17 @@ export class Delivery {
     return this.#controller.signal;
   }
 
-  run(event: unknown): void {
+  /** Runs the handlers, inside `context` (the emission's async context) when given. */
+  run(event: unknown, context?: AsyncResource): void {
     const handlers = this.#handlers;
-    for (let i = 0; i < handlers.length && !this.#done; i++) this.#runOne(i, handlers[i], event);
+    for (let i = 0; i < handlers.length && !this.#done; i++) this.#runOne(i, handlers[i], event, context);
   }
 
-  #runOne(i: number, handler: RegisteredHandler, event: unknown): void {
+  #runOne(i: number, handler: RegisteredHandler, event: unknown, context: AsyncResource | undefined): void {
     this.#setState(i, RUNNING);
     let result: unknown;
     try {
-      result = handler.fn.call(handler.thisArg, event);
+      result = context === undefined ? handler.fn.call(handler.thisArg, event) : context.runInAsyncScope(handler.fn, handler.thisArg, event);
     } catch (error) {
       return this.#settle(i, handler, true, error);
     }

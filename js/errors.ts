@@ -21,6 +21,20 @@ export function fromNative(err: unknown): BusError {
   return new BusError(code, String(e?.message ?? err));
 }
 
+/**
+ * What a thrown value says, for messages: never throws, whatever the value
+ * (a Proxy, an object without a prototype, an error whose getters throw).
+ */
+export function errorText(err: unknown): string {
+  try {
+    if (err instanceof Error) return String(err.message);
+    if (typeof err === 'object' && err !== null) return Object.prototype.toString.call(err);
+    return String(err);
+  } catch {
+    return 'a value that cannot be read';
+  }
+}
+
 /** Runs `fn`, converting addon errors. */
 export function callNative<T>(fn: () => T): T {
   try {

@@ -1,3 +1,5 @@
+import type { AsyncResource } from 'node:async_hooks';
+import { inspect } from 'node:util';
 import type { BufferedEvent, EventPriority, QueuedEvent } from '../index';
 import type { Delivery } from './delivery';
 
@@ -40,7 +42,25 @@ class HandlerEvent {
     const own = (this as { [OWN]?: Delivery })[OWN];
     return (own !== undefined ? own.signal : this[LOOKUP]?.signalOf(this[SLOT])) ?? NEVER_ABORTED;
   }
+
+  /**
+   * Ignored: the event's own `signal` wins over a payload field of that name
+   * (which stays under `event.payload`), as every event field does.
+   * Without a setter, copying such a payload in would throw.
+   */
+  set signal(_ignored: unknown) {}
+
+  /** Prints as the event that was emitted, without the bus's bookkeeping. */
+  [inspect.custom](_depth: number, options: object, show: typeof inspect): string {
+    const view: Record<string, unknown> = Object.create(EventView.prototype);
+    for (const key of Object.keys(this)) view[key] = (this as unknown as Record<string, unknown>)[key];
+    return show(view, options);
+  }
 }
+
+/** Names the printed view of a handler event. */
+class EventView {}
+Object.defineProperty(EventView, 'name', { value: 'BufferedEvent' });
 
 /**
  * Accepted events by slot; the slot number is what the ring carries. Kept
@@ -55,6 +75,8 @@ export class SlotTable {
    * still hot in cache (building it at delivery measured 4x slower).
    */
   #events: (MutableEvent | undefined)[] = [];
+  /** The async context of the emission, handlers run in (`propagateContext`). */
+  #contexts: (AsyncResource | undefined)[] = [];
   #typeIds = new Uint32Array(64);
   #lanes = new Uint8Array(64);
   /** Deliveries of the event running now. */
@@ -186,9 +208,18 @@ export class SlotTable {
     return this.#work[slot] === 0 && this.#letters[slot] === 0 && this.#running[slot] === 0;
   }
 
+  setContext(slot: number, context: AsyncResource): void {
+    this.#contexts[slot] = context;
+  }
+
+  context(slot: number): AsyncResource | undefined {
+    return this.#contexts[slot];
+  }
+
   release(slot: number): void {
     if (this.#events[slot] === undefined) return;
     this.#events[slot] = undefined;
+    this.#contexts[slot] = undefined;
     this.#free.push(slot);
     this.#live--;
   }

@@ -120,6 +120,12 @@ export class HandlerRegistry {
     return entry;
   }
 
+  /** Whether `type` has handlers now. */
+  has(type: string): boolean {
+    const typeId = this.#typeIds.get(type);
+    return typeId !== undefined && this.forType(typeId).length > 0;
+  }
+
   remove(type: unknown, handler?: unknown): boolean {
     const t = checkType(type);
     const typeId = this.#typeIds.get(t);

@@ -40,16 +40,23 @@ function unload(id: number): void {
 }
 
 setup.handlers.forEach(load);
-parentPort?.on('message', (m: { kind: string; spec?: WorkerHandlerSpec; id?: number }) => {
+parentPort?.on('message', (m: { kind: string; spec?: WorkerHandlerSpec; id?: number; ms?: number }) => {
   if (m.kind === 'add-handler' && m.spec) load(m.spec);
   if (m.kind === 'remove-handler' && m.id !== undefined) unload(m.id);
+  if (m.kind === 'set-timeout' && m.ms !== undefined) {
+    // Deliveries already tracked keep their deadlines in the old queue.
+    oldTimeouts = oldTimeouts.filter((q) => !q.idle());
+    oldTimeouts.push(timeouts);
+    timeouts = new TimeoutQueue(m.ms);
+  }
 });
 
 const region = native.isolateRegionLayout(setup.concurrency) as HandoffRegion;
 const words = new Int32Array(new SharedArrayBuffer(native.isolateRegionWords(setup.concurrency) * 4));
 const reader = new HandoffReader(new Uint32Array(words.buffer), region);
 const arena = new Uint8Array(setup.arena);
-const timeouts = new TimeoutQueue(setup.handlerTimeout);
+let timeouts = new TimeoutQueue(setup.handlerTimeout);
+let oldTimeouts: TimeoutQueue[] = [];
 
 interface Serialized {
   id: string;

@@ -39,7 +39,7 @@ interface Member {
  * has work.
  */
 export class IsolatePool {
-  readonly #setup: Omit<IsolateSetup, 'handlers'>;
+  #setup: Omit<IsolateSetup, 'handlers'>;
   readonly #size: number;
   readonly #native: NativeBus;
   readonly #handlers: () => WorkerHandlerSpec[];
@@ -74,6 +74,12 @@ export class IsolatePool {
 
   addHandler(spec: WorkerHandlerSpec): void {
     for (const m of this.#members) m.worker.postMessage({ kind: 'add-handler', spec });
+  }
+
+  /** Deliveries started from now on, in running and future isolates, use `ms`. */
+  setHandlerTimeout(ms: number): void {
+    this.#setup = { ...this.#setup, handlerTimeout: ms };
+    for (const m of this.#members) m.worker.postMessage({ kind: 'set-timeout', ms });
   }
 
   removeHandler(id: number): void {

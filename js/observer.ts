@@ -11,6 +11,8 @@ import type {
   TypeMetrics,
   WorkerStatistics,
 } from '../index';
+import { errorText } from './errors';
+import { withGuideHealthNames, withGuideMetricNames, withGuideWorkerNames } from './compat';
 import { LANES } from './event-record';
 import type { IsolatePool } from './isolates';
 import type { NativeBus } from './native';
@@ -58,7 +60,7 @@ interface NativeStats {
  * worker views; and runs the monitoring timers.
  */
 export class Observer {
-  readonly #config: BufferedEventConfig;
+  #config: BufferedEventConfig;
   readonly #native: NativeBus;
   readonly #ring: SharedRing;
   #accepted = 0;
@@ -68,7 +70,9 @@ export class Observer {
   readonly #rejected: Partial<Record<BusErrorCode, number>> = {};
   #running = false;
   #restartsSeen = 0;
+  #listenerErrors = 0;
   #timers: NodeJS.Timeout[] = [];
+  #restart: (() => void) | undefined;
 
   constructor(config: BufferedEventConfig, nativeBus: NativeBus, ring: SharedRing) {
     this.#config = config;
@@ -76,24 +80,57 @@ export class Observer {
     this.#ring = ring;
   }
 
-  /** Starts the `'metrics'` and `'health_check'` timers the config asks for. */
+  /**
+   * Starts the `'metrics'` and `'health_check'` timers the config asks for.
+   * A tick with no listener computes nothing: metrics nobody reads cost
+   * nothing.
+   */
   start(
     emit: (event: 'metrics' | 'health_check', value: unknown) => void,
+    listened: (event: 'metrics' | 'health_check') => boolean,
     running: () => boolean,
     pool: () => IsolatePool | undefined,
   ): void {
     this.#running = true;
     const m = this.#config.monitoring;
+    // A listener that throws must not take the process down from a timer
+    // the application never called (BootifyJS's TS bus caught these too):
+    // counted, and reported once as a process warning.
+    const guarded = (event: 'metrics' | 'health_check', value: () => unknown): void => {
+      if (!listened(event)) return;
+      try {
+        emit(event, value());
+      } catch (err) {
+        if (this.#listenerErrors++ === 0) {
+          process.emitWarning(`a '${event}' listener of BufferedEventBusService threw: ${errorText(err)} (counted in queueMetrics.listenerErrors)`, {
+            code: 'BOOTIFY_LISTENER_ERROR',
+          });
+        }
+      }
+    };
     if (m.enabled) {
-      this.#timers.push(setInterval(() => emit('metrics', this.metrics()), m.metricsInterval).unref());
+      this.#timers.push(setInterval(() => guarded('metrics', () => this.metrics()), m.metricsInterval).unref());
     }
     if (m.enabled && m.healthMonitoring) {
-      this.#timers.push(setInterval(() => emit('health_check', this.health(running(), pool())), m.healthCheckInterval).unref());
+      this.#timers.push(setInterval(() => guarded('health_check', () => this.health(running(), pool())), m.healthCheckInterval).unref());
     }
+    this.#restart = () => this.start(emit, listened, running, pool);
+  }
+
+  /** Takes a new configuration; running timers restart with its intervals. */
+  reconfigure(config: BufferedEventConfig): void {
+    this.#config = config;
+    if (!this.#running) return;
+    this.#clearTimers();
+    this.#restart?.();
   }
 
   stop(): void {
     this.#running = false;
+    this.#clearTimers();
+  }
+
+  #clearTimers(): void {
     for (const t of this.#timers) clearInterval(t);
     this.#timers = [];
   }
@@ -138,7 +175,7 @@ export class Observer {
     const size = s.depth.critical + s.depth.normal + s.depth.low;
     const bytesQueued = this.#ring.bytesQueued();
     const processed = this.finishedCount();
-    return {
+    const metrics = {
       queueMetrics: {
         size,
         utilization: size / this.#config.maxQueueSize,
@@ -162,6 +199,7 @@ export class Observer {
         processingTime: c.processing,
         queueWaitTime: c.queueWait,
         eventLoopLag: c.eventLoopLag,
+        listenerErrors: this.#listenerErrors,
         inputRate: s.rates.input,
         processingRate: s.rates.processing,
       },
@@ -177,6 +215,7 @@ export class Observer {
         successRate: processed === 0 ? 1 : this.#succeeded / processed,
       },
     };
+    return withGuideMetricNames(metrics, this.#config, { running: s.workers.length, panics: c.workerRestarts });
   }
 
   /** The native metrics' Prometheus text plus what only this thread counts. */
@@ -208,7 +247,7 @@ export class Observer {
       lastActivityMs: w.lastActiveMs,
     }));
     const active = workers.filter((w) => w.state === 'busy').length;
-    return {
+    return withGuideWorkerNames({
       totalWorkers: workers.length,
       activeWorkers: active,
       idleWorkers: workers.length - active,
@@ -218,7 +257,7 @@ export class Observer {
       mainThreadDispatched: s.refillDispatched,
       workers,
       isolates,
-    };
+    });
   }
 
   /**
@@ -258,6 +297,6 @@ export class Observer {
       check('isolates', up < want, 'warning', up, want, `${up} of ${want} worker isolates running`);
     }
     const status = alerts.some((a) => a.severity === 'critical') ? 'unhealthy' : alerts.length > 0 ? 'degraded' : 'healthy';
-    return { status, activeWorkers: s.workers.length, queueDepth, processingRate: rate, alerts, checks };
+    return withGuideHealthNames({ status, activeWorkers: s.workers.length, queueDepth, processingRate: rate, alerts, checks });
   }
 }

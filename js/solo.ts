@@ -1,3 +1,4 @@
+import type { AsyncResource } from 'node:async_hooks';
 import type { RegisteredHandler } from './handlers';
 
 /** Receives the outcome of a solo delivery. */
@@ -32,11 +33,11 @@ export class SoloDeliveries {
     this.#host = host;
   }
 
-  run(slot: number, handler: RegisteredHandler, event: unknown): void {
+  run(slot: number, handler: RegisteredHandler, event: unknown, context: AsyncResource | undefined): void {
     this.#running[slot] = handler;
     let result: unknown;
     try {
-      result = handler.fn.call(handler.thisArg, event);
+      result = context === undefined ? handler.fn.call(handler.thisArg, event) : context.runInAsyncScope(handler.fn, handler.thisArg, event);
     } catch (error) {
       return this.#settle(slot, true, error);
     }

@@ -35,6 +35,11 @@ export class TimeoutQueue {
     if (this.#timer === undefined) this.#arm();
   }
 
+  /** Whether no delivery waits for its deadline here. */
+  idle(): boolean {
+    return this.#timer === undefined;
+  }
+
   stop(): void {
     if (this.#timer !== undefined) clearTimeout(this.#timer);
     this.#timer = undefined;

@@ -12,6 +12,7 @@ use super::sink::TsfnNotifier;
 use crate::core::config::Config;
 use crate::core::dead_letter::AttemptError;
 use crate::core::engine::{Engine, Failure};
+use crate::core::error::BusError;
 use crate::core::layout::{self, Layout};
 use crate::core::ring::LANE_NAMES;
 use crate::core::shared::SharedWords;
@@ -22,7 +23,11 @@ use crate::core::shared::SharedWords;
 pub struct NativeBus {
     pub(super) engine: Arc<Engine>,
     pub(super) bus_id: u32,
-    config: Config,
+    /// Only the JavaScript thread reads or updates it.
+    config: parking_lot::Mutex<Config>,
+    /// The window the shared buffer was sized for; `updateConfig` may not
+    /// exceed it.
+    max_concurrency: u32,
 }
 
 /// One handler failure, reported with the acknowledgements.
@@ -114,10 +119,36 @@ pub struct WorkerPanic {
 
 /// Resolves a partial `BufferedEventConfig` against the defaults and the
 /// given `BUFFERED_EVENTS_*` variables. Throws `INVALID_CONFIG` naming every
-/// offending field.
+/// offending field, `problems` (what JavaScript found reading the input)
+/// first.
 #[napi]
-pub fn resolve_config(user: Value, env: HashMap<String, String>) -> napi::Result<Value, String> {
-    let config = Config::resolve(&user, |k| env.get(k).cloned()).map_err(to_js)?;
+pub fn resolve_config(
+    user: Value,
+    env: HashMap<String, String>,
+    problems: Vec<String>,
+) -> napi::Result<Value, String> {
+    let resolved = Config::resolve(&user, |k| env.get(k).cloned());
+    let config = with_problems(resolved, problems).map_err(to_js)?;
+    to_value(&config)
+}
+
+/// Reports problems found before resolution together with the resolver's.
+fn with_problems(
+    resolved: Result<Config, BusError>,
+    mut problems: Vec<String>,
+) -> Result<Config, BusError> {
+    match resolved {
+        Ok(config) if problems.is_empty() => Ok(config),
+        Ok(_) => Err(BusError::InvalidConfig(problems)),
+        Err(BusError::InvalidConfig(more)) => {
+            problems.extend(more);
+            Err(BusError::InvalidConfig(problems))
+        }
+        Err(other) => Err(other),
+    }
+}
+
+fn to_value(config: &Config) -> napi::Result<Value, String> {
     serde_json::to_value(config).map_err(|e| napi::Error::new("NATIVE_ERROR".into(), e.to_string()))
 }
 
@@ -191,15 +222,44 @@ impl NativeBus {
         Ok(NativeBus {
             engine,
             bus_id,
-            config,
+            max_concurrency: config.concurrency,
+            config: parking_lot::Mutex::new(config),
         })
     }
 
     /// The resolved configuration.
     #[napi(getter)]
     pub fn config(&self) -> napi::Result<Value, String> {
-        serde_json::to_value(&self.config)
-            .map_err(|e| napi::Error::new("NATIVE_ERROR".into(), e.to_string()))
+        to_value(&self.config.lock())
+    }
+
+    /// Merges `partial` over the running configuration, validates it like
+    /// the constructor's input (`problems` as in `resolveConfig`), applies
+    /// the live settings to the engine and returns the new configuration.
+    /// Throws `INVALID_CONFIG` naming every field that is invalid or cannot
+    /// change on a running bus; nothing changes then.
+    #[napi]
+    pub fn update_config(
+        &self,
+        partial: Value,
+        problems: Vec<String>,
+    ) -> napi::Result<Value, String> {
+        let mut config = self.config.lock();
+        let mut next = with_problems(config.update(&partial), problems);
+        if let Ok(c) = &next {
+            if c.concurrency > self.max_concurrency {
+                next = Err(BusError::InvalidConfig(vec![format!(
+                    "concurrency can change on a running bus up to {} (the size it was created with), got {}",
+                    self.max_concurrency, c.concurrency
+                )]));
+            }
+        }
+        let next = next.map_err(to_js)?;
+        // The worker count follows through `scale`, which JavaScript calls
+        // when the bus is running.
+        self.engine.reconfigure(&next);
+        *config = next;
+        to_value(&config)
     }
 
     /// Starts `workers` threads. `onDeliveries` is called on this thread

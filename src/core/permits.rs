@@ -27,6 +27,14 @@ impl Permits {
         (self.limit.load(Ordering::Relaxed) - self.available()).max(0) as u32
     }
 
+    /// Moves the window's size to `limit`; permits in use stay taken, so a
+    /// smaller window fills up again only as running deliveries finish.
+    pub fn set_limit(&self, limit: u32) {
+        let old = self.limit.swap(limit as i64, Ordering::SeqCst);
+        self.available
+            .fetch_add(limit as i64 - old, Ordering::SeqCst);
+    }
+
     /// Takes `n` permits if that many are free.
     pub fn try_acquire(&self, n: u32) -> bool {
         let n = n as i64;
@@ -72,5 +80,17 @@ mod tests {
         assert_eq!(p.needed_for(10), 4);
         assert!(p.try_acquire(4));
         assert_eq!(p.available(), 0);
+    }
+
+    #[test]
+    fn a_smaller_window_waits_for_running_deliveries() {
+        let p = Permits::new(4);
+        assert!(p.try_acquire(3));
+        p.set_limit(2);
+        assert!(!p.try_acquire(1), "3 running, window 2");
+        p.release(3);
+        assert_eq!((p.available(), p.limit()), (2, 2));
+        p.set_limit(4);
+        assert!(p.try_acquire(4));
     }
 }

@@ -62,7 +62,8 @@ pub struct PriorityRing {
     capacity: u32,
     /// Lanes in the order they are served.
     order: [usize; LANES],
-    aging: Duration,
+    /// The starvation bound in ns; changes live (`set_aging`).
+    aging_ns: AtomicU64,
     epoch: Instant,
     /// Per lane, when (ns since `epoch`, 0 = never) a consumer first passed
     /// over the lane's head in favour of a higher lane.
@@ -87,7 +88,7 @@ impl PriorityRing {
             base: layout.lanes_base,
             capacity: layout.lane_capacity,
             order,
-            aging,
+            aging_ns: AtomicU64::new(aging.as_nanos() as u64),
             epoch: Instant::now(),
             passed_over_since: Default::default(),
         };
@@ -263,6 +264,13 @@ impl PriorityRing {
         Some(taken)
     }
 
+    /// Changes the starvation bound; lanes already passed over are measured
+    /// against the new bound from their next look.
+    pub fn set_aging(&self, aging: Duration) {
+        self.aging_ns
+            .store(aging.as_nanos() as u64, Ordering::Relaxed);
+    }
+
     /// The lane `pop_next` would serve now, without taking anything.
     pub fn next_lane(&self) -> Option<usize> {
         self.choose_lane(self.now_ns())
@@ -271,7 +279,7 @@ impl PriorityRing {
     /// The lane to serve next: a passed-over lane past its aging bound, else
     /// the first ready lane by weight.
     fn choose_lane(&self, now: u64) -> Option<usize> {
-        let aging = self.aging.as_nanos() as u64;
+        let aging = self.aging_ns.load(Ordering::Relaxed);
         for &lane in &self.order[1..] {
             let since = self.passed_over_since[lane].load(Ordering::Relaxed);
             if since != 0 && now.saturating_sub(since) >= aging {

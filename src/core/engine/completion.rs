@@ -216,6 +216,8 @@ impl Engine {
     ) -> bool {
         let inner = &self.inner;
         let mut rearm = false;
+        // A copy, so an update of the policy never waits for this loop.
+        let policy = inner.policy.read().clone();
         for failure in failures {
             let Some(entry) = in_flight.get_mut(failure.slot, failure.delivery) else {
                 completion.fates.push(Fate::Unknown);
@@ -226,9 +228,9 @@ impl Engine {
             errors.push(failure.error);
             // After stop nothing would run a retry: dead-letter instead.
             let stopped = inner.stopping.load(Ordering::SeqCst);
-            if failure.retryable && !stopped && inner.policy.should_retry(attempt) {
+            if failure.retryable && !stopped && policy.should_retry(attempt) {
                 entry.retries = entry.retries.saturating_add(1);
-                let delay = inner.policy.delay(attempt, inner.jitter.lock().next_unit());
+                let delay = policy.delay(attempt, inner.jitter.lock().next_unit());
                 let retry = Redelivery {
                     record,
                     handler: failure.handler,

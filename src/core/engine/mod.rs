@@ -110,8 +110,9 @@ struct Inner {
     /// Round robin over the isolate sinks.
     next_isolate: AtomicU32,
     order: [usize; LANES],
-    policy: RetryPolicy,
-    restart_delay: Duration,
+    /// Live settings (`Engine::reconfigure`) are read once per use.
+    policy: RwLock<RetryPolicy>,
+    restart_delay_ms: AtomicU64,
     permits: Permits,
     metrics: Metrics,
     started: Instant,
@@ -186,8 +187,11 @@ impl Engine {
                 next_sink_id: AtomicU32::new(1),
                 next_isolate: AtomicU32::new(0),
                 order,
-                policy: RetryPolicy::new(config.retry_attempts, config.retry_delays.clone()),
-                restart_delay: Duration::from_millis(
+                policy: RwLock::new(RetryPolicy::new(
+                    config.retry_attempts,
+                    config.retry_delays.clone(),
+                )),
+                restart_delay_ms: AtomicU64::new(
                     config.reliability_limits.worker_restart_delay as u64,
                 ),
                 permits: Permits::new(config.concurrency),
@@ -241,6 +245,29 @@ impl Engine {
 
     pub fn concurrency(&self) -> u32 {
         self.inner.permits.limit()
+    }
+
+    /// Applies the settings of `config` that may change on a running engine
+    /// (`schema::Field::live`): the retry policy (for retries scheduled from
+    /// now on), the restart delay, the window and the starvation bound. The
+    /// window must not exceed the one the engine was created with (the
+    /// hand-off queues are sized for it). The worker count changes through
+    /// `scale`.
+    pub fn reconfigure(&self, config: &Config) {
+        *self.inner.policy.write() =
+            RetryPolicy::new(config.retry_attempts, config.retry_delays.clone());
+        self.inner.restart_delay_ms.store(
+            config.reliability_limits.worker_restart_delay as u64,
+            Ordering::Relaxed,
+        );
+        self.inner
+            .ring
+            .set_aging(Duration::from_millis(config.aging_ms as u64));
+        self.inner
+            .permits
+            .set_limit(config.concurrency.min(self.layout.handoff_capacity));
+        // A larger window may let waiting records through.
+        self.inner.permits_cv.notify_all();
     }
 
     pub fn uptime(&self) -> Duration {

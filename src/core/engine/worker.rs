@@ -105,7 +105,12 @@ impl Inner {
                 Err(panic) => {
                     self.recover(id, &mut batch, stage, panic, stats);
                     stage = Stage::Published;
-                    self.pause(stop, self.restart_delay);
+                    self.pause(
+                        stop,
+                        std::time::Duration::from_millis(
+                            self.restart_delay_ms.load(Ordering::Relaxed),
+                        ),
+                    );
                 }
             }
         }
@@ -263,7 +268,11 @@ impl Inner {
                 dispatched.add(d.record.type_id);
                 // Only first deliveries come from the ring with a timestamp.
                 if d.handler == 0 && d.attempt == 0 && d.record.enqueued_us != 0 {
-                    waits.add((now_us as u32).wrapping_sub(d.record.enqueued_us) as u64);
+                    // The clock wraps at 2^32 µs, hence the wrapping
+                    // difference; a record stamped after this batch read
+                    // the clock comes out "negative" (>= 2^31): no wait.
+                    let wait = (now_us as u32).wrapping_sub(d.record.enqueued_us);
+                    waits.add(if wait < 1 << 31 { wait as u64 } else { 0 });
                 }
             }
         });
