@@ -80,6 +80,10 @@ export interface EventOptions {
   priority?: EventPriority;
   /** Kept as given; generated (the event id) when absent. */
   correlationId?: string;
+  /** Compatibility name (BootifyJS's API reference); ignored: time handlers out with the `handlerTimeout` config. */
+  timeout?: number;
+  /** Compatibility name (BootifyJS's API reference); ignored: throw a `NonRetryableError` to skip the retries. */
+  retryable?: boolean;
 }
 
 /** Lane weights: the lane with the larger weight is served first. */
@@ -243,7 +247,7 @@ export interface CompatibilityConfigNames {
   /** Accepted and validated (a boolean); has no effect: retry delays always carry ±25 % jitter. */
   retryJitter?: boolean;
   /** Accepted and validated; has no effect: worker isolates take their heap from `memoryLimits.workerHeapMB`. */
-  workerOptions?: { resourceLimits?: { maxOldGenerationSizeMb?: number; maxYoungGenerationSizeMb?: number } };
+  workerOptions?: { resourceLimits?: { maxOldGenerationSizeMb?: number; maxYoungGenerationSizeMb?: number; codeRangeSizeMb?: number; stackSizeMb?: number } };
 }
 
 /**

@@ -1,5 +1,6 @@
 import type { RegisteredHandler } from './handlers';
 import type { AckArea } from './handoff';
+import { summarizeThrown } from './hostile';
 
 /** Outcome codes shared with src/core/metrics.rs. */
 export const OUTCOME = { OK: 0, FAILED: 1, NO_HANDLER: 2 } as const;
@@ -27,20 +28,9 @@ export interface FailureRecord {
  * (not when it says `retryable: false`).
  */
 export function failureRecord(slot: number, delivery: number, handler: RegisteredHandler, error: unknown, timedOut: boolean): FailureRecord {
-  const e = error as { message?: unknown; name?: unknown; stack?: unknown; retryable?: unknown } | null;
-  const isError = error instanceof Error;
-  const failure: FailureRecord = {
-    slot,
-    delivery,
-    handler: handler.id,
-    handlerName: handler.name,
-    message: isError ? String(error.message) : typeof e?.message === 'string' ? e.message : String(error),
-    name: isError ? error.name : typeof e?.name === 'string' ? e.name : typeof error,
-    retryable: !(e !== null && typeof e === 'object' && e.retryable === false),
-    timedOut,
-    at: Date.now(),
-  };
-  if (typeof e?.stack === 'string') failure.stack = e.stack;
+  const { message, name, stack, retryable } = summarizeThrown(error);
+  const failure: FailureRecord = { slot, delivery, handler: handler.id, handlerName: handler.name, message, name, retryable, timedOut, at: Date.now() };
+  if (stack !== undefined) failure.stack = stack;
   return failure;
 }
 

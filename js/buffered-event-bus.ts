@@ -24,7 +24,7 @@ import { AckBuffer, FATE, type FailureRecord, failureRecord, type FlushResult, O
 import { Arena } from './arena';
 import { readConfigInput, resolveConfig } from './config';
 import { Delivery, type DeliveryHost } from './delivery';
-import { BusError, callNative, fromNative } from './errors';
+import { BusError, callNative, errorText, fromNative } from './errors';
 import { CoarseClock, SlotTable } from './event-record';
 import { checkType, describe, HandlerRegistry, type RegisteredHandler } from './handlers';
 import { IsolatePool, probeWorkerHandler, type WorkerHandlerSpec } from './isolates';
@@ -32,6 +32,17 @@ import { native, type NativeBus } from './native';
 import { Observer } from './observer';
 import { ENCODING } from './arena';
 import { isFlatPayload, measurePayload } from './payload';
+
+/** measurePayload, with what a hostile payload throws (a getter, a Proxy trap, nesting past the stack) as INVALID_PAYLOAD. */
+function measure(payload: unknown, limit: number, overhead: number): number {
+  try {
+    return measurePayload(payload, limit, overhead);
+  } catch (err) {
+    if (err instanceof BusError) throw err;
+    const why = err instanceof RangeError ? 'is nested too deeply to be measured' : `could not be read: ${errorText(err)}`;
+    throw new BusError('INVALID_PAYLOAD', `payload ${why}`, { field: 'payload' });
+  }
+}
 import { SharedRing } from './ring';
 import { type SoloHost, SoloDeliveries } from './solo';
 import { TimeoutQueue } from './timeouts';
@@ -199,9 +210,17 @@ export class BufferedEventBusService extends EventEmitter implements PublicBus {
         }),
       );
     }
-    const e = event as IEvent;
-    const options = (args[0] ?? {}) as EventOptions;
-    return this.emitEvent(e.type, e.payload, { ...options, correlationId: e.correlationId ?? options.correlationId });
+    let type: unknown;
+    let payload: unknown;
+    let correlationId: unknown;
+    try {
+      ({ type, payload, correlationId } = event as IEvent);
+    } catch (err) {
+      return Promise.reject(new BusError('INVALID_ARGUMENT', `reading the event object threw: ${errorText(err)}`, { field: 'event' }));
+    }
+    const options = args[0] as EventOptions | undefined;
+    if (options !== undefined && (options === null || typeof options !== 'object')) return this.emitEvent(type as string, payload, options);
+    return this.emitEvent(type as string, payload, { ...options, correlationId: (correlationId as string | undefined) ?? options?.correlationId });
   }
 
   registerHandler(eventType: string, handler: EventHandlerLike): () => void {
@@ -217,6 +236,9 @@ export class BufferedEventBusService extends EventEmitter implements PublicBus {
   }
 
   async registerWorkerHandler(eventType: string, modulePath: string, options: WorkerHandlerOptions = {}): Promise<() => void> {
+    if (options === null || typeof options !== 'object') {
+      throw new BusError('INVALID_ARGUMENT', `options must be an object like { exportName: 'handle' }, got ${describe(options)}`, { field: 'options' });
+    }
     if (this.#state === 'draining' || this.#state === 'stopped') {
       throw new BusError('SHUTTING_DOWN', `cannot register a handler for '${String(eventType)}': the bus is shut down`);
     }
@@ -225,6 +247,9 @@ export class BufferedEventBusService extends EventEmitter implements PublicBus {
       throw new BusError('INVALID_ARGUMENT', `modulePath must be a non-empty string, got ${describe(modulePath)}`, { field: 'modulePath' });
     }
     const exportName = options.exportName ?? 'default';
+    if (typeof exportName !== 'string' || exportName.length === 0) {
+      throw new BusError('INVALID_ARGUMENT', `exportName must be a non-empty string, got ${describe(exportName)}`, { field: 'exportName' });
+    }
     let resolved: string;
     try {
       resolved = require.resolve(path.resolve(modulePath));
@@ -330,9 +355,10 @@ export class BufferedEventBusService extends EventEmitter implements PublicBus {
 
   shutdown(options?: ShutdownOptions): Promise<ShutdownReport> {
     const timeout = options?.timeout ?? this.#config.reliabilityLimits.gracefulShutdownTimeout;
-    if (typeof timeout !== 'number' || !Number.isFinite(timeout) || timeout < 0) {
+    // Timers fire at once past 2^31 - 1 ms.
+    if (typeof timeout !== 'number' || !Number.isFinite(timeout) || timeout < 0 || timeout > 2_147_483_647) {
       return Promise.reject(
-        new BusError('INVALID_ARGUMENT', `shutdown timeout must be a non-negative number of ms, got ${describe(timeout)}`, {
+        new BusError('INVALID_ARGUMENT', `shutdown timeout must be a number of ms between 0 and 2147483647, got ${describe(timeout)}`, {
           field: 'timeout',
         }),
       );
@@ -352,20 +378,31 @@ export class BufferedEventBusService extends EventEmitter implements PublicBus {
       throw new BusError('WORKERS_UNAVAILABLE', 'no native worker could start and fallbackToSync is off');
     }
     checkType(type);
-    const priority = options?.priority;
+    let priority: unknown;
+    let given: unknown;
+    if (options !== undefined) {
+      if (options === null || typeof options !== 'object') {
+        throw new BusError('INVALID_ARGUMENT', `options must be an object like { priority: 'critical' }, got ${describe(options)}`, { field: 'options' });
+      }
+      try {
+        priority = options.priority;
+        given = options.correlationId;
+      } catch (err) {
+        throw new BusError('INVALID_ARGUMENT', `reading options threw: ${errorText(err)}`, { field: 'options' });
+      }
+    }
     const lane = priority === undefined || priority === 'normal' ? 1 : priority === 'critical' ? 0 : priority === 'low' ? 2 : -1;
     if (lane < 0) {
       throw new BusError('INVALID_PRIORITY', `priority must be 'critical', 'normal' or 'low', got ${describe(priority)}`, {
         field: 'priority',
       });
     }
-    const given = options?.correlationId;
     if (given !== undefined && typeof given !== 'string') {
       throw new BusError('INVALID_ARGUMENT', `correlationId must be a string, got ${describe(given)}`, {
         field: 'correlationId',
       });
     }
-    let size = measurePayload(payload, this.#config.maxEventSize, type.length + (given?.length ?? 0));
+    let size = measure(payload, this.#config.maxEventSize, type.length + (given?.length ?? 0));
     const id = this.#idPrefix + (this.#nextId++).toString(36);
     const typeId = this.#registry.typeId(type);
     const timestamp = this.#clock.now();
@@ -377,7 +414,7 @@ export class BufferedEventBusService extends EventEmitter implements PublicBus {
       // maxEventSize is exact for them. A flat payload goes as JSON (4x
       // cheaper, and exact for strings, numbers and booleans); anything
       // else as a structured clone, so Dates, Maps and the like survive.
-      const envelope = { id, type, payload, lane, correlationId: given ?? id, timestamp };
+      const envelope = { id, type, payload, lane, correlationId: (given as string | undefined) ?? id, timestamp };
       const flat = isFlatPayload(payload);
       tag = flat ? ENCODING.JSON : ENCODING.CLONE;
       bytes = flat ? Buffer.from(JSON.stringify(envelope)) : serialize(envelope);
@@ -390,7 +427,7 @@ export class BufferedEventBusService extends EventEmitter implements PublicBus {
         });
       }
     }
-    const slot = this.#slots.add(id, type, typeId, payload, lane, given, timestamp);
+    const slot = this.#slots.add(id, type, typeId, payload, lane, given as string | undefined, timestamp);
     // Handlers (retries and replays included) run in the emitter's async
     // context, as the synchronous bus runs them: AsyncLocalStorage stores
     // such as a request id reach them. Isolates cannot share it.

@@ -1,5 +1,6 @@
 import type { AsyncResource } from 'node:async_hooks';
 import { BusError } from './errors';
+import { thenOf } from './hostile';
 import type { RegisteredHandler } from './handlers';
 
 /** Receives the outcome of deliveries; one object per bus, not per event. */
@@ -79,30 +80,12 @@ export class Delivery {
 
   #runOne(i: number, handler: RegisteredHandler, event: unknown, context: AsyncResource | undefined): void {
     this.#setState(i, RUNNING);
-    let result: unknown;
     try {
-      result = context === undefined ? handler.fn.call(handler.thisArg, event) : context.runInAsyncScope(handler.fn, handler.thisArg, event);
-    } catch (error) {
-      return this.#settle(i, handler, true, error);
-    }
-    if (result instanceof Promise) {
-      try {
-        result.then(
-          () => this.#settle(i, handler, false, undefined),
-          (error: unknown) => this.#settle(i, handler, true, error),
-        );
-      } catch (error) {
-        // A promise subclass whose `then` throws.
-        this.#settle(i, handler, true, error);
-      }
-      return;
-    }
-    const then =
-      result !== null && (typeof result === 'object' || typeof result === 'function')
-        ? (result as { then?: unknown }).then
-        : undefined;
-    if (typeof then !== 'function') return this.#settle(i, handler, false, undefined);
-    try {
+      const result = context === undefined ? handler.fn.call(handler.thisArg, event) : context.runInAsyncScope(handler.fn, handler.thisArg, event);
+      // Reading `then` may throw (a getter, a Proxy); so may calling it (a
+      // promise subclass): either is the handler's failure.
+      const then = thenOf(result);
+      if (then === undefined) return this.#settle(i, handler, false, undefined);
       then.call(
         result,
         () => this.#settle(i, handler, false, undefined),

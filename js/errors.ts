@@ -1,4 +1,5 @@
 import type { BusError as BusErrorType, BusErrorCode } from '../index';
+import { summarizeThrown } from './hostile';
 
 /** Every error this package throws or rejects with carries a stable `code`. */
 export class BusError extends Error implements BusErrorType {
@@ -21,18 +22,9 @@ export function fromNative(err: unknown): BusError {
   return new BusError(code, String(e?.message ?? err));
 }
 
-/**
- * What a thrown value says, for messages: never throws, whatever the value
- * (a Proxy, an object without a prototype, an error whose getters throw).
- */
+/** What a thrown value says, for messages: never throws, whatever the value. */
 export function errorText(err: unknown): string {
-  try {
-    if (err instanceof Error) return String(err.message);
-    if (typeof err === 'object' && err !== null) return Object.prototype.toString.call(err);
-    return String(err);
-  } catch {
-    return 'a value that cannot be read';
-  }
+  return summarizeThrown(err).message;
 }
 
 /** Runs `fn`, converting addon errors. */

@@ -80,11 +80,11 @@ export class SlotTable {
   #typeIds = new Uint32Array(64);
   #lanes = new Uint8Array(64);
   /** Deliveries of the event running now. */
-  #running = new Uint16Array(64);
+  #running = new Uint32Array(64);
   /** Deliveries queued, running or waiting to retry: the event's open work. */
-  #work = new Uint16Array(64);
+  #work = new Uint32Array(64);
   /** Dead letters that refer to the event (they keep its payload). */
-  #letters = new Uint16Array(64);
+  #letters = new Uint32Array(64);
   /** The serialised event in the arena (types handled in isolates); length 0 = none. */
   #arenaOffset = new Uint32Array(64);
   #arenaLength = new Uint32Array(64);
@@ -102,8 +102,10 @@ export class SlotTable {
 
   /** `correlationId` undefined means "the event id". */
   add(id: string, type: string, typeId: number, payload: unknown, lane: number, correlationId: string | undefined, timestamp: number): number {
-    const slot = this.#free.length > 0 ? (this.#free.pop() as number) : this.#grow();
+    // The event first: copying the payload's fields may throw (a getter),
+    // and must not leave a slot taken.
     const event = handlerEvent(id, type, payload, lane, correlationId ?? id, timestamp);
+    const slot = this.#free.length > 0 ? (this.#free.pop() as number) : this.#grow();
     event[LOOKUP] = this.#lookup;
     event[SLOT] = slot;
     this.#events[slot] = event;
@@ -123,9 +125,9 @@ export class SlotTable {
       const size = slot * 2;
       this.#typeIds = resized(this.#typeIds, new Uint32Array(size));
       this.#lanes = resized(this.#lanes, new Uint8Array(size));
-      this.#running = resized(this.#running, new Uint16Array(size));
-      this.#work = resized(this.#work, new Uint16Array(size));
-      this.#letters = resized(this.#letters, new Uint16Array(size));
+      this.#running = resized(this.#running, new Uint32Array(size));
+      this.#work = resized(this.#work, new Uint32Array(size));
+      this.#letters = resized(this.#letters, new Uint32Array(size));
       this.#arenaOffset = resized(this.#arenaOffset, new Uint32Array(size));
       this.#arenaLength = resized(this.#arenaLength, new Uint32Array(size));
     }

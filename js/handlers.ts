@@ -1,5 +1,6 @@
 import type { EventHandlerLike } from '../index';
-import { BusError } from './errors';
+import { BusError, errorText } from './errors';
+import { readSafely, textOf } from './hostile';
 
 export interface RegisteredHandler {
   readonly id: number;
@@ -23,6 +24,8 @@ export class HandlerRegistry {
   readonly #typeIds = new Map<string, number>();
   readonly #types: string[] = [];
   readonly #byType: (readonly RegisteredHandler[])[] = [];
+  /** Per type: whether `forType` handed the current array out. */
+  readonly #handedOut: boolean[] = [];
   readonly #byId = new Map<number, RegisteredHandler>();
   /** Per type id: handled in worker isolates rather than on this thread. */
   readonly #isolated: boolean[] = [];
@@ -51,8 +54,27 @@ export class HandlerRegistry {
     return this.#types[typeId];
   }
 
+  /**
+   * The handlers of a type. The array is handed out as a snapshot (a
+   * running delivery iterates it), so the next change copies it; changes
+   * in a row with no read between append in place, which keeps
+   * registering many handlers linear.
+   */
   forType(typeId: number): readonly RegisteredHandler[] {
-    return this.#byType[typeId] ?? NONE;
+    const list = this.#byType[typeId];
+    if (list === undefined) return NONE;
+    this.#handedOut[typeId] = true;
+    return list;
+  }
+
+  #appendable(typeId: number): RegisteredHandler[] {
+    let list = this.#byType[typeId] ?? NONE;
+    if (list === NONE || this.#handedOut[typeId]) {
+      list = [...list];
+      this.#byType[typeId] = list;
+      this.#handedOut[typeId] = false;
+    }
+    return list as RegisteredHandler[];
   }
 
   byId(id: number): RegisteredHandler | undefined {
@@ -70,7 +92,7 @@ export class HandlerRegistry {
   addWorker(type: unknown, name: string): RegisteredHandler {
     const t = checkType(type);
     const typeId = this.typeId(t);
-    if (!this.#isolated[typeId] && this.forType(typeId).length > 0) {
+    if (!this.#isolated[typeId] && (this.#byType[typeId] ?? NONE).length > 0) {
       throw new BusError('INVALID_HANDLER', `'${t}' already has main-thread handlers; a type's handlers run either on the main thread or in worker isolates`, {
         field: 'eventType',
       });
@@ -80,9 +102,10 @@ export class HandlerRegistry {
       throw new BusError('NATIVE_ERROR', `worker handler ${name} was called on the main thread`);
     };
     const entry: RegisteredHandler = { id: this.#nextId++, type: t, name, source: fn, fn, thisArg: undefined };
-    this.#byType[typeId] = [...this.forType(typeId), entry];
+    const list = this.#appendable(typeId);
+    list.push(entry);
     this.#byId.set(entry.id, entry);
-    this.#onCountChange(typeId, this.#byType[typeId].length);
+    this.#onCountChange(typeId, list.length);
     return entry;
   }
 
@@ -96,15 +119,17 @@ export class HandlerRegistry {
     let fn: (event: unknown) => unknown;
     let thisArg: unknown;
     let name: string;
+    let handle: unknown;
     if (typeof handler === 'function') {
       fn = handler as (event: unknown) => unknown;
       thisArg = undefined;
-      name = handler.name || 'anonymous';
-    } else if (handler !== null && typeof handler === 'object' && typeof (handler as { handle?: unknown }).handle === 'function') {
-      fn = (handler as { handle: (event: unknown) => unknown }).handle;
+      name = textOf(readSafely(handler, 'name', '')) || 'anonymous';
+    } else if (typeof (handle = handler !== null && typeof handler === 'object' ? readHandle(handler, t) : undefined) === 'function') {
+      fn = handle as (event: unknown) => unknown;
       thisArg = handler;
-      const owner = (handler as object).constructor?.name;
-      name = owner && owner !== 'Object' ? `${owner}.handle` : fn.name || 'anonymous';
+      const ctor = readSafely(handler as object, 'constructor');
+      const owner = typeof ctor === 'function' ? readSafely(ctor, 'name') : undefined;
+      name = typeof owner === 'string' && owner && owner !== 'Object' ? `${owner}.handle` : textOf(readSafely(fn, 'name', '')) || 'anonymous';
     } else {
       throw new BusError(
         'INVALID_HANDLER',
@@ -114,16 +139,17 @@ export class HandlerRegistry {
     }
     const entry: RegisteredHandler = { id: this.#nextId++, type: t, name, source: handler as EventHandlerLike, fn, thisArg };
     const typeId = this.typeId(t);
-    this.#byType[typeId] = [...this.forType(typeId), entry];
+    const list = this.#appendable(typeId);
+    list.push(entry);
     this.#byId.set(entry.id, entry);
-    this.#onCountChange(typeId, this.#byType[typeId].length);
+    this.#onCountChange(typeId, list.length);
     return entry;
   }
 
   /** Whether `type` has handlers now. */
   has(type: string): boolean {
     const typeId = this.#typeIds.get(type);
-    return typeId !== undefined && this.forType(typeId).length > 0;
+    return typeId !== undefined && (this.#byType[typeId] ?? NONE).length > 0;
   }
 
   remove(type: unknown, handler?: unknown): boolean {
@@ -163,4 +189,13 @@ export function describe(value: unknown): string {
   if (typeof value === 'string') return JSON.stringify(value);
   if (typeof value === 'object') return Array.isArray(value) ? 'an array' : 'an object';
   return typeof value === 'undefined' ? 'undefined' : `${typeof value} ${String(value)}`;
+}
+
+/** `handler.handle`, read once; a getter that throws is an INVALID_HANDLER naming the type. */
+function readHandle(handler: object, type: string): unknown {
+  try {
+    return (handler as { handle?: unknown }).handle;
+  } catch (err) {
+    throw new BusError('INVALID_HANDLER', `reading handle of the handler for '${type}' threw: ${errorText(err)}`, { field: 'handler', eventType: type });
+  }
 }

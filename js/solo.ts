@@ -35,22 +35,18 @@ export class SoloDeliveries {
 
   run(slot: number, handler: RegisteredHandler, event: unknown, context: AsyncResource | undefined): void {
     this.#running[slot] = handler;
-    let result: unknown;
     try {
-      result = context === undefined ? handler.fn.call(handler.thisArg, event) : context.runInAsyncScope(handler.fn, handler.thisArg, event);
-    } catch (error) {
-      return this.#settle(slot, true, error);
-    }
-    if (result === null || (typeof result !== 'object' && typeof result !== 'function')) {
-      return this.#settle(slot, false, undefined);
-    }
-    // Promise.resolve returns a native promise as it is; a thenable is
-    // adopted (its `then` called once, later, a throwing `then` a rejection).
-    const promise = result instanceof Promise ? result : Promise.resolve(result);
-    try {
+      const result = context === undefined ? handler.fn.call(handler.thisArg, event) : context.runInAsyncScope(handler.fn, handler.thisArg, event);
+      if (result === null || (typeof result !== 'object' && typeof result !== 'function')) {
+        return this.#settle(slot, false, undefined);
+      }
+      // Promise.resolve returns a native promise as it is and adopts a
+      // thenable (its `then` read and called later, a throw a rejection);
+      // the instanceof check itself may throw for a Proxy, and a promise
+      // subclass's `then` may throw: each is the handler's failure.
+      const promise = result instanceof Promise ? result : Promise.resolve(result);
       promise.then(this.#resolvedAt(slot), this.#rejectedAt(slot));
     } catch (error) {
-      // A promise subclass whose `then` throws.
       this.#settle(slot, true, error);
     }
   }

@@ -23,8 +23,8 @@ pub struct InFlight {
     /// An isolate finished it; the main thread has yet to account for it.
     pub remote_done: bool,
     /// Retries and dead letters its failures led to (isolate deliveries).
-    pub retries: u16,
-    pub letters: u16,
+    pub retries: u32,
+    pub letters: u32,
 }
 
 #[derive(Default)]

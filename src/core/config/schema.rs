@@ -252,6 +252,16 @@ pub const ALIASES: &[Alias] = &[
         rule: num(0.0),
         target: Target::Ignored,
     },
+    Alias {
+        path: "workerOptions.resourceLimits.codeRangeSizeMb",
+        rule: num(0.0),
+        target: Target::Ignored,
+    },
+    Alias {
+        path: "workerOptions.resourceLimits.stackSizeMb",
+        rule: num(0.0),
+        target: Target::Ignored,
+    },
 ];
 
 /// The multiplier of the backoff aliases when only `retryDelayMs` is given,

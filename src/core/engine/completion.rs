@@ -303,8 +303,8 @@ impl Engine {
                         slot,
                         handler: delivery | NOTICE,
                         attempt: code,
-                        arena: entry.retries as u32,
-                        len: entry.letters as u32,
+                        arena: entry.retries,
+                        len: entry.letters,
                     });
                     true
                 }
