@@ -284,6 +284,7 @@ export type BusErrorCode =
   | 'WORKERS_UNAVAILABLE'
   | 'WORKER_PANIC'
   | 'HANDLER_MODULE_ERROR'
+  | 'HANDLER_FAILED'
   | 'NATIVE_ERROR';
 
 /** Every error this package throws or rejects with. */
@@ -382,6 +383,12 @@ export interface QueueMetrics {
   succeeded: number;
   /** Events whose work ended with a dead letter (a handler gave up). */
   failed: number;
+  /**
+   * Events that reached no handler: none was registered for the type when
+   * the event was dispatched (or it was removed while the event waited).
+   * Neither successes nor failures: not in `totalProcessed` or `successRate`.
+   */
+  unhandled: number;
   /** Individual handler failures, retries included. */
   handlerFailures: number;
   /** Delivery-level counts (a retry is a delivery of its own). */

@@ -115,6 +115,8 @@ export class BufferedEventBusService extends EventEmitter implements PublicBus {
   #pool: IsolatePool | undefined;
   #workerSpecs: WorkerHandlerSpec[] = [];
   #drained: (() => void) | undefined;
+  /** Set once native.stop() returned: no delivery starts after it. */
+  #engineStopped = false;
   #shutdown: Promise<ShutdownReport> | undefined;
 
   constructor(config?: BufferedEventConfigInput | BufferedEventBusOptions) {
@@ -502,24 +504,39 @@ export class BufferedEventBusService extends EventEmitter implements PublicBus {
   /**
    * Runs an event's handlers on this thread and resolves once they settle:
    * for a full queue with `fallbackToSync`, or when no worker could start.
-   * Failures are reported; they are not retried.
+   * The caller is awaiting it, so it runs once, under `handlerTimeout`; a
+   * failure (or timeout) is reported and counted, and the emission rejects
+   * with `HANDLER_FAILED` carrying it: the caller holds the event.
    */
   #runInline(slot: number): Promise<string> {
     this.#observer.accepted();
     const id = this.#slots.id(slot);
-    return new Promise((resolve) => {
+    const type = this.#slots.type(slot);
+    return new Promise((resolve, reject) => {
       const handlers = this.#registry.forType(this.#slots.typeId(slot));
+      let firstError: unknown;
       const finish = (failures: number): void => {
         this.#slots.release(slot);
         this.#observer.handledInline(failures > 0);
-        resolve(id);
+        if (failures === 0) return resolve(id);
+        reject(
+          new BusError('HANDLER_FAILED', `event '${type}' was handled inline (the queue was full or no worker ran) and a handler failed: ${errorText(firstError)}`, {
+            eventId: id,
+            cause: firstError,
+          }),
+        );
       };
       if (handlers.length === 0) return finish(0);
       const host: DeliveryHost = {
-        handlerFailed: (d, handler, error) => this.#emitHandlerError(d.slot, handler, error, 0, false),
+        handlerFailed: (d, handler, error, timedOut) => {
+          if (d.failures === 1) firstError = error;
+          this.#emitHandlerError(d.slot, handler, error, 0, timedOut);
+        },
         deliveryDone: (d) => finish(d.failures),
       };
-      new Delivery(host, handlers, slot, 0, 0, Infinity).run(this.#slots.event(slot), this.#slots.context(slot));
+      const delivery = new Delivery(host, handlers, slot, 0, 0, this.#timeouts.deadline());
+      this.#timeouts.track(delivery);
+      delivery.run(this.#slots.event(slot), this.#slots.context(slot));
     });
   }
 
@@ -546,6 +563,9 @@ export class BufferedEventBusService extends EventEmitter implements PublicBus {
   // ---- delivery -------------------------------------------------------
 
   readonly #onDeliveries = (): void => {
+    // A notification queued before the engine stopped: what it announced
+    // was collected by #drainAndStop and must never start.
+    if (this.#engineStopped) return;
     this.#turnStarted = performance.now();
     this.#ring.handoff.drain(this.#deliver);
     const errors = this.#ring.workerErrors();
@@ -563,6 +583,7 @@ export class BufferedEventBusService extends EventEmitter implements PublicBus {
 
   /** Deliveries a refill (see #complete) may have published: run them in this turn. */
   readonly #afterRefill = (): void => {
+    if (this.#engineStopped) return;
     this.#ring.handoff.drain(this.#deliver);
   };
 
@@ -584,7 +605,9 @@ export class BufferedEventBusService extends EventEmitter implements PublicBus {
     }
     if (handlers.length === 0) {
       this.#acks.push(slot, handlerId, OUTCOME.NO_HANDLER, false);
-      return this.#finishWork(slot);
+      // A first delivery with no handler: the event reached nobody. (A
+      // retry whose handler was removed ends that handler's work only.)
+      return this.#finishWork(slot, handlerId === 0 ? 'unhandled' : 'done');
     }
     this.#slots.started(slot);
     if (handlerId === 0 && handlers.length === 1 && this.#config.handlerTimeout === 0) {
@@ -698,12 +721,15 @@ export class BufferedEventBusService extends EventEmitter implements PublicBus {
   }
 
   /**
-   * One piece of an event's open work ended; `abandoned` when it never ran
-   * (left over at shutdown), which counts neither as success nor failure.
+   * One piece of an event's open work ended: `done` when it ran,
+   * `abandoned` when it never ran (left over at shutdown: reported there,
+   * counted neither as success nor failure), `unhandled` when no handler
+   * was registered for it (counted as such).
    */
-  #finishWork(slot: number, abandoned = false): void {
+  #finishWork(slot: number, how: 'done' | 'abandoned' | 'unhandled' = 'done'): void {
     if (!this.#slots.finishWork(slot)) return;
-    if (!abandoned) this.#observer.finished(this.#slots.hasLetters(slot));
+    if (how === 'unhandled') this.#observer.unhandled();
+    else if (how === 'done') this.#observer.finished(this.#slots.hasLetters(slot));
     this.#releaseIfIdle(slot);
     if (--this.#outstanding === 0) {
       this.#releaseProcess();
@@ -774,7 +800,14 @@ export class BufferedEventBusService extends EventEmitter implements PublicBus {
       this.#drained = undefined;
     }
     const undelivered = this.#native.stop();
+    this.#engineStopped = true;
     live.delete(this.#native);
+    // Deliveries already handed over but not yet started never will be:
+    // they are reported with what never started, not as aborted.
+    this.#ring.handoff.drain((slot, handlerId, attempt, retries, letters) => {
+      if ((handlerId & NOTICE) !== 0) return this.#isolateFinished(slot, handlerId & ~NOTICE, retries, letters);
+      if (this.#slots.has(slot)) undelivered.push({ slot, handler: handlerId, attempt });
+    });
     await this.#pool?.stop();
     this.#observer.stop();
     this.#timeouts.stop();
@@ -786,7 +819,7 @@ export class BufferedEventBusService extends EventEmitter implements PublicBus {
         event.handler = this.#registry.byId(u.handler)?.name ?? `handler #${u.handler}`;
         event.retryCount = u.attempt;
       }
-      this.#finishWork(u.slot, true);
+      this.#finishWork(u.slot, 'abandoned');
       return event;
     });
     const aborted = new BusError('SHUTTING_DOWN', 'the bus was shut down before this handler settled');

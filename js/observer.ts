@@ -66,6 +66,8 @@ export class Observer {
   #accepted = 0;
   #succeeded = 0;
   #deadLettered = 0;
+  /** Events that found no handler when dispatched (none registered, or removed while queued). */
+  #unhandled = 0;
   #inline = 0;
   readonly #rejected: Partial<Record<BusErrorCode, number>> = {};
   #running = false;
@@ -145,8 +147,14 @@ export class Observer {
     else this.#succeeded++;
   }
 
+  /** An event's work ended without any handler running it: neither a success nor a failure. */
+  unhandled(): void {
+    this.#unhandled++;
+  }
+
+  /** Events whose work ended, however it ended. */
   finishedCount(): number {
-    return this.#succeeded + this.#deadLettered;
+    return this.#succeeded + this.#deadLettered + this.#unhandled;
   }
 
   rejected(code: BusErrorCode): void {
@@ -174,7 +182,7 @@ export class Observer {
     for (const { name, ...counts } of s.types) byType[name] = counts;
     const size = s.depth.critical + s.depth.normal + s.depth.low;
     const bytesQueued = this.#ring.bytesQueued();
-    const processed = this.finishedCount();
+    const processed = this.#succeeded + this.#deadLettered;
     const metrics = {
       queueMetrics: {
         size,
@@ -191,6 +199,7 @@ export class Observer {
         scheduledRetries: s.scheduledRetries,
         succeeded: this.#succeeded,
         failed: this.#deadLettered,
+        unhandled: this.#unhandled,
         handlerFailures: c.handlerFailures,
         deliveries: { dispatched: c.dispatched[0] + c.dispatched[1] + c.dispatched[2], succeeded: c.succeeded, failed: c.failed, unhandled: c.unhandled },
         handledInline: this.#inline,
@@ -228,7 +237,7 @@ export class Observer {
     };
     add('bootify_events_enqueued_total', 'counter', 'Events accepted by emitEvent or emit.', [['', m.enqueued]]);
     add('bootify_events_rejected_total', 'counter', 'Emissions refused, by error code.', Object.entries(m.rejected).map(([code, n]) => [`code="${code}"`, n ?? 0]));
-    add('bootify_events_finished_total', 'counter', 'Events whose work ended, by result.', [['result="succeeded"', m.succeeded], ['result="dead_lettered"', m.failed]]);
+    add('bootify_events_finished_total', 'counter', 'Events whose work ended, by result.', [['result="succeeded"', m.succeeded], ['result="dead_lettered"', m.failed], ['result="unhandled"', m.unhandled]]);
     add('bootify_events_handled_inline_total', 'counter', 'Events handled on the main thread because the queue was full or no worker ran.', [['', m.handledInline]]);
     add('bootify_events_queued_bytes', 'gauge', 'Estimated payload bytes waiting in the ring.', [['', m.bytesQueued]]);
     return `${lines.join('\n')}\n`;
