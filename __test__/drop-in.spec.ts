@@ -72,6 +72,23 @@ test('handlers, their retries and replays run in the async context of the emissi
   assert.deepEqual([...seen].sort(), ['1:0:req-1', '1:1:req-1', '2:0:req-2', '3:0:-']);
 });
 
+test('a replayed dead letter runs in the context of its original emission', async (t) => {
+  const bus = await startedBus(t, { retryAttempts: 0 });
+  const seen: string[] = [];
+  let fail = true;
+  bus.registerHandler('report.built', () => {
+    seen.push(requestId() ?? '-');
+    if (fail) throw new Error('not yet');
+  });
+  await requestContextStore.run(new Map([['requestId', 'req-7']]), () => bus.emitEvent('report.built', {}));
+  await waitFor(() => bus.getDeadLetterQueue().length === 1, 'the dead letter');
+  fail = false;
+  // Replayed from outside any request.
+  assert.equal(bus.replayDeadLetter(), 1);
+  await waitFor(() => seen.length === 2, 'the replay');
+  assert.deepEqual(seen, ['req-7', 'req-7']);
+});
+
 test('propagateContext: false leaves handlers outside the emitter context', async (t) => {
   const bus = await startedBus(t, { propagateContext: false });
   let seen: string | undefined = 'unset';
