@@ -169,9 +169,15 @@ fn a_worker_panic_requeues_its_batch_and_the_worker_carries_on() {
     let errors = engine.take_worker_errors();
     assert_eq!(errors.len(), 1);
     assert!(errors[0].message.contains("injected"), "{errors:?}");
-    assert_eq!(errors[0].requeued, 20);
+    // The worker may wake while the records are still being pushed, so the
+    // batch it panics holding is some of them, all put back.
+    let requeued = errors[0].requeued;
+    assert!((1..=20).contains(&requeued), "{errors:?}");
     let m = engine.metrics().snapshot();
-    assert_eq!((m.worker_restarts, m.requeued, m.succeeded), (1, 20, 20));
+    assert_eq!(
+        (m.worker_restarts, m.requeued, m.succeeded),
+        (1, requeued as u64, 20)
+    );
     assert_eq!(
         engine.worker_stats()[0].1.restarts.load(Ordering::Relaxed),
         1
