@@ -136,21 +136,17 @@ fn a_spread_default_yields_to_the_changed_mirror_in_both_directions() {
     let c = ok(spread(
         json!({ "workerCount": 2, "maxQueueSize": 1000, "maxMemoryMB": 10, "retryAttempts": 1, "maxEventSize": 2048 }),
     ));
-    assert_eq!(
-        (c.max_queue_size, c.memory_limits.max_queue_size),
-        (1000, 1000)
-    );
+    let mirrored = |c: &Config| {
+        (
+            (c.max_queue_size, c.memory_limits.max_queue_size),
+            (c.max_event_size, c.memory_limits.max_event_size),
+            (c.retry_attempts, c.reliability_limits.max_retry_attempts),
+        )
+    };
+    assert_eq!(mirrored(&c), ((1000, 1000), (2048, 2048), (1, 1)));
     assert_eq!(
         (c.max_memory_mb, c.memory_limits.total_memory_mb),
         (10.0, 10.0)
-    );
-    assert_eq!(
-        (c.retry_attempts, c.reliability_limits.max_retry_attempts),
-        (1, 1)
-    );
-    assert_eq!(
-        (c.max_event_size, c.memory_limits.max_event_size),
-        (2048, 2048)
     );
     // ... or change the nested copy and keep the spread top level.
     let mut d = defaults();
