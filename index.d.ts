@@ -283,6 +283,7 @@ export type BusErrorCode =
   | 'HANDLER_TIMEOUT'
   | 'WORKERS_UNAVAILABLE'
   | 'WORKER_PANIC'
+  | 'ISOLATE_DIED'
   | 'HANDLER_MODULE_ERROR'
   | 'HANDLER_FAILED'
   | 'NATIVE_ERROR';
@@ -369,7 +370,11 @@ export interface QueueMetrics {
   bytesQueued: number;
   /** Per-lane depth and dispatch counts. */
   byPriority: Record<EventPriority, PriorityMetrics>;
-  /** Per event type, keyed by type. */
+  /**
+   * Per event type, keyed by type: every type while there are at most 1000,
+   * else the 1000 with the most deliveries and one entry `'(other types)'`
+   * summing the rest (its `handlers` is how many types it sums).
+   */
   byType: Record<string, TypeMetrics>;
   /** Events accepted by `emitEvent`/`emit`. */
   enqueued: number;
@@ -529,10 +534,11 @@ export interface IsolateInfo {
   sinkId: number;
   /** Its `worker_threads` thread id. */
   threadId: number;
-  state: 'starting' | 'running';
+  /** `'restarting'`: the isolate in this place died and its replacement waits out `workerRestartDelay` (doubled while replacements keep dying). */
+  state: 'starting' | 'running' | 'restarting';
   /** Deliveries handed to it. */
   deliveries: number;
-  /** Isolates this one replaced (crashed or exited before it). */
+  /** Isolates this one replaced (died before it). */
   restarts: number;
   /** Share of time its event loop was busy, 0..1, since it started. */
   eventLoopUtilization: number;
@@ -605,6 +611,14 @@ export interface AttemptError {
   timedOut: boolean;
   /** Milliseconds since the Unix epoch. */
   at: number;
+}
+
+/** Which dead letters `getDeadLetterQueue` returns. */
+export interface DeadLetterPage {
+  /** Entries to skip, oldest first; default 0. */
+  offset?: number;
+  /** Most entries to return; default all. */
+  limit?: number;
 }
 
 /** A delivery that used up its attempts (or failed with a non-retryable error). */
@@ -747,8 +761,8 @@ export declare class BufferedEventBusService extends EventEmitter {
   getWorkerStatistics(): WorkerStatistics;
   /** Sets the number of native workers (1..20) while events flow. */
   scaleWorkers(count: number): Promise<void>;
-  /** The dead letters, oldest first. */
-  getDeadLetterQueue(): DeadLetterEntry[];
+  /** The dead letters, oldest first: all of them, or the page asked for (`{ offset: 0, limit: 100 }`). */
+  getDeadLetterQueue(page?: DeadLetterPage): DeadLetterEntry[];
   /** Puts one dead letter (or all) back in front of its lane with fresh attempts; returns how many. */
   replayDeadLetter(id?: number): number;
   /** Removes one dead letter; returns whether it existed. */

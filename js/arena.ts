@@ -13,7 +13,8 @@ export class Arena {
   readonly buffer: SharedArrayBuffer;
   readonly bytes: Uint8Array;
   readonly #free: number[][] = [];
-  #top = 0;
+  /** Offset 0 is never handed out: a ring record's arena word 0 means "no bytes". */
+  #top = 64;
   #used = 0;
 
   constructor(size: number) {

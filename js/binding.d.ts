@@ -85,9 +85,12 @@ export declare class NativeBus {
    * read without stopping anything. A string because JSON.parse builds
    * the object several times faster than setting its properties one by
    * one through Node-API.
+   * Per-type counters only `with_types`: health checks and worker
+   * statistics do not need them, and they are the part that grows.
    */
-  stats(): string
-  deadLetters(): Array<DeadLetterEntry>
+  stats(withTypes?: boolean | undefined | null): string
+  /** Up to `limit` dead letters (default: all) from the `offset`-th. */
+  deadLetters(offset?: number | undefined | null, limit?: number | undefined | null): Array<DeadLetterEntry>
   /** Puts one dead letter (or all) back with fresh attempts; returns them. */
   replayDeadLetters(id?: number | undefined | null): Array<DeadLetterEntry>
   /** Removes one dead letter (or all); returns them. */
@@ -99,10 +102,18 @@ export declare class NativeBus {
   /** Routes a type's events to worker isolates (or back to this thread). */
   setTypeIsolated(typeId: number, isolated: boolean): void
   /**
-   * An isolate exited: its unfinished deliveries go back to the queue.
-   * Returns how many.
+   * Delivery `delivery` of `slot` reached this thread for a type handled
+   * in isolates since the event was emitted; its serialised bytes are
+   * now at `arena` (`size` bytes). Sends it on to an isolate.
    */
-  detachIsolate(sinkId: number): number
+  reroute(slot: number, delivery: number, arena: number, size: number): void
+  /**
+   * An isolate exited. The deliveries `culprits` names (it died running
+   * them) count as failed attempts; `succeeded` (`[slot, delivery]`
+   * pairs, flat) finished before it died and count as handled; its other
+   * unfinished deliveries go back to the queue uncharged.
+   */
+  detachIsolate(sinkId: number, culprits: Array<HandlerFailure>, succeeded: Array<number>): DetachReport
 }
 
 /**
@@ -126,6 +137,16 @@ export interface DeadLetterEntry {
   errors: any
   /** Milliseconds since the Unix epoch. */
   timestamp: number
+}
+
+/** What became of a dead isolate's unfinished deliveries. */
+export interface DetachReport {
+  /** Counted as failed attempts. */
+  charged: number
+  /** Finished before it died: counted as handled. */
+  succeeded: number
+  /** Put back in front of their lanes, uncharged. */
+  requeued: number
 }
 
 /** One handler failure, reported with the acknowledgements. */

@@ -9,6 +9,7 @@ import type {
   BufferedEventConfig,
   BufferedEventConfigInput,
   DeadLetterEntry,
+  DeadLetterPage,
   EventHandlerLike,
   EventOptions,
   EventSystemMetrics,
@@ -49,6 +50,22 @@ import { TimeoutQueue } from './timeouts';
 
 type State = 'created' | 'running' | 'inline' | 'failed' | 'draining' | 'stopped';
 
+/** An event as worker isolates receive it (js/isolate-worker.ts). */
+interface IsolateEnvelope {
+  id: string;
+  type: string;
+  payload: unknown;
+  lane: number;
+  correlationId: string;
+  timestamp: number;
+}
+
+interface Serialised {
+  /** ENCODING.JSON or ENCODING.CLONE: the arena block's first byte. */
+  tag: number;
+  bytes: Uint8Array;
+}
+
 /** Buses whose native workers may be running, stopped on process exit. */
 const live = new Set<NativeBus>();
 process.on('exit', () => {
@@ -73,6 +90,21 @@ const NO_DESTROY = { requireManualDestroy: true } as const;
 
 /** The native half of each bus, for the test hooks in testing.ts. */
 export const nativeOf = new WeakMap<object, NativeBus>();
+
+/** A paging field of getDeadLetterQueue: absent, or an integer 0..2^32-1. */
+function pageField(page: DeadLetterPage, field: 'offset' | 'limit'): number | undefined {
+  let value: unknown;
+  try {
+    value = page[field];
+  } catch (err) {
+    throw new BusError('INVALID_ARGUMENT', `reading ${field} threw: ${errorText(err)}`, { field });
+  }
+  if (value === undefined) return undefined;
+  if (typeof value !== 'number' || !Number.isInteger(value) || value < 0 || value > 0xffff_ffff) {
+    throw new BusError('INVALID_ARGUMENT', `${field} must be an integer from 0 to 4294967295, got ${describe(value)}`, { field });
+  }
+  return value;
+}
 
 /**
  * The native buffered event bus. See index.d.ts for the documented API.
@@ -261,18 +293,32 @@ export class BufferedEventBusService extends EventEmitter implements PublicBus {
       });
     }
     await probeWorkerHandler(resolved, exportName);
+    if (this.#arena === undefined) {
+      // Before anything is registered: a failure leaves no trace.
+      try {
+        this.#arena = new Arena(this.#maxMemoryBytes);
+      } catch (err) {
+        throw new BusError('INVALID_CONFIG', `maxMemoryMB (${this.#config.maxMemoryMB}) cannot be allocated for worker isolates: ${errorText(err)}`, {
+          field: 'maxMemoryMB',
+          value: this.#config.maxMemoryMB,
+        });
+      }
+    }
     const name = `${path.basename(resolved)}#${exportName}`;
     const entry = this.#registry.addWorker(eventType, name);
     const spec: WorkerHandlerSpec = { id: entry.id, type: eventType, name, modulePath: resolved, exportName };
     this.#workerSpecs.push(spec);
     this.#native.setTypeIsolated(this.#registry.typeId(eventType), true);
-    this.#arena ??= new Arena(this.#maxMemoryBytes);
     this.#pool ??= new IsolatePool(
       { busId: this.#native.id, arena: this.#arena.buffer, concurrency: this.#config.concurrency, handlerTimeout: this.#config.handlerTimeout },
       this.#config.workerIsolates,
-      this.#native,
-      () => this.#workerSpecs,
-      (err) => this.#notify('worker_error', err),
+      {
+        native: this.#native,
+        handlers: () => this.#workerSpecs,
+        handlerName: (id) => this.#registry.byId(id)?.name ?? `handler #${id}`,
+        restartDelay: () => this.#config.reliabilityLimits.workerRestartDelay,
+        onError: (err) => this.#notify('worker_error', err),
+      },
     );
     this.#pool.addHandler(spec);
     return () => {
@@ -313,8 +359,17 @@ export class BufferedEventBusService extends EventEmitter implements PublicBus {
     (this.#config as { workerCount: number }).workerCount = count;
   }
 
-  getDeadLetterQueue(): DeadLetterEntry[] {
-    return this.#native.deadLetters().map((d) => {
+  getDeadLetterQueue(page?: DeadLetterPage): DeadLetterEntry[] {
+    let offset: number | undefined;
+    let limit: number | undefined;
+    if (page !== undefined) {
+      if (page === null || typeof page !== 'object') {
+        throw new BusError('INVALID_ARGUMENT', `getDeadLetterQueue takes { offset, limit }, got ${describe(page)}`, { field: 'page' });
+      }
+      offset = pageField(page, 'offset');
+      limit = pageField(page, 'limit');
+    }
+    return this.#native.deadLetters(offset, limit).map((d) => {
       const errors = d.errors as DeadLetterEntry['errors'];
       const last = errors[errors.length - 1];
       const event = this.#slots.queuedEvent(d.slot);
@@ -409,25 +464,12 @@ export class BufferedEventBusService extends EventEmitter implements PublicBus {
     const typeId = this.#registry.typeId(type);
     const timestamp = this.#clock.now();
     const isolated = this.#registry.isIsolated(typeId);
-    let bytes: Buffer | undefined;
-    let tag = 0;
+    let serialised: Serialised | undefined;
     if (isolated) {
       // Serialised once, here: isolates read these bytes in place, and
-      // maxEventSize is exact for them. A flat payload goes as JSON (4x
-      // cheaper, and exact for strings, numbers and booleans); anything
-      // else as a structured clone, so Dates, Maps and the like survive.
-      const envelope = { id, type, payload, lane, correlationId: (given as string | undefined) ?? id, timestamp };
-      const flat = isFlatPayload(payload);
-      tag = flat ? ENCODING.JSON : ENCODING.CLONE;
-      bytes = flat ? Buffer.from(JSON.stringify(envelope)) : serialize(envelope);
-      size = bytes.length + 1;
-      if (size > this.#config.maxEventSize) {
-        throw new BusError('EVENT_TOO_LARGE', `event is larger than maxEventSize (${this.#config.maxEventSize} bytes): ${size} bytes serialised`, {
-          field: 'maxEventSize',
-          limit: this.#config.maxEventSize,
-          size,
-        });
-      }
+      // maxEventSize is exact for them.
+      serialised = this.#serialise({ id, type, payload, lane, correlationId: (given as string | undefined) ?? id, timestamp });
+      size = serialised.bytes.length + 1;
     }
     const slot = this.#slots.add(id, type, typeId, payload, lane, given as string | undefined, timestamp);
     // Handlers (retries and replays included) run in the emitter's async
@@ -437,8 +479,8 @@ export class BufferedEventBusService extends EventEmitter implements PublicBus {
     if (state === 'inline' && !isolated) return this.#runInline(slot);
     let full = this.#fullBecause(size);
     let arena = 0;
-    if (bytes !== undefined && full === undefined) {
-      arena = (this.#arena as Arena).store(tag, bytes);
+    if (serialised !== undefined && full === undefined) {
+      arena = (this.#arena as Arena).store(serialised.tag, serialised.bytes);
       if (arena < 0) full = 'maxMemoryMB';
       else this.#slots.setArena(slot, arena, size);
     }
@@ -453,6 +495,58 @@ export class BufferedEventBusService extends EventEmitter implements PublicBus {
       queueMicrotask(this.#wakeWorkers);
     }
     return id;
+  }
+
+  /**
+   * An event as isolates read it. A flat payload goes as JSON (4x cheaper,
+   * and exact for strings, numbers and booleans); anything else as a
+   * structured clone, so Dates, Maps and the like survive.
+   */
+  #serialise(envelope: IsolateEnvelope): Serialised {
+    const flat = isFlatPayload(envelope.payload);
+    const bytes = flat ? Buffer.from(JSON.stringify(envelope)) : serialize(envelope);
+    const size = bytes.length + 1;
+    if (size > this.#config.maxEventSize) {
+      throw new BusError('EVENT_TOO_LARGE', `event is larger than maxEventSize (${this.#config.maxEventSize} bytes): ${size} bytes serialised`, {
+        field: 'maxEventSize',
+        limit: this.#config.maxEventSize,
+        size,
+      });
+    }
+    return { tag: flat ? ENCODING.JSON : ENCODING.CLONE, bytes };
+  }
+
+  /**
+   * A delivery of a type handled in isolates reached this thread: the event
+   * was emitted before the type's worker handler was registered, so it has
+   * no serialised bytes. Serialise it now and send it on; if that cannot
+   * be done, it fails like a handler failure (retried, then dead-lettered).
+   */
+  #forward(slot: number, handlerId: number, attempt: number): void {
+    let error: unknown;
+    try {
+      const e = this.#slots.queuedEvent(slot);
+      const { tag, bytes } = this.#serialise({ id: e.id, type: e.type, payload: e.payload, lane: this.#slots.lane(slot), correlationId: e.correlationId, timestamp: e.timestamp });
+      const offset = (this.#arena as Arena).store(tag, bytes);
+      if (offset < 0) throw new BusError('QUEUE_FULL', `no room for the event in maxMemoryMB (${this.#config.maxMemoryMB} MB) of isolate memory`, { field: 'maxMemoryMB' });
+      this.#slots.setArena(slot, offset, bytes.length + 1);
+      this.#native.reroute(slot, handlerId, offset, bytes.length + 1);
+      this.#pool?.ensureStarted();
+      return;
+    } catch (err) {
+      error = err;
+    }
+    const handler = this.#registry.forType(this.#slots.typeId(slot))[0] ?? this.#registry.byId(handlerId);
+    if (handler === undefined) return this.#unhandled(slot, handlerId);
+    this.#handlerFailed(slot, handlerId, attempt, handler, error, false);
+    this.#deliveryEnded(slot, handlerId, true);
+  }
+
+  #unhandled(slot: number, handlerId: number): void {
+    this.#acks.push(slot, handlerId, OUTCOME.NO_HANDLER, false);
+    // A first delivery with no handler: the event reached nobody. (A
+    // retry whose handler was removed ends that handler's work only.)
+    this.#finishWork(slot, handlerId === 0 ? 'unhandled' : 'done');
   }
 
   /**
@@ -596,6 +690,7 @@ export class BufferedEventBusService extends EventEmitter implements PublicBus {
       this.#acks.push(slot, handlerId, OUTCOME.FAILED, false);
       return;
     }
+    if (this.#registry.isIsolated(this.#slots.typeId(slot))) return this.#forward(slot, handlerId, attempt);
     let handlers: readonly RegisteredHandler[];
     if (handlerId === 0) {
       handlers = this.#registry.forType(this.#slots.typeId(slot));
@@ -603,12 +698,7 @@ export class BufferedEventBusService extends EventEmitter implements PublicBus {
       const one = this.#registry.byId(handlerId);
       handlers = one ? [one] : [];
     }
-    if (handlers.length === 0) {
-      this.#acks.push(slot, handlerId, OUTCOME.NO_HANDLER, false);
-      // A first delivery with no handler: the event reached nobody. (A
-      // retry whose handler was removed ends that handler's work only.)
-      return this.#finishWork(slot, handlerId === 0 ? 'unhandled' : 'done');
-    }
+    if (handlers.length === 0) return this.#unhandled(slot, handlerId);
     this.#slots.started(slot);
     if (handlerId === 0 && handlers.length === 1 && this.#config.handlerTimeout === 0) {
       return this.#solo.run(slot, handlers[0], this.#slots.event(slot), this.#slots.context(slot));
@@ -808,7 +898,14 @@ export class BufferedEventBusService extends EventEmitter implements PublicBus {
       if ((handlerId & NOTICE) !== 0) return this.#isolateFinished(slot, handlerId & ~NOTICE, retries, letters);
       if (this.#slots.has(slot)) undelivered.push({ slot, handler: handlerId, attempt });
     });
-    await this.#pool?.stop();
+    if (this.#pool) {
+      await this.#pool.stop();
+      // Isolates that finished deliveries before they were terminated left
+      // notices: those events are done, not aborted.
+      this.#ring.handoff.drain((slot, handlerId, _attempt, retries, letters) => {
+        if ((handlerId & NOTICE) !== 0) this.#isolateFinished(slot, handlerId & ~NOTICE, retries, letters);
+      });
+    }
     this.#observer.stop();
     this.#timeouts.stop();
     for (const q of this.#oldTimeouts) q.stop();

@@ -2,6 +2,7 @@
 // attaches this isolate's hand-off queue to the bus's native engine, and
 // runs the deliveries it is handed. Events arrive serialised (v8
 // structured clone) in the shared arena.
+import { AsyncLocalStorage } from 'node:async_hooks';
 import { deserialize } from 'node:v8';
 import { parentPort, threadId, workerData } from 'node:worker_threads';
 import { AckBuffer, failureRecord, type FailureRecord, OUTCOME } from './acks';
@@ -10,11 +11,38 @@ import { Delivery, type DeliveryHost } from './delivery';
 import { LANES } from './event-record';
 import { HandoffReader, type HandoffRegion } from './handoff';
 import type { RegisteredHandler } from './handlers';
+import { IsolateStatus } from './isolate-status';
 import type { IsolateSetup, WorkerHandlerSpec } from './isolates';
 import { native } from './native';
 import { TimeoutQueue } from './timeouts';
 
 const setup = workerData as IsolateSetup;
+const status = new IsolateStatus(setup.status);
+// The delivery whose code is running, synchronously or in a continuation:
+// when a handler kills the isolate (process.exit(), a throw that escapes),
+// it is the one to blame, and the main thread charges it alone.
+const current = new AsyncLocalStorage<Delivery>();
+// Deliveries that finished before it died are acknowledged on the way out,
+// or they would go back to the queue and run twice.
+const dying = (): void => {
+  const delivery = current.getStore();
+  if (delivery) status.blame({ slot: delivery.slot, delivery: delivery.handlerId });
+  try {
+    acks.drain();
+  } catch {
+    // Nothing more can be done from a dying isolate; what is unacknowledged
+    // is requeued, and counted as such.
+  }
+};
+process.on('exit', dying);
+process.on('uncaughtException', (err) => {
+  dying();
+  // Still fatal: the isolate's state is unknown after an escaped throw.
+  throw err;
+});
+/** Each running delivery's status entry; then entries awaiting their acknowledgement. */
+const entries = new Map<Delivery, number>();
+const unacknowledged: number[] = [];
 const byId = new Map<number, RegisteredHandler>();
 const byType = new Map<string, RegisteredHandler[]>();
 
@@ -89,6 +117,8 @@ const acks = new AckBuffer(
   reader,
   (count, failures) => {
     sink.complete(count, failures);
+    for (const entry of unacknowledged) status.acknowledged(entry);
+    unacknowledged.length = 0;
     return null;
   },
   () => {},
@@ -96,15 +126,36 @@ const acks = new AckBuffer(
 
 const host: DeliveryHost = {
   handlerFailed: (delivery, handler, error, timedOut) => acks.fail(failureRecord(delivery.slot, delivery.handlerId, handler, error, timedOut)),
-  deliveryDone: (delivery) => acks.push(delivery.slot, delivery.handlerId, delivery.failures ? OUTCOME.FAILED : OUTCOME.OK, false),
+  deliveryDone: (delivery) => {
+    const outcome = delivery.failures ? OUTCOME.FAILED : OUTCOME.OK;
+    const entry = entries.get(delivery) ?? -1;
+    entries.delete(delivery);
+    status.finished(entry, outcome);
+    unacknowledged.push(entry);
+    acks.push(delivery.slot, delivery.handlerId, outcome, false);
+  },
 };
 
-function deliver(slot: number, handlerId: number, attempt: number, offset: number, len: number): void {
-  const e = (
+/** The event at `offset`; words from shared memory are checked, not trusted. */
+function read(offset: number, len: number): Serialized {
+  if (offset <= 0 || len < 2 || offset + len > arena.length) throw new RangeError(`no event at arena offset ${offset} (${len} bytes)`);
+  return (
     arena[offset] === ENCODING.JSON
       ? JSON.parse(Buffer.from(setup.arena, offset + 1, len - 1).toString('utf8'))
       : deserialize(arena.subarray(offset + 1, offset + len))
   ) as Serialized;
+}
+
+function deliver(slot: number, handlerId: number, attempt: number, offset: number, len: number): void {
+  let e: Serialized;
+  try {
+    e = read(offset, len);
+  } catch (err) {
+    // Reading it again would fail again: not retryable.
+    const message = `the event could not be read in the isolate: ${String((err as Error)?.message ?? err)}`;
+    acks.fail({ slot, delivery: handlerId, handler: handlerId, handlerName: 'isolate', message, name: 'Error', retryable: false, timedOut: false, at: Date.now() });
+    return acks.push(slot, handlerId, OUTCOME.FAILED, false);
+  }
   let handlers: readonly RegisteredHandler[];
   if (handlerId === 0) handlers = byType.get(e.type) ?? [];
   else {
@@ -113,8 +164,11 @@ function deliver(slot: number, handlerId: number, attempt: number, offset: numbe
   }
   if (handlers.length === 0) return acks.push(slot, handlerId, OUTCOME.NO_HANDLER, false);
   const delivery = new Delivery(host, handlers, slot, handlerId, attempt, timeouts.deadline());
+  entries.set(delivery, status.start(slot, handlerId));
   timeouts.track(delivery);
-  delivery.run(handlerEvent(e, attempt, delivery));
+  status.running({ slot, delivery: handlerId });
+  current.run(delivery, () => delivery.run(handlerEvent(e, attempt, delivery)));
+  status.running(undefined);
 }
 
 sink = native.IsolateSink.attach(setup.busId, words, () => reader.drain(deliver));

@@ -72,6 +72,7 @@ export class Observer {
   readonly #rejected: Partial<Record<BusErrorCode, number>> = {};
   #running = false;
   #restartsSeen = 0;
+  #deathsSeen = 0;
   #listenerErrors = 0;
   #timers: NodeJS.Timeout[] = [];
   #restart: (() => void) | undefined;
@@ -166,13 +167,14 @@ export class Observer {
     this.finished(failed);
   }
 
-  #stats(): NativeStats {
+  /** `withTypes`: include the per-type counters (only metrics() shows them). */
+  #stats(withTypes = false): NativeStats {
     this.#ring.publishTails();
-    return JSON.parse(this.#native.stats()) as NativeStats;
+    return JSON.parse(this.#native.stats(withTypes)) as NativeStats;
   }
 
   metrics(): EventSystemMetrics {
-    const s = this.#stats();
+    const s = this.#stats(true);
     const c = s.counters;
     const byPriority = {} as Record<EventPriority, PriorityMetrics>;
     LANES.forEach((lane, i) => {
@@ -304,6 +306,9 @@ export class Observer {
       const up = pool.info(new Map()).filter((i) => i.state === 'running').length;
       const want = this.#config.workerIsolates;
       check('isolates', up < want, 'warning', up, want, `${up} of ${want} worker isolates running`);
+      const deaths = pool.deaths - this.#deathsSeen;
+      this.#deathsSeen = pool.deaths;
+      check('isolate_deaths', deaths > 0, 'warning', deaths, 1, `${deaths} worker isolate(s) died since the last check`);
     }
     const status = alerts.some((a) => a.severity === 'critical') ? 'unhealthy' : alerts.length > 0 ? 'degraded' : 'healthy';
     return withGuideHealthNames({ status, activeWorkers: s.workers.length, queueDepth, processingRate: rate, alerts, checks });

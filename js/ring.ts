@@ -25,11 +25,14 @@ interface Layout {
   deliveryPending: number;
   workerErrors: number;
   recordWords: number;
+  /** Offsets of a record's words (src/core/layout.rs, `record`). */
+  record: { seq: number; slot: number; typeId: number; size: number; enqueuedUs: number; arena: number };
   deliveryWords: number;
   ackWords: number;
 }
 
 const L = native.ringLayout() as Layout;
+const R = L.record;
 
 export class SharedRing {
   /** The view handed to the native side. */
@@ -76,22 +79,23 @@ export class SharedRing {
 
   /**
    * Appends a record to `lane`, emitted at `enqueuedUs` (engine clock);
-   * `arena` locates a serialised event (types handled in isolates). False
+   * `arena` locates a serialised event (types handled in isolates; 0:
+   * none). False
    * when the lane is full.
    */
   push(lane: number, slot: number, typeId: number, size: number, enqueuedUs: number, arena = 0): boolean {
     const u32 = this.#u32;
     const pos = this.#tails[lane];
     const cell = this.#lanesBase + (lane * this.laneCapacity + (pos & this.#laneMask)) * L.recordWords;
-    if (Atomics.load(u32, cell) !== pos) return false;
-    u32[cell + 1] = slot;
-    u32[cell + 2] = typeId;
-    u32[cell + 3] = size;
-    u32[cell + 4] = enqueuedUs;
-    u32[cell + 5] = arena;
+    if (Atomics.load(u32, cell + R.seq) !== pos) return false;
+    u32[cell + R.slot] = slot;
+    u32[cell + R.typeId] = typeId;
+    u32[cell + R.size] = size;
+    u32[cell + R.enqueuedUs] = enqueuedUs;
+    u32[cell + R.arena] = arena;
     const next = (pos + 1) >>> 0;
-    // The sequence store publishes the three plain writes above.
-    Atomics.store(u32, cell, next);
+    // The sequence store publishes the plain writes above.
+    Atomics.store(u32, cell + R.seq, next);
     this.#tails[lane] = next;
     this.#bytesIn = (this.#bytesIn + size) >>> 0;
     return true;

@@ -2,12 +2,13 @@ use std::collections::HashMap;
 use std::sync::atomic::Ordering;
 use std::sync::{Arc, Weak};
 
-use napi::bindgen_prelude::{Function, Int32Array};
+use napi::bindgen_prelude::Function;
 use napi::Env;
 use napi_derive::napi;
 use serde_json::{json, Value};
 
 use super::error::{napi_to_js, to_js};
+use super::shared_view::SharedInt32Array;
 use super::sink::TsfnNotifier;
 use crate::core::config::Config;
 use crate::core::dead_letter::AttemptError;
@@ -15,7 +16,6 @@ use crate::core::engine::{Engine, Failure};
 use crate::core::error::BusError;
 use crate::core::layout::{self, Layout};
 use crate::core::ring::LANE_NAMES;
-use crate::core::shared::SharedWords;
 
 /// The native half of `BufferedEventBusService`: owns the worker threads
 /// that drain the shared priority ring. Internal; use the JavaScript class.
@@ -182,6 +182,14 @@ pub fn ring_layout() -> Value {
         "deliveryPending": layout::DELIVERY_PENDING,
         "workerErrors": layout::WORKER_ERRORS,
         "recordWords": layout::RECORD_WORDS,
+        "record": {
+            "seq": layout::record::SEQ,
+            "slot": layout::record::SLOT,
+            "typeId": layout::record::TYPE_ID,
+            "size": layout::record::SIZE,
+            "enqueuedUs": layout::record::ENQUEUED_US,
+            "arena": layout::record::ARENA,
+        },
         "deliveryWords": layout::DELIVERY_WORDS,
         "ackWords": layout::ACK_WORDS,
     })
@@ -192,7 +200,11 @@ impl NativeBus {
     /// `config` must be a full configuration from `resolveConfig`; `ring` is
     /// an `Int32Array` over a `SharedArrayBuffer` of `ringWords(...)` words.
     #[napi(constructor)]
-    pub fn new(env: Env, config: Value, ring: Int32Array) -> napi::Result<Self, String> {
+    pub fn new(
+        env: Env,
+        config: Value,
+        #[napi(ts_arg_type = "Int32Array")] ring: SharedInt32Array,
+    ) -> napi::Result<Self, String> {
         let config = Config::resolve(&config, |_| None).map_err(to_js)?;
         let needed = Layout::new(config.max_queue_size, config.concurrency).words;
         if ring.len() < needed {
@@ -201,12 +213,7 @@ impl NativeBus {
                 format!("ring buffer has {} words, needs {needed}", ring.len()),
             ));
         }
-        let (ptr, len) = (ring.as_ptr() as *mut u32, ring.len());
-        // SAFETY: `ring` is a view of a SharedArrayBuffer, whose backing store
-        // never moves; the view is kept alive as the owner of `SharedWords`
-        // for as long as the engine exists. JavaScript touches these words
-        // only with `Atomics` or plain writes published by `Atomics.store`.
-        let mem = unsafe { SharedWords::from_raw(ptr, len, Box::new(ring)) };
+        let mem = ring.into_words();
         let engine = Arc::new(Engine::new(&config, mem));
         // Worker threads must be gone before the environment frees the
         // buffer; a worker isolate's environment can end without anyone
@@ -280,7 +287,13 @@ impl NativeBus {
             })
             .map_err(napi_to_js)?;
         self.engine
-            .start(Arc::new(TsfnNotifier { tsfn, lag }), workers)
+            .start(
+                Arc::new(TsfnNotifier {
+                    tsfn,
+                    lag: Some(lag),
+                }),
+                workers,
+            )
             .map_err(to_js)
     }
 
@@ -386,12 +399,14 @@ impl NativeBus {
     /// read without stopping anything. A string because JSON.parse builds
     /// the object several times faster than setting its properties one by
     /// one through Node-API.
+    /// Per-type counters only `with_types`: health checks and worker
+    /// statistics do not need them, and they are the part that grows.
     #[napi]
-    pub fn stats(&self) -> String {
-        self.stats_value().to_string()
+    pub fn stats(&self, with_types: Option<bool>) -> String {
+        self.stats_value(with_types.unwrap_or(false)).to_string()
     }
 
-    fn stats_value(&self) -> Value {
+    fn stats_value(&self, with_types: bool) -> Value {
         let q = self.engine.queue_state();
         let m = self.engine.metrics().snapshot();
         let workers: Vec<Value> = self
@@ -418,7 +433,7 @@ impl NativeBus {
         json!({
             "depth": depth,
             "rates": { "input": rates.input, "processing": rates.processing, "windowSeconds": rates.window },
-            "types": self.engine.type_stats(),
+            "types": if with_types { self.engine.type_stats() } else { Vec::new() },
             "sinks": self.engine.sink_stats().iter().map(|(id, n)| json!({ "id": id, "deliveries": n })).collect::<Vec<_>>(),
             "readyRetries": q.ready_retries,
             "scheduledRetries": q.scheduled_retries,

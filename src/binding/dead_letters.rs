@@ -43,9 +43,14 @@ fn id_of(id: Option<i64>) -> Option<u64> {
 
 #[napi]
 impl NativeBus {
+    /// Up to `limit` dead letters (default: all) from the `offset`-th.
     #[napi]
-    pub fn dead_letters(&self) -> Vec<DeadLetterEntry> {
-        entries(self.engine.dead_letters())
+    pub fn dead_letters(&self, offset: Option<u32>, limit: Option<u32>) -> Vec<DeadLetterEntry> {
+        let limit = limit.map_or(usize::MAX, |l| l as usize);
+        entries(
+            self.engine
+                .dead_letters(offset.unwrap_or(0) as usize, limit),
+        )
     }
 
     /// Puts one dead letter (or all) back with fresh attempts; returns them.

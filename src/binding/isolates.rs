@@ -4,7 +4,7 @@
 
 use std::sync::{Arc, Weak};
 
-use napi::bindgen_prelude::{Function, Int32Array};
+use napi::bindgen_prelude::Function;
 use napi::Env;
 use napi_derive::napi;
 use parking_lot::Mutex;
@@ -12,10 +12,10 @@ use serde_json::{json, Value};
 
 use super::bus::{completion_report, CompletionReport, HandlerFailure, NativeBus};
 use super::error::{napi_to_js, to_js};
+use super::shared_view::SharedInt32Array;
 use super::sink::TsfnNotifier;
-use crate::core::engine::Engine;
+use crate::core::engine::{Engine, Failure};
 use crate::core::layout::{HandoffRegion, ACK_WORDS, DELIVERY_WORDS};
-use crate::core::shared::SharedWords;
 
 /// Buses by id, for isolates to attach to. Weak: an isolate must not keep a
 /// bus alive that its owner shut down and dropped.
@@ -40,6 +40,17 @@ fn find_bus(id: u32) -> Option<Arc<Engine>> {
         .iter()
         .find(|(i, _)| *i == id)
         .and_then(|(_, w)| w.upgrade())
+}
+
+/// What became of a dead isolate's unfinished deliveries.
+#[napi(object)]
+pub struct DetachReport {
+    /// Counted as failed attempts.
+    pub charged: u32,
+    /// Finished before it died: counted as handled.
+    pub succeeded: u32,
+    /// Put back in front of their lanes, uncharged.
+    pub requeued: u32,
 }
 
 /// Words an isolate's hand-off buffer needs for a window of `concurrency`.
@@ -80,7 +91,7 @@ impl IsolateSink {
     pub fn attach(
         env: Env,
         bus_id: u32,
-        region: Int32Array,
+        #[napi(ts_arg_type = "Int32Array")] region: SharedInt32Array,
         on_deliveries: Function<(), ()>,
     ) -> napi::Result<Self, String> {
         let engine = find_bus(bus_id).ok_or_else(|| {
@@ -90,19 +101,14 @@ impl IsolateSink {
             )
         })?;
         let layout = HandoffRegion::standalone(engine.concurrency());
-        let (ptr, len) = (region.as_ptr() as *mut u32, region.len());
+        let len = region.len();
         if len < layout.words() {
             return Err(napi::Error::new(
                 "INVALID_ARGUMENT".to_string(),
                 format!("isolate region has {len} words, needs {}", layout.words()),
             ));
         }
-        // SAFETY: `region` views a SharedArrayBuffer, whose memory never
-        // moves; it is kept alive as the owner of `SharedWords`, and this
-        // isolate touches the words only with Atomics or plain writes
-        // published by an atomic store.
-        let mem = Arc::new(unsafe { SharedWords::from_raw(ptr, len, Box::new(region)) });
-        let lag = engine.loop_lag();
+        let mem = Arc::new(region.into_words());
         let tsfn = on_deliveries
             .build_threadsafe_function::<()>()
             .weak::<true>()
@@ -110,14 +116,16 @@ impl IsolateSink {
             .build_callback(|_| Ok(()))
             .map_err(napi_to_js)?;
         let id = engine
-            .attach_sink(mem, layout, Arc::new(TsfnNotifier { tsfn, lag }))
+            .attach_sink(mem, layout, Arc::new(TsfnNotifier { tsfn, lag: None }))
             .map_err(to_js)?;
         // When this isolate's environment ends (terminate(), process.exit()
-        // in the worker), its deliveries go back to the others.
+        // in the worker) nothing more goes to it; the main thread then
+        // decides, from what the isolate left in its status words, which of
+        // its deliveries to charge (`NativeBus.detachIsolate`).
         let weak = Arc::downgrade(&engine);
         env.add_env_cleanup_hook((weak, id), |(weak, id)| {
             if let Some(engine) = weak.upgrade() {
-                engine.detach_sink(id);
+                engine.close_sink(id);
             }
         })
         .map_err(napi_to_js)?;
@@ -157,10 +165,40 @@ impl NativeBus {
         self.engine.set_type_isolated(type_id, isolated);
     }
 
-    /// An isolate exited: its unfinished deliveries go back to the queue.
-    /// Returns how many.
+    /// Delivery `delivery` of `slot` reached this thread for a type handled
+    /// in isolates since the event was emitted; its serialised bytes are
+    /// now at `arena` (`size` bytes). Sends it on to an isolate.
     #[napi]
-    pub fn detach_isolate(&self, sink_id: u32) -> u32 {
-        self.engine.detach_sink(sink_id)
+    pub fn reroute(
+        &self,
+        slot: u32,
+        delivery: u32,
+        arena: u32,
+        size: u32,
+    ) -> napi::Result<(), String> {
+        self.engine
+            .reroute(slot, delivery, arena, size)
+            .map_err(to_js)
+    }
+
+    /// An isolate exited. The deliveries `culprits` names (it died running
+    /// them) count as failed attempts; `succeeded` (`[slot, delivery]`
+    /// pairs, flat) finished before it died and count as handled; its other
+    /// unfinished deliveries go back to the queue uncharged.
+    #[napi]
+    pub fn detach_isolate(
+        &self,
+        sink_id: u32,
+        culprits: Vec<HandlerFailure>,
+        succeeded: Vec<u32>,
+    ) -> DetachReport {
+        let culprits = culprits.into_iter().map(Failure::from).collect();
+        let succeeded: Vec<(u32, u32)> = succeeded.chunks_exact(2).map(|p| (p[0], p[1])).collect();
+        let done = self.engine.detach_sink(sink_id, culprits, &succeeded);
+        DetachReport {
+            charged: done.charged,
+            succeeded: done.succeeded,
+            requeued: done.requeued,
+        }
     }
 }

@@ -5,4 +5,5 @@ pub mod bus;
 mod dead_letters;
 mod error;
 pub mod isolates;
+mod shared_view;
 mod sink;

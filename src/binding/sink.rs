@@ -13,13 +13,17 @@ pub type DeliveryCallback = ThreadsafeFunction<(), (), (), Status, false, true>;
 
 pub struct TsfnNotifier {
     pub tsfn: DeliveryCallback,
-    /// Timestamps the notification; the callback records the lag.
-    pub lag: Arc<LoopLag>,
+    /// Timestamps the notification; the callback records the lag. Only the
+    /// main thread's: the lag probe measures that event loop, and an
+    /// isolate's notification is answered on another.
+    pub lag: Option<Arc<LoopLag>>,
 }
 
 impl Notifier for TsfnNotifier {
     fn notify(&self) -> bool {
-        self.lag.notified();
+        if let Some(lag) = &self.lag {
+            lag.notified();
+        }
         // Non-blocking: a worker must never wait on the JavaScript thread,
         // or `process.exit()` could hang joining it.
         self.tsfn.call((), ThreadsafeFunctionCallMode::NonBlocking) == Status::Ok

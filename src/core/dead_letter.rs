@@ -84,6 +84,14 @@ impl DeadLetterQueue {
         self.entries.iter()
     }
 
+    /// Up to `limit` entries from the `offset`-th, without walking the ones
+    /// before it.
+    pub fn page(&self, offset: usize, limit: usize) -> impl Iterator<Item = &DeadLetter> {
+        let start = offset.min(self.entries.len());
+        let end = start.saturating_add(limit).min(self.entries.len());
+        self.entries.range(start..end)
+    }
+
     pub fn remove(&mut self, id: u64) -> Option<DeadLetter> {
         let at = self.entries.iter().position(|e| e.id == id)?;
         self.entries.remove(at)

@@ -27,6 +27,16 @@ pub struct InFlight {
     pub letters: u32,
 }
 
+/// Fan-out deliveries of slots below this live in a vector indexed by
+/// slot (slots are dense: JavaScript reuses freed ones first); any others
+/// in the map. A slot word is written by JavaScript into shared memory, so
+/// a garbage value must cost a map entry, not a 4-billion-entry vector.
+const DENSE_SLOTS: u32 = 1 << 20;
+
+fn dense(slot: u32, handler: u32) -> bool {
+    handler == 0 && slot < DENSE_SLOTS
+}
+
 #[derive(Default)]
 pub struct InFlightTable {
     fan_out: Vec<Option<InFlight>>,
@@ -45,7 +55,7 @@ impl InFlightTable {
 
     /// Records a delivery; returns false if that delivery is already in flight.
     pub fn insert(&mut self, slot: u32, handler: u32, entry: InFlight) -> bool {
-        let fresh = if handler == 0 {
+        let fresh = if dense(slot, handler) {
             let i = slot as usize;
             if self.fan_out.len() <= i {
                 self.fan_out.resize_with(i + 1, || None);
@@ -70,7 +80,7 @@ impl InFlightTable {
     }
 
     pub fn get(&self, slot: u32, handler: u32) -> Option<&InFlight> {
-        if handler == 0 {
+        if dense(slot, handler) {
             self.fan_out.get(slot as usize).and_then(Option::as_ref)
         } else {
             self.single.get(&(slot, handler))
@@ -78,7 +88,7 @@ impl InFlightTable {
     }
 
     pub fn get_mut(&mut self, slot: u32, handler: u32) -> Option<&mut InFlight> {
-        if handler == 0 {
+        if dense(slot, handler) {
             self.fan_out.get_mut(slot as usize).and_then(Option::as_mut)
         } else {
             self.single.get_mut(&(slot, handler))
@@ -111,7 +121,7 @@ impl InFlightTable {
     }
 
     pub fn remove(&mut self, slot: u32, handler: u32) -> Option<InFlight> {
-        let entry = if handler == 0 {
+        let entry = if dense(slot, handler) {
             self.fan_out.get_mut(slot as usize).and_then(Option::take)
         } else {
             self.single.remove(&(slot, handler))
@@ -170,5 +180,18 @@ mod tests {
             e.remote_done = true;
         }
         assert!(t.get(2, 7).is_some_and(|e| e.remote_done));
+    }
+
+    #[test]
+    fn a_garbage_slot_costs_one_entry() {
+        let mut t = InFlightTable::default();
+        assert!(t.insert(u32::MAX, 0, entry(1)));
+        assert!(!t.insert(u32::MAX, 0, entry(1)), "still one delivery");
+        assert!(t.get(u32::MAX, 0).is_some());
+        assert_eq!(t.take_where(|_| true).len(), 1);
+        assert!(t.insert(u32::MAX, 0, entry(1)));
+        assert!(t.remove(u32::MAX, 0).is_some());
+        assert!(t.is_empty());
+        assert!(t.fan_out.len() < 16, "no slot-sized vector");
     }
 }

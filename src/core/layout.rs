@@ -45,7 +45,20 @@ pub const DELIVERY_PENDING: usize = 11 * LINE;
 pub const WORKER_ERRORS: usize = 12 * LINE;
 pub const HEADER_WORDS: usize = 13 * LINE;
 
-/// `[sequence, slot, type id, size, enqueued µs, arena offset]`.
+/// Words of a ring record, at these offsets; JavaScript's producer
+/// (`js/ring.ts`) writes them at the offsets `ringLayout()` exports from
+/// here, so both sides have one definition.
+pub mod record {
+    /// Sequence word, which publishes the rest (see `ring.rs`).
+    pub const SEQ: usize = 0;
+    pub const SLOT: usize = 1;
+    pub const TYPE_ID: usize = 2;
+    pub const SIZE: usize = 3;
+    pub const ENQUEUED_US: usize = 4;
+    /// Offset of the serialised event in the arena; 0 for none (the arena
+    /// never hands out offset 0).
+    pub const ARENA: usize = 5;
+}
 pub const RECORD_WORDS: usize = 6;
 /// `[slot, handler, attempt, arena offset, arena length]`; handler 0 means
 /// every handler of the type. The arena fields locate the serialised event

@@ -16,7 +16,7 @@ use std::sync::atomic::{AtomicU32, AtomicU64, Ordering};
 use std::sync::Arc;
 use std::time::{Duration, Instant};
 
-use super::layout::{self, Layout, LANE_COUNT, LINE, RECORD_WORDS};
+use super::layout::{self, record, Layout, LANE_COUNT, LINE, RECORD_WORDS};
 use super::shared::SharedWords;
 
 pub const LANES: usize = LANE_COUNT;
@@ -180,14 +180,7 @@ impl PriorityRing {
                     Ordering::Relaxed,
                 ) {
                     Ok(_) => {
-                        let rec = Record {
-                            slot: self.word(cell + 1).load(Ordering::Relaxed),
-                            type_id: self.word(cell + 2).load(Ordering::Relaxed),
-                            size: self.word(cell + 3).load(Ordering::Relaxed),
-                            enqueued_us: self.word(cell + 4).load(Ordering::Relaxed),
-                            arena: self.word(cell + 5).load(Ordering::Relaxed),
-                            lane: lane as u8,
-                        };
+                        let rec = self.read_record(cell, lane);
                         self.word(cell)
                             .store(pos.wrapping_add(self.capacity), Ordering::Release);
                         self.word(layout::BYTES_OUT)
@@ -219,14 +212,21 @@ impl PriorityRing {
         if self.word(cell).load(Ordering::Acquire) != pos.wrapping_add(1) {
             return None;
         }
-        Some(Record {
-            slot: self.word(cell + 1).load(Ordering::Relaxed),
-            type_id: self.word(cell + 2).load(Ordering::Relaxed),
-            size: self.word(cell + 3).load(Ordering::Relaxed),
-            enqueued_us: self.word(cell + 4).load(Ordering::Relaxed),
-            arena: self.word(cell + 5).load(Ordering::Relaxed),
+        Some(self.read_record(cell, lane))
+    }
+
+    /// The fields of the record at `cell`, once its sequence word said the
+    /// producer published it.
+    fn read_record(&self, cell: usize, lane: usize) -> Record {
+        let field = |offset: usize| self.word(cell + offset).load(Ordering::Relaxed);
+        Record {
+            slot: field(record::SLOT),
+            type_id: field(record::TYPE_ID),
+            size: field(record::SIZE),
+            enqueued_us: field(record::ENQUEUED_US),
+            arena: field(record::ARENA),
             lane: lane as u8,
-        })
+        }
     }
 
     /// Takes the next record in priority order. Safe with any number of
@@ -334,31 +334,37 @@ impl<'a> RingProducer<'a> {
 
     /// Appends a record; `false` when the lane is full.
     pub fn push(&mut self, lane: usize, slot: u32, type_id: u32, size: u32) -> bool {
-        self.push_at(lane, slot, type_id, size, 0)
+        self.push_record(Record {
+            slot,
+            type_id,
+            size,
+            enqueued_us: 0,
+            arena: 0,
+            lane: lane as u8,
+        })
     }
 
-    /// Appends a record emitted at `enqueued_us` (engine clock).
-    pub fn push_at(
-        &mut self,
-        lane: usize,
-        slot: u32,
-        type_id: u32,
-        size: u32,
-        enqueued_us: u32,
-    ) -> bool {
+    /// Appends `rec` to its lane, every field written as `js/ring.ts`
+    /// writes it; `false` when the lane is full.
+    pub fn push_record(&mut self, rec: Record) -> bool {
+        let lane = rec.lane as usize;
         let pos = self.tails[lane];
         let cell = self.ring.cell_index(lane, pos);
-        if self.ring.word(cell).load(Ordering::Acquire) != pos {
+        if self.ring.word(cell + record::SEQ).load(Ordering::Acquire) != pos {
             return false;
         }
-        self.ring.word(cell + 1).store(slot, Ordering::Relaxed);
-        self.ring.word(cell + 2).store(type_id, Ordering::Relaxed);
-        self.ring.word(cell + 3).store(size, Ordering::Relaxed);
+        let field = |offset: usize, value: u32| {
+            self.ring
+                .word(cell + offset)
+                .store(value, Ordering::Relaxed)
+        };
+        field(record::SLOT, rec.slot);
+        field(record::TYPE_ID, rec.type_id);
+        field(record::SIZE, rec.size);
+        field(record::ENQUEUED_US, rec.enqueued_us);
+        field(record::ARENA, rec.arena);
         self.ring
-            .word(cell + 4)
-            .store(enqueued_us, Ordering::Relaxed);
-        self.ring
-            .word(cell)
+            .word(cell + record::SEQ)
             .store(pos.wrapping_add(1), Ordering::Release);
         self.tails[lane] = pos.wrapping_add(1);
         self.ring

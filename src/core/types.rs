@@ -76,28 +76,72 @@ impl TypeTable {
         f(&self.stats.read())
     }
 
-    pub fn snapshot(&self) -> Vec<TypeSnapshot> {
+    /// The `limit` types with the most deliveries, most first, then, if
+    /// there were more, one entry named [`OTHER_TYPES`] summing the rest
+    /// (its `handlers` is how many types it stands for). Bounded in size
+    /// and cost whatever the number of types: an application that puts an
+    /// id into its event types must not make every metrics read, or the
+    /// Prometheus page, grow with them.
+    pub fn snapshot(&self, limit: usize) -> Vec<TypeSnapshot> {
         let stats = self.stats.read();
         let names = self.names.read();
-        stats
+        let counts = |i: usize, s: &TypeStats| TypeSnapshot {
+            name: names
+                .get(i)
+                .filter(|n| !n.is_empty())
+                .cloned()
+                .unwrap_or_else(|| format!("type-{i}")),
+            handlers: s.handlers.load(Ordering::Relaxed),
+            dispatched: s.dispatched.load(Ordering::Relaxed),
+            succeeded: s.succeeded.load(Ordering::Relaxed),
+            failed: s.failed.load(Ordering::Relaxed),
+            retries: s.retries.load(Ordering::Relaxed),
+            dead_lettered: s.dead_lettered.load(Ordering::Relaxed),
+        };
+        if stats.len() <= limit {
+            return stats
+                .iter()
+                .enumerate()
+                .map(|(i, s)| counts(i, s))
+                .collect();
+        }
+        let mut order: Vec<(u64, usize)> = stats
             .iter()
             .enumerate()
-            .map(|(i, s)| TypeSnapshot {
-                name: names
-                    .get(i)
-                    .filter(|n| !n.is_empty())
-                    .cloned()
-                    .unwrap_or_else(|| format!("type-{i}")),
-                handlers: s.handlers.load(Ordering::Relaxed),
-                dispatched: s.dispatched.load(Ordering::Relaxed),
-                succeeded: s.succeeded.load(Ordering::Relaxed),
-                failed: s.failed.load(Ordering::Relaxed),
-                retries: s.retries.load(Ordering::Relaxed),
-                dead_lettered: s.dead_lettered.load(Ordering::Relaxed),
-            })
-            .collect()
+            .map(|(i, s)| (s.dispatched.load(Ordering::Relaxed), i))
+            .collect();
+        // Busiest first; ties by type id, so the choice is stable.
+        let by_activity = |a: &(u64, usize), b: &(u64, usize)| b.0.cmp(&a.0).then(a.1.cmp(&b.1));
+        order.select_nth_unstable_by(limit, by_activity);
+        let (top, rest) = order.split_at_mut(limit);
+        top.sort_unstable_by(by_activity);
+        let mut out: Vec<TypeSnapshot> = top.iter().map(|&(_, i)| counts(i, &stats[i])).collect();
+        let mut other = TypeSnapshot {
+            name: OTHER_TYPES.to_string(),
+            handlers: rest.len() as u32,
+            dispatched: 0,
+            succeeded: 0,
+            failed: 0,
+            retries: 0,
+            dead_lettered: 0,
+        };
+        for &(_, i) in rest.iter() {
+            let s = &stats[i];
+            other.dispatched += s.dispatched.load(Ordering::Relaxed);
+            other.succeeded += s.succeeded.load(Ordering::Relaxed);
+            other.failed += s.failed.load(Ordering::Relaxed);
+            other.retries += s.retries.load(Ordering::Relaxed);
+            other.dead_lettered += s.dead_lettered.load(Ordering::Relaxed);
+        }
+        out.push(other);
+        out
     }
 }
+
+/// Types reported one by one in metrics; the rest are summed.
+pub const REPORTED_TYPES: usize = 1000;
+/// The name of the entry that sums the types past [`REPORTED_TYPES`].
+pub const OTHER_TYPES: &str = "(other types)";
 
 /// Bumps `counter` of `type_id`'s stats, if the type is known.
 pub fn bump(stats: &[TypeStats], type_id: u32, counter: impl Fn(&TypeStats) -> &AtomicU64) {
@@ -164,7 +208,7 @@ mod tests {
         t.set_handlers(2, 3);
         t.read(|s| bump(s, 2, |x| &x.dispatched));
         t.read(|s| bump(s, 9, |x| &x.dispatched));
-        let snap = t.snapshot();
+        let snap = t.snapshot(REPORTED_TYPES);
         assert_eq!(snap.len(), 3);
         assert_eq!(snap[2].name, "order.created");
         assert_eq!((snap[2].handlers, snap[2].dispatched), (3, 1));
@@ -181,8 +225,28 @@ mod tests {
                 tally.add(type_id);
             }
         });
-        let snap = t.snapshot();
+        let snap = t.snapshot(REPORTED_TYPES);
         let succeeded: Vec<u64> = snap.iter().map(|s| s.succeeded).collect();
         assert_eq!(succeeded, [1, 1, 3]);
+    }
+
+    #[test]
+    fn past_the_limit_the_busiest_types_are_reported_and_the_rest_summed() {
+        let t = TypeTable::default();
+        for i in 0..10u32 {
+            t.set_name(i, &format!("t{i}"));
+            t.read(|s| {
+                for _ in 0..i {
+                    bump(s, i, |x| &x.dispatched);
+                }
+                bump(s, i, |x| &x.failed);
+            });
+        }
+        let snap = t.snapshot(3);
+        let names: Vec<&str> = snap.iter().map(|s| s.name.as_str()).collect();
+        assert_eq!(names, ["t9", "t8", "t7", OTHER_TYPES]);
+        let other = &snap[3];
+        assert_eq!((other.handlers, other.dispatched, other.failed), (7, 21, 7));
+        assert_eq!(t.snapshot(10).len(), 10, "no sum at the limit");
     }
 }

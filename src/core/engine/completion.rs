@@ -280,8 +280,8 @@ impl Engine {
         count: u32,
         failures: Vec<Failure>,
     ) -> Result<Completion, BusError> {
-        let inner = &self.inner;
-        let sink = inner
+        let sink = self
+            .inner
             .sinks
             .read()
             .iter()
@@ -291,9 +291,30 @@ impl Engine {
         let acks = sink.handoff.read_acks(count).ok_or_else(|| {
             BusError::InvalidArgument(format!("ack count {count} exceeds the ack area"))
         })?;
+        let (completion, unknown) = self.settle_remote(sink_id, &acks, failures);
+        if unknown.is_empty() {
+            Ok(completion)
+        } else {
+            Err(BusError::InvalidArgument(format!(
+                "acknowledged deliveries that were not in flight here: {}",
+                unknown.join(", ")
+            )))
+        }
+    }
+
+    /// Settles deliveries of isolate `sink_id` (acknowledged by it, or
+    /// charged for its death by `detach_sink`) and tells the main thread.
+    /// Returns the acknowledgements that matched nothing in flight there.
+    pub(super) fn settle_remote(
+        &self,
+        sink_id: u32,
+        acks: &[u32],
+        failures: Vec<Failure>,
+    ) -> (Completion, Vec<String>) {
+        let inner = &self.inner;
         let mut completion = Completion::default();
         let mut notices = Vec::new();
-        let unknown = self.apply_acks(&acks, failures, &mut completion, |in_flight, tally, ack| {
+        let unknown = self.apply_acks(acks, failures, &mut completion, |in_flight, tally, ack| {
             let [slot, delivery, code] = ack;
             match (Outcome::from_code(code), in_flight.get_mut(slot, delivery)) {
                 (Some(outcome), Some(entry)) if entry.sink == sink_id && !entry.remote_done => {
@@ -314,7 +335,7 @@ impl Engine {
         if !notices.is_empty() {
             // The main hand-off queue has one producer at a time.
             let _dispatch = inner.dispatch.lock();
-            if let Some(main) = inner.sinks.read().first().cloned() {
+            if let Some(main) = inner.sinks.read().first().filter(|s| s.id == 0).cloned() {
                 for n in &notices {
                     let pushed = main.handoff.push(*n);
                     debug_assert!(
@@ -325,14 +346,7 @@ impl Engine {
                 inner.publish(&main, 0);
             }
         }
-        if unknown.is_empty() {
-            Ok(completion)
-        } else {
-            Err(BusError::InvalidArgument(format!(
-                "acknowledged deliveries that were not in flight here: {}",
-                unknown.join(", ")
-            )))
-        }
+        (completion, unknown)
     }
 
     /// Counts `n` individual handler failures (an event may have several).
@@ -343,8 +357,14 @@ impl Engine {
             .fetch_add(n, Ordering::Relaxed);
     }
 
-    pub fn dead_letters(&self) -> Vec<DeadLetter> {
-        self.inner.dead_letters.lock().entries().cloned().collect()
+    /// Up to `limit` dead letters from the `offset`-th, oldest first.
+    pub fn dead_letters(&self, offset: usize, limit: usize) -> Vec<DeadLetter> {
+        self.inner
+            .dead_letters
+            .lock()
+            .page(offset, limit)
+            .cloned()
+            .collect()
     }
 
     /// Puts dead letters (one, or all with `None`) back in front of their

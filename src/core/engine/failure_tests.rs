@@ -80,7 +80,7 @@ fn a_failing_handler_runs_1_plus_retry_attempts_with_backoff_then_is_dead_letter
         "no fourth run"
     );
 
-    let letters = engine.dead_letters();
+    let letters = engine.dead_letters(0, usize::MAX);
     assert_eq!(letters.len(), 1);
     let l = &letters[0];
     assert_eq!((l.slot, l.handler_id, l.attempts, l.lane), (5, 9, 3, 2));
@@ -98,7 +98,7 @@ fn non_retryable_errors_skip_the_retries() {
     engine.wake();
     let d = recv(&mut js);
     assert_eq!(fail(&engine, &d, 4, false).fates, vec![Fate::DeadLetter]);
-    assert_eq!(engine.dead_letters()[0].attempts, 1);
+    assert_eq!(engine.dead_letters(0, usize::MAX)[0].attempts, 1);
     assert_eq!(engine.metrics().snapshot().non_retryable, 1);
     assert_eq!(engine.queue_state().scheduled_retries, 0);
 }
@@ -121,8 +121,15 @@ fn the_dead_letter_queue_evicts_its_oldest_entry_and_says_so() {
         evicted.extend(fail(&engine, d, 1, true).evicted);
     }
     assert_eq!(evicted, vec![1]);
-    let slots: Vec<u32> = engine.dead_letters().iter().map(|l| l.slot).collect();
+    let slots: Vec<u32> = engine
+        .dead_letters(0, usize::MAX)
+        .iter()
+        .map(|l| l.slot)
+        .collect();
     assert_eq!(slots, vec![2, 3]);
+    let page: Vec<u32> = engine.dead_letters(1, 5).iter().map(|l| l.slot).collect();
+    assert_eq!(page, vec![3], "a page past the end is cut short");
+    assert!(engine.dead_letters(7, 1).is_empty());
     assert_eq!(engine.queue_state().dead_letters_evicted, 1);
 }
 
@@ -133,10 +140,10 @@ fn replayed_dead_letters_run_again_with_fresh_attempts() {
     engine.wake();
     let d = recv(&mut js);
     fail(&engine, &d, 6, true);
-    let id = engine.dead_letters()[0].id;
+    let id = engine.dead_letters(0, usize::MAX)[0].id;
     assert!(engine.replay_dead_letters(Some(id + 100)).is_empty());
     assert_eq!(engine.replay_dead_letters(Some(id)).len(), 1);
-    assert!(engine.dead_letters().is_empty());
+    assert!(engine.dead_letters(0, usize::MAX).is_empty());
     let again = recv(&mut js);
     assert_eq!(again, vec![8, 6, 0]);
     ack_all(&engine, &again, Outcome::Ok);

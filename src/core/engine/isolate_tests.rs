@@ -49,6 +49,35 @@ impl Isolate {
     }
 }
 
+/// Pushes a record of an event serialised for isolates (`len` bytes).
+fn serialised(p: &mut RingProducer, lane: u8, slot: u32, type_id: u32, len: u32) {
+    assert!(p.push_record(crate::core::ring::Record {
+        slot,
+        type_id,
+        size: len,
+        enqueued_us: 0,
+        arena: 64 * (slot + 1),
+        lane,
+    }));
+}
+
+fn failure(slot: u32, delivery: u32, handler: u32, message: &str) -> Failure {
+    Failure {
+        slot,
+        delivery,
+        handler,
+        handler_name: "burn".into(),
+        error: crate::core::dead_letter::AttemptError {
+            message: message.into(),
+            name: "Error".into(),
+            stack: None,
+            timed_out: false,
+            at: 0,
+        },
+        retryable: true,
+    }
+}
+
 #[test]
 fn isolated_types_go_to_isolates_and_come_back_as_notices() {
     let (engine, mut main, _) =
@@ -57,7 +86,7 @@ fn isolated_types_go_to_isolates_and_come_back_as_notices() {
     engine.set_handler_count(1, 1);
     let mut p = RingProducer::new(engine.ring());
     // An isolated record waits at its lane's head until an isolate is up.
-    p.push_at(1, 7, 1, 40, 0);
+    serialised(&mut p, 1, 7, 1, 40);
     engine.wake();
     assert!(
         main.recv_timeout(Duration::from_millis(100)).is_err(),
@@ -69,22 +98,8 @@ fn isolated_types_go_to_isolates_and_come_back_as_notices() {
     assert_eq!(engine.queue_state().in_flight_permits, 1);
 
     iso.reader.write_acks(&[7, 0, 1]);
-    let failure = Failure {
-        slot: 7,
-        delivery: 0,
-        handler: 3,
-        handler_name: "burn".into(),
-        error: crate::core::dead_letter::AttemptError {
-            message: "no".into(),
-            name: "Error".into(),
-            stack: None,
-            timed_out: false,
-            at: 0,
-        },
-        retryable: true,
-    };
     let done = engine
-        .complete_remote(iso.id, 1, vec![failure])
+        .complete_remote(iso.id, 1, vec![failure(7, 0, 3, "no")])
         .expect("in flight");
     assert_eq!(done.fates, vec![Fate::DeadLetter]);
     // The main thread gets a notice with the outcome and the dead letter.
@@ -100,7 +115,7 @@ fn isolated_types_go_to_isolates_and_come_back_as_notices() {
         .expect("notice acknowledged");
     assert_eq!(engine.queue_state().in_flight_permits, 0);
     assert_eq!(engine.metrics().snapshot().failed, 1);
-    assert_eq!(engine.dead_letters().len(), 1);
+    assert_eq!(engine.dead_letters(0, usize::MAX).len(), 1);
 }
 
 #[test]
@@ -110,14 +125,21 @@ fn an_isolate_that_goes_away_gives_back_its_deliveries() {
     let mut first = attach(&engine);
     let mut p = RingProducer::new(engine.ring());
     for slot in 0..3 {
-        p.push_at(0, slot, 0, 10, 0);
+        serialised(&mut p, 0, slot, 0, 10);
     }
     engine.wake();
     let mut got = vec![];
     while got.len() < 3 {
         got.extend(first.recv());
     }
-    assert_eq!(engine.detach_sink(first.id), 3);
+    let done = engine.detach_sink(first.id, vec![], &[]);
+    assert_eq!(
+        done,
+        Detached {
+            requeued: 3,
+            ..Detached::default()
+        }
+    );
     assert_eq!(engine.queue_state().in_flight_permits, 0);
     let mut second = attach(&engine);
     let mut again = vec![];
@@ -128,5 +150,100 @@ fn an_isolate_that_goes_away_gives_back_its_deliveries() {
     slots.sort();
     assert_eq!(slots, vec![0, 1, 2]);
     assert_eq!(engine.metrics().snapshot().requeued, 3);
-    assert_eq!(engine.detach_sink(0), 0, "the main thread's sink stays");
+    assert_eq!(
+        engine.detach_sink(0, vec![], &[]),
+        Detached::default(),
+        "the main thread's sink stays"
+    );
+}
+
+#[test]
+fn an_isolate_that_dies_is_charged_only_for_what_killed_it() {
+    let (engine, mut main, _) = engine(json!({
+        "workerCount": 1,
+        "concurrency": 8,
+        "retryAttempts": 1,
+        "retryDelays": [100],
+    }));
+    engine.set_type_isolated(0, true);
+    engine.set_handler_count(0, 1);
+    let mut first = attach(&engine);
+    let mut p = RingProducer::new(engine.ring());
+    for slot in 0..3 {
+        serialised(&mut p, 0, slot, 0, 10);
+    }
+    engine.wake();
+    let mut got = vec![];
+    while got.len() < 3 {
+        got.extend(first.recv());
+    }
+    // Slot 1 killed it; slot 2 had finished, unacknowledged; slot 9 was
+    // never in flight there.
+    let culprits = vec![
+        failure(1, 0, 0, "exited"),
+        failure(1, 0, 0, "twice"),
+        failure(9, 0, 0, "x"),
+    ];
+    let done = engine.detach_sink(first.id, culprits, &[(2, 0), (9, 0)]);
+    assert_eq!(
+        done,
+        Detached {
+            charged: 1,
+            succeeded: 1,
+            requeued: 1
+        }
+    );
+    let mut notices = recv(&mut main);
+    if notices.len() < 6 {
+        notices.extend(recv(&mut main));
+    }
+    assert_eq!(
+        notices,
+        vec![1, NOTICE, 1, 2, NOTICE, 0],
+        "the main thread learns of both"
+    );
+    engine
+        .complete(&[1, 0, REMOTE_OUTCOME, 2, 0, REMOTE_OUTCOME], vec![])
+        .expect("notices acknowledged");
+    let mut second = attach(&engine);
+    let mut again = vec![];
+    while again.len() < 2 {
+        again.extend(second.recv());
+    }
+    let mut runs: Vec<(u32, u32)> = again.iter().map(|d| (d.slot, d.attempt)).collect();
+    runs.sort();
+    assert_eq!(
+        runs,
+        vec![(0, 0), (1, 1)],
+        "slot 1 used an attempt; slot 2 is done"
+    );
+    let m = engine.metrics().snapshot();
+    assert_eq!((m.retries, m.requeued, m.failed, m.succeeded), (1, 1, 1, 1));
+}
+
+#[test]
+fn an_event_emitted_before_its_type_went_to_isolates_is_rerouted() {
+    let (engine, mut main, _) = engine(json!({ "workerCount": 1, "concurrency": 4 }));
+    let mut iso = attach(&engine);
+    let mut p = RingProducer::new(engine.ring());
+    assert!(p.push(1, 5, 2, 30), "no serialised bytes");
+    engine.set_type_isolated(2, true);
+    engine.set_handler_count(2, 1);
+    engine.wake();
+    assert_eq!(
+        recv(&mut main),
+        vec![5, 0, 0],
+        "the main thread gets it to serialise"
+    );
+    assert!(
+        engine.reroute(5, 0, 0, 30).is_err(),
+        "offset 0 holds nothing"
+    );
+    engine
+        .reroute(5, 0, 128, 31)
+        .expect("in flight on the main thread");
+    assert!(engine.reroute(5, 0, 128, 31).is_err(), "only once");
+    let got = iso.recv();
+    assert_eq!((got[0].slot, got[0].arena, got[0].len), (5, 128, 31));
+    assert_eq!(engine.queue_state().in_flight_permits, 1);
 }

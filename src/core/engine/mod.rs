@@ -22,9 +22,9 @@ use super::dead_letter::DeadLetterQueue;
 use super::error::BusError;
 use super::handoff::Handoff;
 use super::in_flight::InFlightTable;
-use super::layout::HandoffRegion;
-use super::layout::Layout;
+use super::layout::{HandoffRegion, Layout, ACK_WORDS};
 use super::metrics::Metrics;
+use super::metrics::Outcome;
 use super::permits::Permits;
 use super::rates::{RateWindow, Rates, SAMPLE_EVERY};
 use super::retry::{Jitter, RetryPolicy};
@@ -76,11 +76,32 @@ pub struct Sink {
     pub deliveries: AtomicU64,
 }
 
+/// The main thread's notifier once the engine stopped: JavaScript drains
+/// what is left itself.
+struct Stopped;
+
+impl Notifier for Stopped {
+    fn notify(&self) -> bool {
+        true
+    }
+}
+
 struct Worker {
     id: u32,
     stop: Arc<AtomicBool>,
     stats: Arc<WorkerStats>,
     thread: Option<JoinHandle<()>>,
+}
+
+/// What became of a dead isolate's unfinished deliveries.
+#[derive(Debug, Default, Clone, Copy, PartialEq, Eq)]
+pub struct Detached {
+    /// Counted as failed attempts (it died running them).
+    pub charged: u32,
+    /// Finished before it died: counted as handled.
+    pub succeeded: u32,
+    /// Put back in front of their lanes for another isolate.
+    pub requeued: u32,
 }
 
 /// What was still waiting when the engine stopped.
@@ -415,8 +436,9 @@ impl Engine {
         self.inner.metrics.lag.clone()
     }
 
+    /// Per-type counters, bounded: see `TypeTable::snapshot`.
     pub fn type_stats(&self) -> Vec<TypeSnapshot> {
-        self.inner.types.snapshot()
+        self.inner.types.snapshot(super::types::REPORTED_TYPES)
     }
 
     /// Microseconds on the engine's clock (wrapping to u32 in ring
@@ -469,13 +491,63 @@ impl Engine {
         Ok(id)
     }
 
-    /// Removes an isolate's sink (it exited). Deliveries it had not finished
-    /// go back in front of their lanes, for another isolate; returns how many.
-    pub fn detach_sink(&self, id: u32) -> u32 {
-        if id == 0 {
-            return 0;
+    /// Stops handing deliveries to an isolate whose environment is ending
+    /// (its notifier would reach nobody). What it was running stays in
+    /// flight until `detach_sink` decides what to charge.
+    pub fn close_sink(&self, id: u32) {
+        if id != 0 {
+            self.inner.sinks.write().retain(|s| s.id != id);
         }
-        self.inner.sinks.write().retain(|s| s.id != id);
+    }
+
+    /// An isolate died. The deliveries `culprits` names (one failure each,
+    /// keyed by slot and delivery) count as failed attempts: retried or
+    /// dead-lettered like any failure. Those in `succeeded` finished before
+    /// it died, though their acknowledgements did not arrive: they count as
+    /// handled and never run again. Its other unfinished deliveries go back
+    /// in front of their lanes, uncharged, for another isolate.
+    pub fn detach_sink(
+        &self,
+        id: u32,
+        culprits: Vec<Failure>,
+        succeeded: &[(u32, u32)],
+    ) -> Detached {
+        if id == 0 {
+            return Detached::default();
+        }
+        self.close_sink(id);
+        // Only what it still had is settled here: a delivery that had been
+        // acknowledged after all (or is named twice) is not.
+        let (culprits, acks) = {
+            let in_flight = self.inner.in_flight.lock();
+            let mut seen = std::collections::HashSet::new();
+            let mut mine = |slot: u32, delivery: u32| {
+                in_flight
+                    .get(slot, delivery)
+                    .is_some_and(|e| e.sink == id && !e.remote_done)
+                    && seen.insert((slot, delivery))
+            };
+            let culprits: Vec<Failure> = culprits
+                .into_iter()
+                .filter(|c| mine(c.slot, c.delivery))
+                .collect();
+            let mut acks: Vec<u32> = culprits
+                .iter()
+                .flat_map(|c| [c.slot, c.delivery, Outcome::Failed as u32])
+                .collect();
+            for &(slot, delivery) in succeeded {
+                if mine(slot, delivery) {
+                    acks.extend([slot, delivery, Outcome::Ok as u32]);
+                }
+            }
+            (culprits, acks)
+        };
+        let charged = culprits.len() as u32;
+        let settled = (acks.len() / ACK_WORDS) as u32;
+        if settled > 0 {
+            self.record_handler_failures(u64::from(charged));
+            self.settle_remote(id, &acks, culprits);
+        }
         let taken = self
             .inner
             .in_flight
@@ -505,7 +577,52 @@ impl Engine {
             .requeued
             .fetch_add(taken.len() as u64, Ordering::Relaxed);
         self.inner.notify_all();
-        taken.len() as u32
+        Detached {
+            charged,
+            succeeded: settled - charged,
+            requeued: taken.len() as u32,
+        }
+    }
+
+    /// The main thread got delivery `delivery` of `slot`, of a type handled
+    /// in isolates since the event was emitted (so it had no serialised
+    /// bytes), and stored them at `arena` (`size` bytes, never offset 0).
+    /// It goes back in front of its lane, attempt unchanged, for an isolate.
+    pub fn reroute(&self, slot: u32, delivery: u32, arena: u32, size: u32) -> Result<(), BusError> {
+        if arena == 0 {
+            return Err(BusError::InvalidArgument(
+                "arena offset 0 holds no event".into(),
+            ));
+        }
+        let entry = {
+            let mut in_flight = self.inner.in_flight.lock();
+            match in_flight.get(slot, delivery) {
+                Some(e) if e.sink == 0 => in_flight.remove(slot, delivery),
+                _ => None,
+            }
+        }
+        .ok_or_else(|| {
+            BusError::InvalidArgument(format!(
+                "delivery {slot}/{delivery} is not in flight on the main thread"
+            ))
+        })?;
+        let record = Record {
+            arena,
+            size,
+            ..entry.record
+        };
+        self.inner.retries.lock().push_ready(
+            Redelivery {
+                record,
+                handler: delivery,
+                attempt: entry.attempt,
+                errors: entry.errors,
+            },
+            true,
+        );
+        self.inner.release_permits(entry.permits);
+        self.inner.notify_all();
+        Ok(())
     }
 
     /// `(sink id, deliveries published)` for every sink.
@@ -565,6 +682,18 @@ impl Engine {
         }
         *self.inner.notifier.write() = None;
         let _dispatch = self.inner.dispatch.lock();
+        // The main thread's notifier holds its JavaScript callback, and so
+        // the bus that owns this engine: dropping it is what lets a bus that
+        // was shut down be collected. Isolates finishing after this still
+        // leave notices in the hand-off queue, for the final drain.
+        if let Some(main) = self.inner.sinks.write().first_mut().filter(|s| s.id == 0) {
+            *main = Arc::new(Sink {
+                id: 0,
+                handoff: main.handoff.clone(),
+                notifier: Arc::new(Stopped),
+                deliveries: AtomicU64::new(main.deliveries.load(Ordering::Relaxed)),
+            });
+        }
         Leftovers {
             records: std::iter::from_fn(|| self.inner.ring.pop_next()).collect(),
             redeliveries: self.inner.retries.lock().drain_all(&self.inner.order),

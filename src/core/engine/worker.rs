@@ -14,7 +14,7 @@ use crate::core::handoff::Delivery as HandoffDelivery;
 use crate::core::histogram::LocalHistogram;
 use crate::core::in_flight::InFlight;
 use crate::core::retry_queue::Redelivery;
-use crate::core::ring::LANES;
+use crate::core::ring::{Record, LANES};
 use crate::core::types::TypeTally;
 
 /// How far a batch got before a panic, which decides how to put it back.
@@ -142,10 +142,12 @@ impl Inner {
                     .get(type_id as usize)
                     .is_some_and(|t| t.isolated.load(Ordering::Relaxed))
             };
-            // A sink for a delivery of `type_id`, or None while no isolate
-            // is up for a type handled in isolates.
-            let sink_for = |type_id: u32| -> Option<usize> {
-                if !isolated(type_id) {
+            // A sink for a delivery of `rec`, or None while no isolate is up
+            // for a type handled in isolates. An event emitted before its
+            // type went to isolates has no serialised bytes (arena word 0):
+            // the main thread stores them and reroutes it (`Engine::reroute`).
+            let sink_for = |rec: &Record| -> Option<usize> {
+                if !isolated(rec.type_id) || rec.arena == 0 {
                     return Some(0);
                 }
                 (isolates > 0).then(|| {
@@ -176,7 +178,7 @@ impl Inner {
                 }
                 let (mut need, mut sink) = (0, None);
                 let taken = self.ring.pop_next_if(now, |rec| {
-                    sink = sink_for(rec.type_id);
+                    sink = sink_for(rec);
                     need = permits_for(rec.type_id, 0);
                     // The hand-off queues are at least the window and every
                     // delivery holds a permit, so a permit guarantees a cell.
@@ -310,7 +312,7 @@ impl Inner {
     fn take_retry(
         &self,
         permits_for: &dyn Fn(u32, u32) -> u32,
-        sink_for: &dyn Fn(u32) -> Option<usize>,
+        sink_for: &dyn Fn(&Record) -> Option<usize>,
     ) -> Result<Option<Taken>, u32> {
         if self.ready_retries.load(Ordering::Acquire) == 0 {
             return Ok(None);
@@ -328,7 +330,7 @@ impl Inner {
         let Some(delivery) = retries.pop_ready(lane) else {
             return Ok(None);
         };
-        let Some(sink) = sink_for(delivery.record.type_id) else {
+        let Some(sink) = sink_for(&delivery.record) else {
             // Its isolates are not up (yet): it waits in front of its lane.
             retries.push_ready(delivery, true);
             return Ok(None);
