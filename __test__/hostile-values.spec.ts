@@ -3,6 +3,7 @@
 // failure (retried, dead-lettered with a readable error) or is refused with
 // a code, and the bus carries on.
 import assert from 'node:assert/strict';
+import path from 'node:path';
 import { test } from 'node:test';
 import { BufferedEventBusService } from '..';
 import { rejectsWithCode, startedBus, waitFor } from './helpers';
@@ -164,6 +165,17 @@ test('a handler object whose handle getter throws is refused and leaves no trace
   await rejectsWithCode(() => bus.registerHandler('x', hostile as never), 'INVALID_HANDLER', 'handle getter');
   assert.equal(bus.getMetrics().queueMetrics.byType.x?.handlers ?? 0, 0);
   await rejectsWithCode(() => bus.registerWorkerHandler('y', __filename, null as never), 'INVALID_ARGUMENT', 'options must be an object');
+});
+
+test('a maxMemoryMB that validates but cannot be allocated fails registration with a code, leaving no trace', async (t) => {
+  const bus = await startedBus(t, { maxMemoryMB: 1_048_576 });
+  const handlers = path.join(__dirname, 'fixtures', 'isolate-handlers.js');
+  await rejectsWithCode(() => bus.registerWorkerHandler('big', handlers, { exportName: 'burn' }), 'INVALID_CONFIG', 'maxMemoryMB');
+  // The type is not half-registered: it takes main-thread handlers.
+  let handled = 0;
+  bus.registerHandler('big', () => void handled++);
+  await bus.emitEvent('big', {});
+  await waitFor(() => handled === 1, 'the main-thread handler');
 });
 
 test('a shutdown timeout a timer cannot honour is refused, and running handlers are not aborted', async (t) => {

@@ -2,7 +2,7 @@
 // public typings (index.d.ts), strict, with BootifyJS's decorator settings.
 import assert from 'node:assert/strict';
 import { spawnSync } from 'node:child_process';
-import { mkdtempSync, readFileSync, rmSync, writeFileSync } from 'node:fs';
+import { mkdtempSync, readdirSync, readFileSync, rmSync, writeFileSync } from 'node:fs';
 import path from 'node:path';
 import { test } from 'node:test';
 
@@ -44,4 +44,24 @@ test('the README samples compile against index.d.ts', () => {
   } finally {
     rmSync(dir, { recursive: true, force: true });
   }
+});
+
+test("the README's error list names every BusErrorCode, and the code raises no other", () => {
+  const typings = readFileSync(path.join(root, 'index.d.ts'), 'utf8');
+  const union = /export type BusErrorCode =([^;]*);/.exec(typings)?.[1] ?? '';
+  const codes = [...union.matchAll(/'([A-Z_]+)'/g)].map((m) => m[1]);
+  assert.ok(codes.length >= 10, `found ${codes.length} codes`);
+  const readme = readFileSync(path.join(root, 'README.md'), 'utf8');
+  const errors = /## Errors\n([\s\S]*?)\n## /.exec(readme)?.[1] ?? '';
+  for (const code of codes) assert.ok(errors.includes(`\`${code}\``), `README's Errors section lists ${code}`);
+  const raised = new Set<string>();
+  for (const dir of ['js', 'src']) {
+    for (const file of readdirSync(path.join(root, dir), { recursive: true }) as string[]) {
+      if (!/\.(ts|rs)$/.test(file) || file.endsWith('.d.ts')) continue;
+      const text = readFileSync(path.join(root, dir, file), 'utf8');
+      for (const m of text.matchAll(/BusError\('([A-Z_]+)'|=> "([A-Z_]{6,})"|"([A-Z_]{6,})"\.(?:to_string|into)\(\)/g)) raised.add(m[1] ?? m[2] ?? m[3]);
+    }
+  }
+  assert.ok(raised.size >= 10, `found ${raised.size} raised codes`);
+  for (const code of raised) assert.ok(codes.includes(code), `${code} is raised but is not a BusErrorCode`);
 });
