@@ -62,3 +62,23 @@ export async function rejectsWithCode(fn: () => unknown, code: string, mentions?
   assert.equal((caught as { code?: string }).code, code, (caught as Error).message);
   if (mentions) assert.match((caught as Error).message, new RegExp(mentions));
 }
+
+/** What the isolate fixture handlers (fixtures/isolate-handlers.ts) report. */
+export interface IsolateReport {
+  label?: string;
+  n?: number;
+  threadId: number;
+  at: number;
+  retryCount: number;
+  isDate?: boolean;
+  aborted?: boolean;
+}
+
+/** Collects the isolate fixture handlers' reports until the test ends. */
+export function listenToIsolates(t: { after(fn: () => unknown): void }): IsolateReport[] {
+  const reports: IsolateReport[] = [];
+  const channel = new BroadcastChannel('isolate-spec');
+  channel.onmessage = (m) => reports.push((m as unknown as { data: IsolateReport }).data);
+  t.after(() => channel.close());
+  return reports;
+}

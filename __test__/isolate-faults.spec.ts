@@ -6,27 +6,13 @@ import { spawnSync } from 'node:child_process';
 import path from 'node:path';
 import { test } from 'node:test';
 import { BufferedEventBusService, type DeadLetterEntry } from '..';
-import { startedBus, waitFor } from './helpers';
+import { type IsolateReport, listenToIsolates, startedBus, waitFor } from './helpers';
 
 // The raw addon, as the package loads it.
 // eslint-disable-next-line @typescript-eslint/no-require-imports
 const native = require('../js/binding.js') as typeof import('../js/binding');
 
 const handlers = path.join(__dirname, 'fixtures', 'isolate-handlers.js');
-
-interface Report {
-  n?: number;
-  retryCount: number;
-  threadId: number;
-}
-
-function listen(t: { after(fn: () => unknown): void }): Report[] {
-  const reports: Report[] = [];
-  const channel = new BroadcastChannel('isolate-spec');
-  channel.onmessage = (m) => reports.push((m as unknown as { data: Report }).data);
-  t.after(() => channel.close());
-  return reports;
-}
 
 function codes(errors: unknown[]): string[] {
   return errors.map((e) => String((e as { code?: unknown }).code));
@@ -39,7 +25,7 @@ async function settled(bus: BufferedEventBusService, total: number): Promise<voi
   }, `${total} events finished`, 30_000);
 }
 
-function onlyOnce(reports: Report[], expected: number[]): void {
+function onlyOnce(reports: IsolateReport[], expected: number[]): void {
   assert.deepEqual(
     reports.map((r) => r.n).sort((a, b) => (a ?? 0) - (b ?? 0)),
     expected,
@@ -52,7 +38,7 @@ const fastRetries = { retryAttempts: 1, retryDelays: [100], reliabilityLimits: {
 
 test('a handler that exits its isolate is charged alone: retried, then dead-lettered', async (t) => {
   const bus = await startedBus(t, { workerIsolates: 1, concurrency: 4, ...fastRetries });
-  const reports = listen(t);
+  const reports = listenToIsolates(t);
   const errors: unknown[] = [];
   bus.on('worker_error', (err) => errors.push(err));
   await bus.registerWorkerHandler('job', handlers, { exportName: 'poison' });
@@ -78,7 +64,7 @@ test('a handler that exits its isolate is charged alone: retried, then dead-lett
 
 test('a throw escaping a handler blames that handler, not the ones awaiting beside it', async (t) => {
   const bus = await startedBus(t, { workerIsolates: 1, concurrency: 8, ...fastRetries, retryAttempts: 0 });
-  const reports = listen(t);
+  const reports = listenToIsolates(t);
   await bus.registerWorkerHandler('job', handlers, { exportName: 'escapes' });
   await Promise.all([0, 1, 2, 3, 4].map((n) => bus.emitEvent('job', { n, poison: n === 1, ms: 200 })));
   await settled(bus, 5);
@@ -92,7 +78,7 @@ test('a throw escaping a handler blames that handler, not the ones awaiting besi
 
 test('a handler stuck in synchronous code is stopped past its timeout and its isolate replaced', async (t) => {
   const bus = await startedBus(t, { workerIsolates: 1, concurrency: 4, handlerTimeout: 300, ...fastRetries, retryAttempts: 0 });
-  const reports = listen(t);
+  const reports = listenToIsolates(t);
   const errors: unknown[] = [];
   bus.on('worker_error', (err) => errors.push(err));
   await bus.registerWorkerHandler('job', handlers, { exportName: 'spin' });
@@ -114,7 +100,7 @@ test('a handler stuck in synchronous code is stopped past its timeout and its is
 test('events queued before their type got a worker handler run in isolates', async (t) => {
   const bus = new BufferedEventBusService({ workerIsolates: 1, workerCount: 1 });
   t.after(() => bus.shutdown({ timeout: 1000 }));
-  const reports = listen(t);
+  const reports = listenToIsolates(t);
   const errors: unknown[] = [];
   bus.on('worker_error', (err) => errors.push(err));
   // Queued before initialize(), so before the registration.
@@ -151,7 +137,7 @@ test('shared memory must be a SharedArrayBuffer: a detachable ArrayBuffer is ref
 
 test("isolates' notifications do not count as the main thread's event-loop lag", async (t) => {
   const bus = await startedBus(t, { workerIsolates: 1 });
-  const reports = listen(t);
+  const reports = listenToIsolates(t);
   await bus.registerWorkerHandler('job', handlers, { exportName: 'burn' });
   bus.registerHandler('main', () => {});
   await bus.emitEvent('main', {});

@@ -6,31 +6,13 @@ import path from 'node:path';
 import { monitorEventLoopDelay } from 'node:perf_hooks';
 import { test } from 'node:test';
 import { threadId } from 'node:worker_threads';
-import { blockWindow, rejectsWithCode, startedBus, waitFor } from './helpers';
+import { blockWindow, type IsolateReport, listenToIsolates, rejectsWithCode, startedBus, waitFor } from './helpers';
 
 const handlers = path.join(__dirname, 'fixtures', 'isolate-handlers.js');
 
-interface Report {
-  label?: string;
-  n?: number;
-  threadId: number;
-  at: number;
-  retryCount: number;
-  isDate?: boolean;
-  aborted?: boolean;
-}
-
-function listen(t: { after(fn: () => unknown): void }): Report[] {
-  const reports: Report[] = [];
-  const channel = new BroadcastChannel('isolate-spec');
-  channel.onmessage = (m) => reports.push((m as unknown as { data: Report }).data);
-  t.after(() => channel.close());
-  return reports;
-}
-
 test('worker handlers run off the main thread while the main loop stays responsive', async (t) => {
   const bus = await startedBus(t, { workerIsolates: 2 });
-  const reports = listen(t);
+  const reports = listenToIsolates(t);
   await bus.registerWorkerHandler('burn', handlers, { exportName: 'burn' });
   const delay = monitorEventLoopDelay({ resolution: 5 });
   delay.enable();
@@ -51,8 +33,8 @@ test('worker handlers run off the main thread while the main loop stays responsi
 
 test('priorities hold across main-thread and worker handlers', async (t) => {
   const bus = await startedBus(t, { workerIsolates: 1, concurrency: 1 });
-  const reports = listen(t);
-  const main: Report[] = [];
+  const reports = listenToIsolates(t);
+  const main: IsolateReport[] = [];
   await bus.registerWorkerHandler('worker', handlers, { exportName: 'burn' });
   bus.registerHandler('main', (e: { label: string }) => void main.push({ label: e.label, threadId, at: performance.timeOrigin + performance.now(), retryCount: 0 }));
   // Start the isolates, then fill the one-place window.
@@ -72,7 +54,7 @@ test('priorities hold across main-thread and worker handlers', async (t) => {
 
 test('worker handler failures are retried and dead-lettered', async (t) => {
   const bus = await startedBus(t, { workerIsolates: 1, retryAttempts: 2, retryDelays: [100, 100] });
-  const reports = listen(t);
+  const reports = listenToIsolates(t);
   await bus.registerWorkerHandler('fails', handlers, { exportName: 'fails' });
   await bus.emitEvent('fails', { n: 1 }, { priority: 'critical' });
   await waitFor(() => bus.getDeadLetterQueue().length === 1, 'the dead letter', 30_000);
@@ -90,7 +72,7 @@ test('an isolate that crashes is replaced and loses no event', async (t) => {
   const dir = mkdtempSync(path.join(tmpdir(), 'isolate-crash-'));
   t.after(() => rmSync(dir, { recursive: true, force: true }));
   const bus = await startedBus(t, { workerIsolates: 1, concurrency: 1 });
-  const reports = listen(t);
+  const reports = listenToIsolates(t);
   await bus.registerWorkerHandler('fragile', handlers, { exportName: 'crashOnce' });
   const marker = path.join(dir, 'crashed');
   for (let n = 0; n < 10; n++) await bus.emitEvent('fragile', { n, marker });
@@ -122,7 +104,7 @@ test('a module that cannot load is a clear error at registration', async (t) => 
 
 test('shutdown drains worker-bound events; a program without shutdown exits by itself', async (t) => {
   const bus = await startedBus(t, { workerIsolates: 2 });
-  const reports = listen(t);
+  const reports = listenToIsolates(t);
   await bus.registerWorkerHandler('burn', handlers, { exportName: 'burn' });
   for (let n = 0; n < 30; n++) void bus.emitEvent('burn', { n, ms: 3 });
   const report = await bus.shutdown({ timeout: 20_000 });

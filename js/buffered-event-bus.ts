@@ -28,7 +28,7 @@ import { Delivery, type DeliveryHost } from './delivery';
 import { BusError, callNative, errorText, fromNative } from './errors';
 import { CoarseClock, SlotTable } from './event-record';
 import { checkType, describe, HandlerRegistry, type RegisteredHandler } from './handlers';
-import { IsolatePool, probeWorkerHandler, type WorkerHandlerSpec } from './isolates';
+import { type IsolateEnvelope, IsolatePool, probeWorkerHandler, type WorkerHandlerSpec } from './isolates';
 import { native, type NativeBus } from './native';
 import { Observer } from './observer';
 import { ENCODING } from './arena';
@@ -49,16 +49,6 @@ import { type SoloHost, SoloDeliveries } from './solo';
 import { TimeoutQueue } from './timeouts';
 
 type State = 'created' | 'running' | 'inline' | 'failed' | 'draining' | 'stopped';
-
-/** An event as worker isolates receive it (js/isolate-worker.ts). */
-interface IsolateEnvelope {
-  id: string;
-  type: string;
-  payload: unknown;
-  lane: number;
-  correlationId: string;
-  timestamp: number;
-}
 
 interface Serialised {
   /** ENCODING.JSON or ENCODING.CLONE: the arena block's first byte. */

@@ -12,7 +12,7 @@ import { LANES } from './event-record';
 import { HandoffReader, type HandoffRegion } from './handoff';
 import type { RegisteredHandler } from './handlers';
 import { IsolateStatus } from './isolate-status';
-import type { IsolateSetup, WorkerHandlerSpec } from './isolates';
+import type { IsolateEnvelope, IsolateSetup, WorkerHandlerSpec } from './isolates';
 import { native } from './native';
 import { TimeoutQueue } from './timeouts';
 
@@ -86,17 +86,8 @@ const arena = new Uint8Array(setup.arena);
 let timeouts = new TimeoutQueue(setup.handlerTimeout);
 let oldTimeouts: TimeoutQueue[] = [];
 
-interface Serialized {
-  id: string;
-  type: string;
-  payload: unknown;
-  lane: number;
-  correlationId: string;
-  timestamp: number;
-}
-
 /** What handlers receive, as on the main thread, plus `signal`. */
-function handlerEvent(e: Serialized, attempt: number, delivery: Delivery): unknown {
+function handlerEvent(e: IsolateEnvelope, attempt: number, delivery: Delivery): unknown {
   const p = e.payload;
   const event: Record<string, unknown> =
     p !== null && typeof p === 'object' && !Array.isArray(p) ? Object.assign({}, p as Record<string, unknown>) : {};
@@ -137,17 +128,17 @@ const host: DeliveryHost = {
 };
 
 /** The event at `offset`; words from shared memory are checked, not trusted. */
-function read(offset: number, len: number): Serialized {
+function read(offset: number, len: number): IsolateEnvelope {
   if (offset <= 0 || len < 2 || offset + len > arena.length) throw new RangeError(`no event at arena offset ${offset} (${len} bytes)`);
   return (
     arena[offset] === ENCODING.JSON
       ? JSON.parse(Buffer.from(setup.arena, offset + 1, len - 1).toString('utf8'))
       : deserialize(arena.subarray(offset + 1, offset + len))
-  ) as Serialized;
+  ) as IsolateEnvelope;
 }
 
 function deliver(slot: number, handlerId: number, attempt: number, offset: number, len: number): void {
-  let e: Serialized;
+  let e: IsolateEnvelope;
   try {
     e = read(offset, len);
   } catch (err) {

@@ -15,6 +15,16 @@ export interface WorkerHandlerSpec {
   exportName: string;
 }
 
+/** An event as worker isolates receive it, serialised in the arena. */
+export interface IsolateEnvelope {
+  id: string;
+  type: string;
+  payload: unknown;
+  lane: number;
+  correlationId: string;
+  timestamp: number;
+}
+
 /** What an isolate is started with (its `workerData`). */
 export interface IsolateSetup {
   busId: number;

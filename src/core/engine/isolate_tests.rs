@@ -61,6 +61,21 @@ fn serialised(p: &mut RingProducer, lane: u8, slot: u32, type_id: u32, len: u32)
     }));
 }
 
+/// An isolate that has been handed slots 0..3 (type 0, lane 0).
+fn attach_with_three(engine: &Engine) -> Isolate {
+    let mut isolate = attach(engine);
+    let mut p = RingProducer::new(engine.ring());
+    for slot in 0..3 {
+        serialised(&mut p, 0, slot, 0, 10);
+    }
+    engine.wake();
+    let mut got = vec![];
+    while got.len() < 3 {
+        got.extend(isolate.recv());
+    }
+    isolate
+}
+
 fn failure(slot: u32, delivery: u32, handler: u32, message: &str) -> Failure {
     Failure {
         slot,
@@ -122,16 +137,7 @@ fn isolated_types_go_to_isolates_and_come_back_as_notices() {
 fn an_isolate_that_goes_away_gives_back_its_deliveries() {
     let (engine, _main, _) = engine(json!({ "workerCount": 1, "concurrency": 8 }));
     engine.set_type_isolated(0, true);
-    let mut first = attach(&engine);
-    let mut p = RingProducer::new(engine.ring());
-    for slot in 0..3 {
-        serialised(&mut p, 0, slot, 0, 10);
-    }
-    engine.wake();
-    let mut got = vec![];
-    while got.len() < 3 {
-        got.extend(first.recv());
-    }
+    let first = attach_with_three(&engine);
     let done = engine.detach_sink(first.id, vec![], &[]);
     assert_eq!(
         done,
@@ -167,16 +173,7 @@ fn an_isolate_that_dies_is_charged_only_for_what_killed_it() {
     }));
     engine.set_type_isolated(0, true);
     engine.set_handler_count(0, 1);
-    let mut first = attach(&engine);
-    let mut p = RingProducer::new(engine.ring());
-    for slot in 0..3 {
-        serialised(&mut p, 0, slot, 0, 10);
-    }
-    engine.wake();
-    let mut got = vec![];
-    while got.len() < 3 {
-        got.extend(first.recv());
-    }
+    let first = attach_with_three(&engine);
     // Slot 1 killed it; slot 2 had finished, unacknowledged; slot 9 was
     // never in flight there.
     let culprits = vec![
