@@ -2,7 +2,7 @@ import type { RegisteredHandler } from './handlers';
 import type { AckArea } from './handoff';
 import { summarizeThrown } from './hostile';
 
-/** Outcome codes shared with src/core/metrics.rs. */
+/** Outcome codes shared with src/core/observe/metrics.rs. */
 export const OUTCOME = { OK: 0, FAILED: 1, NO_HANDLER: 2 } as const;
 /** Fate codes shared with src/core/engine/completion.rs. */
 export const FATE = { RETRY: 0, DEAD_LETTER: 1, UNKNOWN: 2 } as const;

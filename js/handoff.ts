@@ -1,4 +1,4 @@
-// The consumer side of a hand-off queue (src/core/handoff.rs is the
+// The consumer side of a hand-off queue (src/core/shm/handoff.rs is the
 // producer) and the writer side of its ack area: the main thread's, inside
 // the bus's shared buffer, or a worker isolate's, in a buffer of its own.
 

@@ -1,5 +1,5 @@
-// The JavaScript side of the shared buffer (src/core/layout.rs has the
-// layout, src/core/ring.rs the native half): this thread is the only
+// The JavaScript side of the shared buffer (src/core/shm/layout.rs has the
+// layout, src/core/shm/ring.rs the native half): this thread is the only
 // producer of the priority ring; `handoff` is its delivery queue and ack
 // area.
 
@@ -25,7 +25,7 @@ interface Layout {
   deliveryPending: number;
   workerErrors: number;
   recordWords: number;
-  /** Offsets of a record's words (src/core/layout.rs, `record`). */
+  /** Offsets of a record's words (src/core/shm/layout.rs, `record`). */
   record: { seq: number; slot: number; typeId: number; size: number; enqueuedUs: number; arena: number };
   deliveryWords: number;
   ackWords: number;

@@ -11,11 +11,11 @@ use super::error::{napi_to_js, to_js};
 use super::shared_view::SharedInt32Array;
 use super::sink::TsfnNotifier;
 use crate::core::config::Config;
-use crate::core::dead_letter::AttemptError;
 use crate::core::engine::{Engine, Failure};
 use crate::core::error::BusError;
-use crate::core::layout::{self, Layout};
-use crate::core::ring::LANE_NAMES;
+use crate::core::schedule::dead_letters::AttemptError;
+use crate::core::shm::layout::{self, Layout};
+use crate::core::shm::ring::LANE_NAMES;
 
 /// The native half of `BufferedEventBusService`: owns the worker threads
 /// that drain the shared priority ring. Internal; use the JavaScript class.
@@ -342,7 +342,7 @@ impl NativeBus {
     /// The native metrics in the Prometheus text exposition format.
     #[napi]
     pub fn metrics_text(&self) -> String {
-        crate::core::prometheus::render(&self.engine)
+        crate::core::observe::prometheus::render(&self.engine)
     }
 
     /// Largest queue wait and event-loop lag (ms) since the last call.

@@ -2,7 +2,7 @@ use napi_derive::napi;
 use serde_json::Value;
 
 use super::bus::NativeBus;
-use crate::core::dead_letter::DeadLetter;
+use crate::core::schedule::dead_letters::DeadLetter;
 
 /// A dead letter as JavaScript sees it; the JavaScript layer adds the event.
 #[napi(object)]

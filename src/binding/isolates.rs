@@ -15,7 +15,7 @@ use super::error::{napi_to_js, to_js};
 use super::shared_view::SharedInt32Array;
 use super::sink::TsfnNotifier;
 use crate::core::engine::{Engine, Failure};
-use crate::core::layout::{HandoffRegion, ACK_WORDS, DELIVERY_WORDS};
+use crate::core::shm::layout::{HandoffRegion, ACK_WORDS, DELIVERY_WORDS};
 
 /// Buses by id, for isolates to attach to. Weak: an isolate must not keep a
 /// bus alive that its owner shut down and dropped.

@@ -5,7 +5,7 @@ use std::ptr;
 use napi::bindgen_prelude::{FromNapiValue, Int32Array, TypeName, ValueType};
 use napi::{check_status, sys, Error, Status};
 
-use crate::core::shared::SharedWords;
+use crate::core::shm::words::SharedWords;
 
 /// An `Int32Array` over a `SharedArrayBuffer`. Only such memory may be
 /// shared with native threads: a `SharedArrayBuffer` can be neither

@@ -4,7 +4,7 @@ use napi::Status;
 use std::sync::Arc;
 
 use crate::core::engine::Notifier;
-use crate::core::metrics::LoopLag;
+use crate::core::observe::metrics::LoopLag;
 
 /// The JavaScript "deliveries are waiting" callback. Weak: a pending call
 /// alone does not keep the process alive; the JavaScript layer holds the

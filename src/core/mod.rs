@@ -1,20 +1,18 @@
 //! The engine of the bus, free of any Node-API type so it builds and tests
 //! under plain `cargo test`. `crate::binding` is the thin napi layer over it.
+//!
+//! - `shm`: the memory JavaScript and the native threads share, and the
+//!   protocols over it (the priority ring, the hand-off queues).
+//! - `schedule`: what decides when a delivery runs: the in-flight window,
+//!   retry policy and queue, dead letters.
+//! - `observe`: counters, histograms, rates, per-type statistics and the
+//!   Prometheus rendering.
+//! - `engine`: the worker threads that tie them together; `config` its
+//!   settings.
 
 pub mod config;
-pub mod dead_letter;
 pub mod engine;
 pub mod error;
-pub mod handoff;
-pub mod histogram;
-pub mod in_flight;
-pub mod layout;
-pub mod metrics;
-pub mod permits;
-pub mod prometheus;
-pub mod rates;
-pub mod retry;
-pub mod retry_queue;
-pub mod ring;
-pub mod shared;
-pub mod types;
+pub mod observe;
+pub mod schedule;
+pub mod shm;

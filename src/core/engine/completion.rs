@@ -6,14 +6,14 @@ use std::sync::atomic::Ordering;
 use std::time::Instant;
 
 use super::{unix_ms, Engine};
-use crate::core::dead_letter::{AttemptError, DeadLetter};
 use crate::core::error::BusError;
-use crate::core::handoff::Delivery as HandoffDelivery;
-use crate::core::in_flight::{InFlight, InFlightTable};
-use crate::core::layout::ACK_WORDS;
-use crate::core::metrics::{Outcome, OutcomeTally};
-use crate::core::retry_queue::Redelivery;
-use crate::core::types::{bump, TypeStats, TypeTally};
+use crate::core::observe::metrics::{Outcome, OutcomeTally};
+use crate::core::observe::type_stats::{bump, TypeStats, TypeTally};
+use crate::core::schedule::dead_letters::{AttemptError, DeadLetter};
+use crate::core::schedule::in_flight::{InFlight, InFlightTable};
+use crate::core::schedule::retry_queue::Redelivery;
+use crate::core::shm::handoff::Delivery as HandoffDelivery;
+use crate::core::shm::layout::ACK_WORDS;
 
 /// Marks a main-thread delivery as a notice: an isolate finished delivery
 /// `handler & !NOTICE` of the slot; `attempt` carries the outcome and the
@@ -147,6 +147,7 @@ impl Engine {
             else {
                 return false;
             };
+            inner.queue.acknowledged(&entry.record, delivery);
             released += entry.permits;
             tally.count(outcome, &entry);
             true
@@ -237,7 +238,7 @@ impl Engine {
                     attempt: attempt + 1,
                     errors,
                 };
-                rearm |= inner.retries.lock().schedule(now + delay, retry);
+                rearm |= inner.queue.retry(now + delay, retry);
                 inner.metrics.retries.fetch_add(1, Ordering::Relaxed);
                 bump(types, record.type_id, |s| &s.retries);
                 completion.fates.push(Fate::Retry);
@@ -259,7 +260,7 @@ impl Engine {
                     errors,
                     timestamp: unix_ms(),
                 };
-                if let Some(evicted) = inner.dead_letters.lock().push(letter) {
+                if let Some(evicted) = inner.queue.dead_letter(letter) {
                     completion.evicted.push(evicted.slot);
                 }
                 inner.metrics.dead_lettered.fetch_add(1, Ordering::Relaxed);
@@ -319,6 +320,7 @@ impl Engine {
             match (Outcome::from_code(code), in_flight.get_mut(slot, delivery)) {
                 (Some(outcome), Some(entry)) if entry.sink == sink_id && !entry.remote_done => {
                     entry.remote_done = true;
+                    inner.queue.acknowledged(&entry.record, delivery);
                     tally.count(outcome, entry);
                     notices.push(HandoffDelivery {
                         slot,
@@ -359,45 +361,31 @@ impl Engine {
 
     /// Up to `limit` dead letters from the `offset`-th, oldest first.
     pub fn dead_letters(&self, offset: usize, limit: usize) -> Vec<DeadLetter> {
-        self.inner
-            .dead_letters
-            .lock()
-            .page(offset, limit)
-            .cloned()
-            .collect()
+        self.inner.queue.dead_letters(offset, limit)
     }
 
     /// Puts dead letters (one, or all with `None`) back in front of their
     /// lanes with fresh attempts. Returns the replayed entries.
     pub fn replay_dead_letters(&self, id: Option<u64>) -> Vec<DeadLetter> {
-        let letters = {
-            let mut dlq = self.inner.dead_letters.lock();
-            match id {
-                Some(id) => dlq.remove(id).into_iter().collect(),
-                None => dlq.drain_all(),
-            }
-        };
-        {
-            let mut retries = self.inner.retries.lock();
-            for letter in &letters {
-                retries.push_ready(
-                    Redelivery {
-                        record: crate::core::ring::Record {
-                            slot: letter.slot,
-                            type_id: letter.type_id,
-                            size: letter.size,
-                            enqueued_us: 0,
-                            arena: letter.arena,
-                            lane: letter.lane,
-                        },
-                        handler: letter.handler_id,
-                        attempt: 0,
-                        errors: Vec::new(),
+        let letters = self.inner.queue.take_dead_letters(id);
+        self.inner.queue.enqueue(
+            letters
+                .iter()
+                .map(|letter| Redelivery {
+                    record: crate::core::shm::ring::Record {
+                        slot: letter.slot,
+                        type_id: letter.type_id,
+                        size: letter.size,
+                        enqueued_us: 0,
+                        arena: letter.arena,
+                        lane: letter.lane,
                     },
-                    false,
-                );
-            }
-        }
+                    handler: letter.handler_id,
+                    attempt: 0,
+                    errors: Vec::new(),
+                })
+                .collect(),
+        );
         self.inner
             .metrics
             .replayed
@@ -410,10 +398,6 @@ impl Engine {
 
     /// Removes dead letters (one, or all with `None`); returns them.
     pub fn remove_dead_letters(&self, id: Option<u64>) -> Vec<DeadLetter> {
-        let mut dlq = self.inner.dead_letters.lock();
-        match id {
-            Some(id) => dlq.remove(id).into_iter().collect(),
-            None => dlq.drain_all(),
-        }
+        self.inner.queue.take_dead_letters(id)
     }
 }

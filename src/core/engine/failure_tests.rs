@@ -3,9 +3,9 @@
 
 use super::tests::{ack_all, engine, recv, TRIPLE};
 use super::*;
-use crate::core::dead_letter::AttemptError;
-use crate::core::metrics::Outcome;
-use crate::core::ring::RingProducer;
+use crate::core::observe::metrics::Outcome;
+use crate::core::schedule::dead_letters::AttemptError;
+use crate::core::shm::ring::RingProducer;
 use serde_json::json;
 
 fn failure(slot: u32, delivery: u32, handler: u32, retryable: bool) -> Failure {

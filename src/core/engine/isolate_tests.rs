@@ -4,8 +4,8 @@
 use super::completion::{NOTICE, REMOTE_OUTCOME};
 use super::tests::{engine, recv, ChannelNotifier};
 use super::*;
-use crate::core::handoff::HandoffReader;
-use crate::core::ring::RingProducer;
+use crate::core::shm::handoff::HandoffReader;
+use crate::core::shm::ring::RingProducer;
 use serde_json::json;
 use std::sync::mpsc;
 
@@ -34,7 +34,7 @@ fn attach(engine: &Engine) -> Isolate {
 }
 
 impl Isolate {
-    fn recv(&mut self) -> Vec<crate::core::handoff::Delivery> {
+    fn recv(&mut self) -> Vec<crate::core::shm::handoff::Delivery> {
         let deadline = Instant::now() + Duration::from_secs(10);
         loop {
             let left = deadline.saturating_duration_since(Instant::now());
@@ -51,7 +51,7 @@ impl Isolate {
 
 /// Pushes a record of an event serialised for isolates (`len` bytes).
 fn serialised(p: &mut RingProducer, lane: u8, slot: u32, type_id: u32, len: u32) {
-    assert!(p.push_record(crate::core::ring::Record {
+    assert!(p.push_record(crate::core::shm::ring::Record {
         slot,
         type_id,
         size: len,
@@ -82,7 +82,7 @@ fn failure(slot: u32, delivery: u32, handler: u32, message: &str) -> Failure {
         delivery,
         handler,
         handler_name: "burn".into(),
-        error: crate::core::dead_letter::AttemptError {
+        error: crate::core::schedule::dead_letters::AttemptError {
             message: message.into(),
             name: "Error".into(),
             stack: None,

@@ -15,23 +15,23 @@ use std::sync::Arc;
 use std::thread::JoinHandle;
 use std::time::{Duration, Instant, SystemTime, UNIX_EPOCH};
 
+pub use crate::core::schedule::queue::Leftovers;
 pub use completion::{Completion, Failure, Fate};
 
-use super::config::{Config, WORKER_COUNT_RANGE};
-use super::dead_letter::DeadLetterQueue;
-use super::error::BusError;
-use super::handoff::Handoff;
-use super::in_flight::InFlightTable;
-use super::layout::{HandoffRegion, Layout, ACK_WORDS};
-use super::metrics::Metrics;
-use super::metrics::Outcome;
-use super::permits::Permits;
-use super::rates::{RateWindow, Rates, SAMPLE_EVERY};
-use super::retry::{Jitter, RetryPolicy};
-use super::retry_queue::{Redelivery, RetryQueue};
-use super::ring::{PriorityRing, Record, LANES};
-use super::shared::SharedWords;
-use super::types::{TypeSnapshot, TypeTable};
+use crate::core::config::{Config, WORKER_COUNT_RANGE};
+use crate::core::error::BusError;
+use crate::core::observe::metrics::{Metrics, Outcome};
+use crate::core::observe::rates::{RateWindow, Rates, SAMPLE_EVERY};
+use crate::core::observe::type_stats::{TypeSnapshot, TypeTable};
+use crate::core::schedule::in_flight::InFlightTable;
+use crate::core::schedule::permits::Permits;
+use crate::core::schedule::queue::{EventQueue, LocalQueue};
+use crate::core::schedule::retry_policy::{Jitter, RetryPolicy};
+use crate::core::schedule::retry_queue::Redelivery;
+use crate::core::shm::handoff::Handoff;
+use crate::core::shm::layout::{HandoffRegion, Layout, ACK_WORDS};
+use crate::core::shm::ring::{PriorityRing, Record, LANES};
+use crate::core::shm::words::SharedWords;
 
 /// Most deliveries one worker publishes at a time, so the dispatch lock is
 /// never held for long.
@@ -104,14 +104,6 @@ pub struct Detached {
     pub requeued: u32,
 }
 
-/// What was still waiting when the engine stopped.
-pub struct Leftovers {
-    /// Records never taken from the ring, in priority order.
-    pub records: Vec<Record>,
-    /// Retries (scheduled or ready) and requeued deliveries.
-    pub redeliveries: Vec<Redelivery>,
-}
-
 pub struct Engine {
     inner: Arc<Inner>,
     mem: Arc<SharedWords>,
@@ -122,7 +114,12 @@ pub struct Engine {
 }
 
 struct Inner {
-    ring: PriorityRing,
+    /// The shared-memory ring: its park/wake words and clock. Events are
+    /// taken through `queue`, never from the ring directly.
+    ring: Arc<PriorityRing>,
+    /// Where events wait: the ring, retries and dead letters (see
+    /// `schedule::queue`).
+    queue: Box<dyn EventQueue>,
     /// The main thread's hand-off queue (acknowledgements come back here).
     handoff: Arc<Handoff>,
     /// Sink 0 is the main thread once started; the rest are worker isolates.
@@ -130,7 +127,6 @@ struct Inner {
     next_sink_id: AtomicU32,
     /// Round robin over the isolate sinks.
     next_isolate: AtomicU32,
-    order: [usize; LANES],
     /// Live settings (`Engine::reconfigure`) are read once per use.
     policy: RwLock<RetryPolicy>,
     restart_delay_ms: AtomicU64,
@@ -141,10 +137,6 @@ struct Inner {
     types: TypeTable,
     rates: RateWindow,
     in_flight: Mutex<InFlightTable>,
-    retries: Mutex<RetryQueue>,
-    /// Ready retries; lets workers skip the retry lock when there are none.
-    ready_retries: Arc<std::sync::atomic::AtomicUsize>,
-    dead_letters: Mutex<DeadLetterQueue>,
     jitter: Mutex<Jitter>,
     /// The dispatch lock: one worker at a time takes records and publishes
     /// deliveries, so deliveries keep the order records left the ring and
@@ -190,24 +182,23 @@ impl Engine {
         let mem = Arc::new(mem);
         layout.format_header(&mem);
         let order = config.lane_order();
-        let ring = PriorityRing::new(
+        let ring = Arc::new(PriorityRing::new(
             mem.clone(),
             &layout,
             order,
             Duration::from_millis(config.aging_ms as u64),
-        );
+        ));
         let seed = unix_ms() ^ (Arc::as_ptr(&mem) as usize as u64);
         let started = Instant::now();
-        let retries = RetryQueue::default();
-        let ready_retries = retries.ready_count();
+        let queue = LocalQueue::new(ring.clone(), order, config.dead_letter_queue_size as usize);
         Engine {
             inner: Arc::new(Inner {
                 ring,
+                queue: Box::new(queue),
                 handoff: Arc::new(Handoff::new(mem.clone(), layout.handoff_region())),
                 sinks: RwLock::new(Vec::new()),
                 next_sink_id: AtomicU32::new(1),
                 next_isolate: AtomicU32::new(0),
-                order,
                 policy: RwLock::new(RetryPolicy::new(
                     config.retry_attempts,
                     config.retry_delays.clone(),
@@ -222,11 +213,6 @@ impl Engine {
                 types: TypeTable::default(),
                 rates: RateWindow::default(),
                 in_flight: Mutex::new(InFlightTable::default()),
-                retries: Mutex::new(retries),
-                ready_retries,
-                dead_letters: Mutex::new(DeadLetterQueue::new(
-                    config.dead_letter_queue_size as usize,
-                )),
                 jitter: Mutex::new(Jitter::new(seed)),
                 dispatch: Mutex::new(()),
                 notifier: RwLock::new(None),
@@ -432,13 +418,15 @@ impl Engine {
     }
 
     /// The event-loop lag probe, for the threadsafe function's callback.
-    pub fn loop_lag(&self) -> Arc<super::metrics::LoopLag> {
+    pub fn loop_lag(&self) -> Arc<crate::core::observe::metrics::LoopLag> {
         self.inner.metrics.lag.clone()
     }
 
     /// Per-type counters, bounded: see `TypeTable::snapshot`.
     pub fn type_stats(&self) -> Vec<TypeSnapshot> {
-        self.inner.types.snapshot(super::types::REPORTED_TYPES)
+        self.inner
+            .types
+            .snapshot(crate::core::observe::type_stats::REPORTED_TYPES)
     }
 
     /// Microseconds on the engine's clock (wrapping to u32 in ring
@@ -553,34 +541,29 @@ impl Engine {
             .in_flight
             .lock()
             .take_where(|e| e.sink == id && !e.remote_done);
-        let mut permits = 0;
-        {
-            let mut retries = self.inner.retries.lock();
-            for (_, e) in taken.iter().rev() {
-                permits += e.permits;
-            }
-            for ((_, handler), e) in taken.iter().rev() {
-                retries.push_ready(
-                    Redelivery {
-                        record: e.record,
-                        handler: *handler,
-                        attempt: e.attempt,
-                        errors: e.errors.clone(),
-                    },
-                    true,
-                );
-            }
-        }
+        let permits = taken.iter().map(|(_, e)| e.permits).sum();
+        let requeued = taken.len() as u32;
+        self.inner.queue.put_back(
+            taken
+                .into_iter()
+                .map(|((_, handler), e)| Redelivery {
+                    record: e.record,
+                    handler,
+                    attempt: e.attempt,
+                    errors: e.errors,
+                })
+                .collect(),
+        );
         self.inner.release_permits(permits);
         self.inner
             .metrics
             .requeued
-            .fetch_add(taken.len() as u64, Ordering::Relaxed);
+            .fetch_add(u64::from(requeued), Ordering::Relaxed);
         self.inner.notify_all();
         Detached {
             charged,
             succeeded: settled - charged,
-            requeued: taken.len() as u32,
+            requeued,
         }
     }
 
@@ -611,15 +594,12 @@ impl Engine {
             size,
             ..entry.record
         };
-        self.inner.retries.lock().push_ready(
-            Redelivery {
-                record,
-                handler: delivery,
-                attempt: entry.attempt,
-                errors: entry.errors,
-            },
-            true,
-        );
+        self.inner.queue.put_back(vec![Redelivery {
+            record,
+            handler: delivery,
+            attempt: entry.attempt,
+            errors: entry.errors,
+        }]);
         self.inner.release_permits(entry.permits);
         self.inner.notify_all();
         Ok(())
@@ -647,25 +627,15 @@ impl Engine {
     }
 
     pub fn queue_state(&self) -> QueueState {
-        let (ready_retries, scheduled_retries) = {
-            let r = self.inner.retries.lock();
-            (
-                std::array::from_fn(|l| r.ready_len(l) as u32),
-                r.scheduled_len() as u32,
-            )
-        };
-        let (dead_letters, dead_letters_evicted) = {
-            let d = self.inner.dead_letters.lock();
-            (d.len() as u32, d.evicted())
-        };
+        let sizes = self.inner.queue.sizes();
         QueueState {
-            depth: std::array::from_fn(|lane| self.inner.ring.depth(lane)),
-            ready_retries,
-            scheduled_retries,
+            depth: sizes.depth,
+            ready_retries: sizes.ready_retries,
+            scheduled_retries: sizes.scheduled_retries,
             in_flight_deliveries: self.inner.in_flight.lock().len() as u32,
             in_flight_permits: self.inner.permits.in_use(),
-            dead_letters,
-            dead_letters_evicted,
+            dead_letters: sizes.dead_letters,
+            dead_letters_evicted: sizes.dead_letters_evicted,
         }
     }
 
@@ -694,10 +664,7 @@ impl Engine {
                 deliveries: AtomicU64::new(main.deliveries.load(Ordering::Relaxed)),
             });
         }
-        Leftovers {
-            records: std::iter::from_fn(|| self.inner.ring.pop_next()).collect(),
-            redeliveries: self.inner.retries.lock().drain_all(&self.inner.order),
-        }
+        self.inner.queue.drain()
     }
 }
 
@@ -751,10 +718,7 @@ impl Inner {
         let mut next_sample = Instant::now();
         while !self.stopping.load(Ordering::SeqCst) {
             let now = Instant::now();
-            let (moved, next) = {
-                let mut retries = self.retries.lock();
-                (retries.promote(now), retries.next_due())
-            };
+            let (moved, next) = self.queue.promote(now);
             if moved > 0 {
                 self.records_cv.notify_one();
                 self.permits_cv.notify_one();
@@ -774,7 +738,7 @@ impl Inner {
 
     /// Whether a worker has anything to take: a ring record or a ready retry.
     fn has_work(&self) -> bool {
-        !self.ring.is_empty() || self.ready_retries.load(Ordering::Acquire) > 0
+        self.queue.has_work()
     }
 }
 

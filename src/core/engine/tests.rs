@@ -1,10 +1,10 @@
 use super::*;
-use crate::core::handoff::HandoffReader;
-use crate::core::metrics::Outcome;
+use crate::core::observe::metrics::Outcome;
+use crate::core::shm::handoff::HandoffReader;
 
 /// `HandoffReader::drain` returns `[slot, handler, attempt]` triples.
 pub(super) const TRIPLE: usize = 3;
-use crate::core::ring::RingProducer;
+use crate::core::shm::ring::RingProducer;
 use serde_json::json;
 use std::sync::mpsc;
 

@@ -10,12 +10,13 @@ use std::sync::atomic::{AtomicBool, Ordering};
 use std::time::Instant;
 
 use super::{Inner, Sink, WorkerError, WorkerStats, MAX_BATCH, PARK_TIMEOUT};
-use crate::core::handoff::Delivery as HandoffDelivery;
-use crate::core::histogram::LocalHistogram;
-use crate::core::in_flight::InFlight;
-use crate::core::retry_queue::Redelivery;
-use crate::core::ring::{Record, LANES};
-use crate::core::types::TypeTally;
+use crate::core::observe::histogram::LocalHistogram;
+use crate::core::observe::type_stats::TypeTally;
+use crate::core::schedule::in_flight::InFlight;
+use crate::core::schedule::queue::{Admit, Next};
+use crate::core::schedule::retry_queue::Redelivery;
+use crate::core::shm::handoff::Delivery as HandoffDelivery;
+use crate::core::shm::ring::{Record, LANES};
 
 /// How far a batch got before a panic, which decides how to put it back.
 #[derive(Clone, Copy, PartialEq, Eq)]
@@ -31,6 +32,8 @@ enum Stage {
 pub(super) enum Collected {
     Delivered,
     Empty,
+    /// What waits first cannot run until a sink attaches.
+    Blocked,
     NoPermits(u32),
 }
 
@@ -77,7 +80,7 @@ impl Inner {
             match outcome {
                 Ok(Collected::Delivered) => {}
                 Ok(Collected::NoPermits(_)) => return true,
-                Ok(Collected::Empty) => return false,
+                Ok(Collected::Empty | Collected::Blocked) => return false,
                 Err(panic) => {
                     self.recover(REFILL_WORKER, &mut batch, stage, panic, stats);
                     return false;
@@ -101,6 +104,7 @@ impl Inner {
             match outcome {
                 Ok(Collected::Delivered) => {}
                 Ok(Collected::Empty) => self.park_until_records(stop),
+                Ok(Collected::Blocked) => self.park_until_attached(stop),
                 Ok(Collected::NoPermits(need)) => self.park_until_permits(stop, need),
                 Err(panic) => {
                     self.recover(id, &mut batch, stage, panic, stats);
@@ -136,6 +140,7 @@ impl Inner {
         let sinks = self.sinks.read();
         let isolates = sinks.len().saturating_sub(1);
         let mut short_of = 0;
+        let mut blocked = false;
         self.types.read(|types| {
             let isolated = |type_id: u32| {
                 types
@@ -164,39 +169,37 @@ impl Inner {
                 self.permits.needed_for(handlers)
             };
             let now = self.ring.now_ns();
+            // The hand-off queues are at least the window and every
+            // delivery holds a permit, so a permit guarantees a cell.
+            let mut admit = |rec: &Record, handler: u32| -> Admit {
+                let Some(sink) = sink_for(rec) else {
+                    return Admit::Later;
+                };
+                let permits = permits_for(rec.type_id, handler);
+                if self.permits.try_acquire(permits) {
+                    Admit::Take { permits, sink }
+                } else {
+                    Admit::Full(permits)
+                }
+            };
             while batch.len() < MAX_BATCH {
-                match self.take_retry(&permits_for, &sink_for) {
-                    Ok(Some(taken)) => {
-                        batch.push(taken);
-                        continue;
-                    }
-                    Ok(None) => {}
-                    Err(need) => {
+                match self.queue.take(now, &mut admit) {
+                    Next::Taken {
+                        delivery,
+                        permits,
+                        sink,
+                    } => batch.push(Taken {
+                        delivery,
+                        permits,
+                        sink,
+                    }),
+                    Next::Full(need) => {
                         short_of = need;
                         break;
                     }
-                }
-                let (mut need, mut sink) = (0, None);
-                let taken = self.ring.pop_next_if(now, |rec| {
-                    sink = sink_for(rec);
-                    need = permits_for(rec.type_id, 0);
-                    // The hand-off queues are at least the window and every
-                    // delivery holds a permit, so a permit guarantees a cell.
-                    sink.is_some() && self.permits.try_acquire(need)
-                });
-                match (taken, sink) {
-                    (Some(record), Some(sink)) => batch.push(Taken {
-                        delivery: Redelivery {
-                            record,
-                            handler: 0,
-                            attempt: 0,
-                            errors: Vec::new(),
-                        },
-                        permits: need,
-                        sink,
-                    }),
-                    _ => {
-                        short_of = need;
+                    Next::Empty => break,
+                    Next::Blocked => {
+                        blocked = true;
                         break;
                     }
                 }
@@ -205,6 +208,8 @@ impl Inner {
         if batch.is_empty() {
             return if short_of > 0 {
                 Collected::NoPermits(short_of)
+            } else if blocked {
+                Collected::Blocked
             } else {
                 Collected::Empty
             };
@@ -306,48 +311,6 @@ impl Inner {
         Collected::Delivered
     }
 
-    /// A ready retry that ranks at least as high as the ring's next record
-    /// and fits in the window: `Ok(Some)`; none to take: `Ok(None)`; one that
-    /// should go next but does not fit: `Err(permits it needs)`.
-    fn take_retry(
-        &self,
-        permits_for: &dyn Fn(u32, u32) -> u32,
-        sink_for: &dyn Fn(&Record) -> Option<usize>,
-    ) -> Result<Option<Taken>, u32> {
-        if self.ready_retries.load(Ordering::Acquire) == 0 {
-            return Ok(None);
-        }
-        let mut retries = self.retries.lock();
-        let Some(lane) = retries.ready_lane(&self.order) else {
-            return Ok(None);
-        };
-        let rank = |l: usize| self.order.iter().position(|&o| o == l);
-        if let Some(ring_lane) = self.ring.next_lane() {
-            if rank(ring_lane) < rank(lane) {
-                return Ok(None);
-            }
-        }
-        let Some(delivery) = retries.pop_ready(lane) else {
-            return Ok(None);
-        };
-        let Some(sink) = sink_for(&delivery.record) else {
-            // Its isolates are not up (yet): it waits in front of its lane.
-            retries.push_ready(delivery, true);
-            return Ok(None);
-        };
-        let need = permits_for(delivery.record.type_id, delivery.handler);
-        if self.permits.try_acquire(need) {
-            Ok(Some(Taken {
-                delivery,
-                permits: need,
-                sink,
-            }))
-        } else {
-            retries.push_ready(delivery, true);
-            Err(need)
-        }
-    }
-
     /// Publishes a sink's hand-off queue and notifies its thread unless a
     /// notification is already pending.
     pub(super) fn publish(&self, sink: &Sink, deliveries: u64) {
@@ -368,20 +331,21 @@ impl Inner {
     /// their hand-off queue: out of flight, permits released, in front of
     /// their lanes in order.
     fn requeue_unpublished(&self, batch: &[Taken], unpublished: &[usize]) {
-        let mut in_flight = self.in_flight.lock();
-        let mut retries = self.retries.lock();
+        let mut back = Vec::with_capacity(unpublished.len());
         let mut permits = 0;
-        for &i in unpublished.iter().rev() {
-            let t = &batch[i];
-            let mut delivery = t.delivery.clone();
-            if let Some(entry) = in_flight.remove(delivery.record.slot, delivery.handler) {
-                delivery.errors = entry.errors;
+        {
+            let mut in_flight = self.in_flight.lock();
+            for &i in unpublished {
+                let t = &batch[i];
+                let mut delivery = t.delivery.clone();
+                if let Some(entry) = in_flight.remove(delivery.record.slot, delivery.handler) {
+                    delivery.errors = entry.errors;
+                }
+                permits += t.permits;
+                back.push(delivery);
             }
-            permits += t.permits;
-            retries.push_ready(delivery, true);
         }
-        drop(retries);
-        drop(in_flight);
+        self.queue.put_back(back);
         self.metrics
             .requeued
             .fetch_add(unpublished.len() as u64, Ordering::Relaxed);
@@ -399,24 +363,24 @@ impl Inner {
     ) {
         let mut requeued = 0;
         if stage != Stage::Published {
-            let mut in_flight = self.in_flight.lock();
-            let mut retries = self.retries.lock();
+            let mut back = Vec::with_capacity(batch.len());
             let mut permits = 0;
-            // Reversed, so pushing each to the front keeps their order.
-            for mut t in batch.drain(..).rev() {
-                if stage == Stage::Registered {
-                    if let Some(entry) =
-                        in_flight.remove(t.delivery.record.slot, t.delivery.handler)
-                    {
-                        t.delivery.errors = entry.errors;
+            {
+                let mut in_flight = self.in_flight.lock();
+                for mut t in batch.drain(..) {
+                    if stage == Stage::Registered {
+                        if let Some(entry) =
+                            in_flight.remove(t.delivery.record.slot, t.delivery.handler)
+                        {
+                            t.delivery.errors = entry.errors;
+                        }
                     }
+                    permits += t.permits;
+                    back.push(t.delivery);
                 }
-                permits += t.permits;
-                retries.push_ready(t.delivery, true);
-                requeued += 1;
             }
-            drop(retries);
-            drop(in_flight);
+            requeued = back.len() as u32;
+            self.queue.put_back(back);
             self.release_permits(permits);
         }
         batch.clear();
@@ -468,6 +432,21 @@ impl Inner {
         // also call `wake`, which needs this lock, so it cannot be missed.
         self.ring.wake_requested().store(0, Ordering::SeqCst);
         if !self.has_work() && !self.should_stop(stop) {
+            self.records_cv.wait_for(&mut guard, PARK_TIMEOUT);
+        }
+        sleepers.fetch_sub(1, Ordering::SeqCst);
+    }
+
+    /// The next delivery waits for an isolate to attach (`attach_sink`
+    /// wakes every parked worker) or for a record that may rank above it.
+    fn park_until_attached(&self, stop: &AtomicBool) {
+        let mut guard = self.park.lock();
+        let sleepers = self.ring.sleepers();
+        sleepers.fetch_add(1, Ordering::SeqCst);
+        self.ring.wake_requested().store(0, Ordering::SeqCst);
+        // Checked under the park lock, which `attach_sink` takes to notify
+        // after adding its sink: an isolate attaching now is not missed.
+        if self.sinks.read().len() <= 1 && !self.should_stop(stop) {
             self.records_cv.wait_for(&mut guard, PARK_TIMEOUT);
         }
         sleepers.fetch_sub(1, Ordering::SeqCst);

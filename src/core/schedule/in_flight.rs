@@ -6,8 +6,8 @@
 
 use std::collections::HashMap;
 
-use super::dead_letter::AttemptError;
-use super::ring::Record;
+use crate::core::schedule::dead_letters::AttemptError;
+use crate::core::shm::ring::Record;
 
 pub struct InFlight {
     pub record: Record,

@@ -5,10 +5,10 @@
 use std::fmt::Write;
 use std::sync::atomic::Ordering;
 
-use super::engine::Engine;
-use super::histogram::{upper_bound, Histogram};
-use super::ring::LANE_NAMES;
-use super::types::TypeSnapshot;
+use crate::core::engine::Engine;
+use crate::core::observe::histogram::{upper_bound, Histogram};
+use crate::core::observe::type_stats::TypeSnapshot;
+use crate::core::shm::ring::LANE_NAMES;
 
 /// Bucket bounds in seconds for every duration histogram.
 const LE_SECONDS: [f64; 16] = [
@@ -283,8 +283,8 @@ pub fn render(engine: &Engine) -> String {
 mod tests {
     use super::*;
     use crate::core::config::Config;
-    use crate::core::layout::Layout;
-    use crate::core::shared::SharedWords;
+    use crate::core::shm::layout::Layout;
+    use crate::core::shm::words::SharedWords;
     use serde_json::json;
     use std::collections::HashMap;
 

@@ -11,7 +11,7 @@
 
 use std::sync::atomic::Ordering;
 
-use super::shared::SharedWords;
+use crate::core::shm::words::SharedWords;
 
 /// Words per line; hot words written by different parties sit on separate
 /// 64-byte lines so they do not false-share.

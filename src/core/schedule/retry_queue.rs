@@ -10,8 +10,8 @@ use std::sync::atomic::{AtomicUsize, Ordering};
 use std::sync::Arc;
 use std::time::Instant;
 
-use super::dead_letter::AttemptError;
-use super::ring::{Record, LANES};
+use crate::core::schedule::dead_letters::AttemptError;
+use crate::core::shm::ring::{Record, LANES};
 
 /// A delivery of one record to one handler (or, with `handler` 0, to all).
 #[derive(Debug, Clone, PartialEq)]

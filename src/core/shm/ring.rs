@@ -16,8 +16,8 @@ use std::sync::atomic::{AtomicU32, AtomicU64, Ordering};
 use std::sync::Arc;
 use std::time::{Duration, Instant};
 
-use super::layout::{self, record, Layout, LANE_COUNT, LINE, RECORD_WORDS};
-use super::shared::SharedWords;
+use crate::core::shm::layout::{self, record, Layout, LANE_COUNT, LINE, RECORD_WORDS};
+use crate::core::shm::words::SharedWords;
 
 pub const LANES: usize = LANE_COUNT;
 pub const LANE_NAMES: [&str; LANES] = ["critical", "normal", "low"];

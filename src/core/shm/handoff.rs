@@ -14,9 +14,9 @@ use std::sync::atomic::{AtomicU32, Ordering};
 use std::sync::Arc;
 
 #[cfg(test)]
-use super::layout::Layout;
-use super::layout::{HandoffRegion, ACK_WORDS, DELIVERY_WORDS};
-use super::shared::SharedWords;
+use crate::core::shm::layout::Layout;
+use crate::core::shm::layout::{HandoffRegion, ACK_WORDS, DELIVERY_WORDS};
+use crate::core::shm::words::SharedWords;
 
 pub struct Handoff {
     mem: Arc<SharedWords>,

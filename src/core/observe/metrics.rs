@@ -6,8 +6,8 @@ use std::sync::atomic::{AtomicU64, Ordering};
 use std::sync::Arc;
 use std::time::Instant;
 
-use super::histogram::{Histogram, LocalHistogram, Summary};
-use super::ring::LANES;
+use crate::core::observe::histogram::{Histogram, LocalHistogram, Summary};
+use crate::core::shm::ring::LANES;
 
 /// How long the JavaScript thread takes to run a delivery notification
 /// after a worker sent it: the event-loop lag as the workers see it.
