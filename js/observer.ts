@@ -12,9 +12,9 @@ import type {
   WorkerStatistics,
 } from '../index';
 import { errorText } from './errors';
-import { withGuideHealthNames, withGuideMetricNames, withGuideWorkerNames } from './compat';
+import { withGuideHealthNames, withGuideMetricNames, withGuideWorkerNames } from './bootify/guide-names';
 import { LANES } from './event-record';
-import type { IsolatePool } from './isolates';
+import type { IsolatePool } from './isolates/pool';
 import type { NativeBus } from './native';
 import type { SharedRing } from './ring';
 

@@ -1,6 +1,6 @@
-import type { EventHandlerLike, IEvent, SyncDeadLetter } from '../index';
-import { BusError } from './errors';
-import { checkType, describe, HandlerRegistry } from './handlers';
+import type { EventHandlerLike, IEvent, SyncDeadLetter } from '../../index';
+import { BusError } from '../errors';
+import { checkType, describe, HandlerRegistry } from '../handlers';
 
 /**
  * The synchronous event bus BootifyJS projects start with: `emit` runs

@@ -3,7 +3,7 @@
 // properties and parameters. BootifyJS's own container can be passed to
 // bootstrapEventSystem instead: anything with resolve() and register().
 import 'reflect-metadata';
-import type { ContainerLike, Provider, Token } from '../index';
+import type { ContainerLike, Provider, Token } from '../../index';
 
 type Constructor<T = unknown> = abstract new (...args: any[]) => T;
 type Concrete<T = unknown> = new (...args: any[]) => T;

@@ -1,10 +1,10 @@
 import path from 'node:path';
 import { Worker } from 'node:worker_threads';
-import type { IsolateInfo } from '../index';
-import { type FailureRecord, OUTCOME } from './acks';
-import { BusError } from './errors';
-import { type DeliveryKey, IsolateStatus, type StartedDelivery } from './isolate-status';
-import type { NativeBus } from './native';
+import type { IsolateInfo } from '../../index';
+import { type FailureRecord, OUTCOME } from '../acks';
+import { BusError } from '../errors';
+import { type DeliveryKey, IsolateStatus, type StartedDelivery } from './status';
+import type { NativeBus } from '../native';
 
 /** A handler that runs in worker isolates, as they load it. */
 export interface WorkerHandlerSpec {
@@ -46,7 +46,7 @@ export interface PoolHost {
   onError(err: BusError): void;
 }
 
-const ISOLATE_SCRIPT = path.join(__dirname, 'isolate-worker.js');
+const ISOLATE_SCRIPT = path.join(__dirname, 'worker.js');
 /**
  * How long past `handlerTimeout` a delivery may run before its isolate is
  * terminated: the isolate times deliveries out itself, so one still open

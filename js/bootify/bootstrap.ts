@@ -1,9 +1,9 @@
-import type { BootstrapOptions, ContainerLike, EventSystem, IEventHandler, SyncEventBusLike, Token } from '../index';
-import { BufferedEventBusService } from './buffered-event-bus';
-import { resolveConfig } from './config';
+import type { BootstrapOptions, ContainerLike, EventSystem, IEventHandler, SyncEventBusLike, Token } from '../../index';
+import { BufferedEventBusService } from '../buffered-event-bus';
+import { resolveConfig } from '../config';
 import { container as defaultContainer } from './container';
 import { listenerMethods } from './decorators';
-import { BusError } from './errors';
+import { BusError } from '../errors';
 import { EventBusService } from './event-bus';
 
 type Ctor = abstract new (...args: any[]) => object;

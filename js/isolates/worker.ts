@@ -5,16 +5,16 @@
 import { AsyncLocalStorage } from 'node:async_hooks';
 import { deserialize } from 'node:v8';
 import { parentPort, threadId, workerData } from 'node:worker_threads';
-import { AckBuffer, failureRecord, type FailureRecord, OUTCOME } from './acks';
-import { ENCODING } from './arena';
-import { Delivery, type DeliveryHost } from './delivery';
-import { LANES } from './event-record';
-import { HandoffReader, type HandoffRegion } from './handoff';
-import type { RegisteredHandler } from './handlers';
-import { IsolateStatus } from './isolate-status';
-import type { IsolateEnvelope, IsolateSetup, WorkerHandlerSpec } from './isolates';
-import { native } from './native';
-import { TimeoutQueue } from './timeouts';
+import { AckBuffer, failureRecord, type FailureRecord, OUTCOME } from '../acks';
+import { ENCODING } from '../arena';
+import { Delivery, type DeliveryHost } from '../delivery';
+import { LANES } from '../event-record';
+import { HandoffReader, type HandoffRegion } from '../handoff';
+import type { RegisteredHandler } from '../handlers';
+import { IsolateStatus } from './status';
+import type { IsolateEnvelope, IsolateSetup, WorkerHandlerSpec } from './pool';
+import { native } from '../native';
+import { TimeoutQueue } from '../timeouts';
 
 const setup = workerData as IsolateSetup;
 const status = new IsolateStatus(setup.status);

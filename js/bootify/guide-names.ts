@@ -1,4 +1,4 @@
-import type { BufferedEventConfig, EventSystemMetrics, HealthCheckResult, WorkerStatistics } from '../index';
+import type { BufferedEventConfig, EventSystemMetrics, HealthCheckResult, WorkerStatistics } from '../../index';
 
 /**
  * The names BootifyJS's published guide and API reference use for metrics,

@@ -2,7 +2,7 @@
 // class decorated by either library is found by either library.
 import 'reflect-metadata';
 import { registerComponent } from './container';
-import { checkType } from './handlers';
+import { checkType } from '../handlers';
 
 /** `true` on a class decorated `@EventListener()`. */
 export const EVENT_LISTENER_KEY = 'bootify:event-listener';

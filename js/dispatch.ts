@@ -1,0 +1,329 @@
+// Running what the native engine hands this thread: deliveries to
+// main-thread handlers, notices that an isolate finished one, and the
+// acknowledgements (with failures) that go back.
+import type { BufferedEventConfig } from '../index';
+import { AckBuffer, FATE, type FailureRecord, failureRecord, type FlushResult, OUTCOME } from './acks';
+import type { Books } from './books';
+import { Delivery, type DeliveryHost } from './delivery';
+import { BusError, errorText, fromNative } from './errors';
+import type { SlotTable } from './event-record';
+import type { HandlerRegistry, RegisteredHandler } from './handlers';
+import type { WorkerHandlers } from './isolates/handlers';
+import type { NativeBus } from './native';
+import type { Observer } from './observer';
+import type { SharedRing } from './ring';
+import { type SoloHost, SoloDeliveries } from './solo';
+import { TimeoutQueue } from './timeouts';
+
+/** Flags a main-thread delivery as an isolate's completion notice (src/core/engine/completion.rs). */
+const NOTICE = 0x80000000;
+const REMOTE_OUTCOME = 3;
+/**
+ * How long (ms) into a turn of the event loop the main thread keeps
+ * refilling the window and running what came out, before leaving the rest
+ * to the workers and the next turn.
+ */
+const REFILL_TURN_MS = 4;
+
+/** A delivery announced to this thread that never started (the engine stopped first). */
+export interface Undelivered {
+  slot: number;
+  handler: number;
+  attempt: number;
+}
+
+export interface DispatchHost {
+  readonly native: NativeBus;
+  readonly ring: SharedRing;
+  readonly slots: SlotTable;
+  readonly registry: HandlerRegistry;
+  readonly observer: Observer;
+  readonly books: Books;
+  readonly workers: WorkerHandlers;
+  config(): BufferedEventConfig;
+  /** Whether the engine may fill the window from this thread (running or draining). */
+  refilling(): boolean;
+  /** Emits on the bus; a throwing listener must not escape into the books. */
+  notify(event: 'handler_error' | 'worker_error', value: unknown): void;
+}
+
+export class Dispatcher {
+  readonly #h: DispatchHost;
+  readonly acks: AckBuffer;
+  /** Deadlines of deliveries started under the current `handlerTimeout`. */
+  #timeouts: TimeoutQueue;
+  /** Queues of earlier `handlerTimeout` values, until their deliveries settle. */
+  #oldTimeouts: TimeoutQueue[] = [];
+  /** Running first deliveries (to every handler), by slot: at most one each. */
+  readonly #fanOut: (Delivery | undefined)[] = [];
+  /** Running first deliveries to the one handler of a type, without a timeout. */
+  readonly #solo: SoloDeliveries;
+  /** Running deliveries to one handler (retries, replays). */
+  readonly #single = new Set<Delivery>();
+  /** performance.now() when the current turn began delivering; see #complete. */
+  #turnStarted = 0;
+  #workerErrorsSeen = 0;
+  /** Set once the engine stopped: no delivery starts after it. */
+  #stopped = false;
+
+  constructor(host: DispatchHost) {
+    this.#h = host;
+    this.acks = new AckBuffer(host.ring.handoff, this.#complete, this.#applyFates, this.#afterRefill);
+    this.#timeouts = new TimeoutQueue(host.config().handlerTimeout);
+    this.#solo = new SoloDeliveries(this.#host);
+  }
+
+  /** The abort signal of the delivery running `slot`, for `event.signal`. */
+  signalOf(slot: number): AbortSignal | undefined {
+    return this.#fanOut[slot]?.signal ?? this.#solo.signal(slot);
+  }
+
+  /** Deliveries started from now on time out after `ms`. */
+  setHandlerTimeout(ms: number): void {
+    this.#oldTimeouts = this.#oldTimeouts.filter((q) => !q.idle());
+    this.#oldTimeouts.push(this.#timeouts);
+    this.#timeouts = new TimeoutQueue(ms);
+  }
+
+  /** The engine's "deliveries are waiting" callback. */
+  readonly onDeliveries = (): void => {
+    // A notification queued before the engine stopped: what it announced
+    // was collected by stop() and must never start.
+    if (this.#stopped) return;
+    this.#turnStarted = performance.now();
+    this.#h.ring.handoff.drain(this.#deliver);
+    const errors = this.#h.ring.workerErrors();
+    if (errors !== this.#workerErrorsSeen) {
+      this.#workerErrorsSeen = errors;
+      for (const e of this.#h.native.takeWorkerErrors()) {
+        const err = new BusError('WORKER_PANIC', `native worker ${e.worker} panicked: ${e.message}`, {
+          worker: e.worker,
+          requeued: e.requeued,
+        });
+        this.#h.notify('worker_error', err);
+      }
+    }
+  };
+
+  /** Deliveries a refill (see #complete) may have published: run them in this turn. */
+  readonly #afterRefill = (): void => {
+    if (this.#stopped) return;
+    this.#h.ring.handoff.drain(this.#deliver);
+  };
+
+  readonly #deliver = (slot: number, handlerId: number, attempt: number, retries: number, letters: number): void => {
+    if ((handlerId & NOTICE) !== 0) return this.#isolateFinished(slot, handlerId & ~NOTICE, retries, letters);
+    const { slots, registry } = this.#h;
+    if (!slots.has(slot)) {
+      // The two sides disagree about a slot: acknowledge so the window
+      // does not leak, and say so.
+      this.#h.notify('worker_error', new BusError('NATIVE_ERROR', `delivery for unknown slot ${slot}`));
+      this.acks.push(slot, handlerId, OUTCOME.FAILED, false);
+      return;
+    }
+    if (registry.isIsolated(slots.typeId(slot))) return this.#forward(slot, handlerId, attempt);
+    let handlers: readonly RegisteredHandler[];
+    if (handlerId === 0) {
+      handlers = registry.forType(slots.typeId(slot));
+    } else {
+      const one = registry.byId(handlerId);
+      handlers = one ? [one] : [];
+    }
+    if (handlers.length === 0) return this.#unhandled(slot, handlerId);
+    slots.started(slot);
+    if (handlerId === 0 && handlers.length === 1 && this.#h.config().handlerTimeout === 0) {
+      return this.#solo.run(slot, handlers[0], slots.event(slot), slots.context(slot));
+    }
+    const delivery = new Delivery(this.#host, handlers, slot, handlerId, attempt, this.#timeouts.deadline());
+    if (handlerId === 0) this.#fanOut[slot] = delivery;
+    else this.#single.add(delivery);
+    this.#timeouts.track(delivery);
+    delivery.run(slots.eventFor(slot, delivery), slots.context(slot));
+  };
+
+  /**
+   * A delivery of a type handled in isolates reached this thread: the event
+   * was emitted before the type's worker handler was registered, so it has
+   * no serialised bytes. Serialise it now and send it on; if that cannot
+   * be done, it fails like a handler failure (retried, then dead-lettered).
+   */
+  #forward(slot: number, handlerId: number, attempt: number): void {
+    const { slots, registry, workers } = this.#h;
+    let error: unknown;
+    try {
+      const e = slots.queuedEvent(slot);
+      const serialised = workers.serialise({ id: e.id, type: e.type, payload: e.payload, lane: slots.lane(slot), correlationId: e.correlationId, timestamp: e.timestamp });
+      const offset = workers.store(serialised);
+      if (offset < 0) {
+        const { maxMemoryMB } = this.#h.config();
+        throw new BusError('QUEUE_FULL', `no room for the event in maxMemoryMB (${maxMemoryMB} MB) of isolate memory`, { field: 'maxMemoryMB' });
+      }
+      const size = serialised.bytes.length + 1;
+      slots.setArena(slot, offset, size);
+      this.#h.native.reroute(slot, handlerId, offset, size);
+      workers.ensureStarted();
+      return;
+    } catch (err) {
+      error = err;
+    }
+    const handler = registry.forType(slots.typeId(slot))[0] ?? registry.byId(handlerId);
+    if (handler === undefined) return this.#unhandled(slot, handlerId);
+    this.#handlerFailed(slot, handlerId, attempt, handler, error, false);
+    this.#deliveryEnded(slot, handlerId, true);
+  }
+
+  #unhandled(slot: number, handlerId: number): void {
+    this.acks.push(slot, handlerId, OUTCOME.NO_HANDLER, false);
+    // A first delivery with no handler: the event reached nobody. (A
+    // retry whose handler was removed ends that handler's work only.)
+    this.#h.books.finishWork(slot, handlerId === 0 ? 'unhandled' : 'done');
+  }
+
+  readonly #host: DeliveryHost & SoloHost = {
+    handlerFailed: (delivery, handler, error, timedOut) => {
+      this.#handlerFailed(delivery.slot, delivery.handlerId, delivery.attempt, handler, error, timedOut);
+    },
+    deliveryDone: (delivery) => {
+      if (delivery.handlerId === 0) this.#fanOut[delivery.slot] = undefined;
+      else this.#single.delete(delivery);
+      this.#deliveryEnded(delivery.slot, delivery.handlerId, delivery.failures > 0);
+    },
+    soloSettled: (slot, handler, failed, error) => {
+      if (failed) this.#handlerFailed(slot, 0, 0, handler, error, false);
+      this.#deliveryEnded(slot, 0, failed);
+    },
+  };
+
+  #handlerFailed(slot: number, delivery: number, attempt: number, handler: RegisteredHandler, error: unknown, timedOut: boolean): void {
+    this.acks.fail(failureRecord(slot, delivery, handler, error, timedOut));
+    this.emitHandlerError(slot, handler, error, attempt, timedOut);
+  }
+
+  #deliveryEnded(slot: number, delivery: number, failed: boolean): void {
+    this.#h.slots.ended(slot);
+    this.acks.push(slot, delivery, failed ? OUTCOME.FAILED : OUTCOME.OK, failed);
+    // With failures, the open work ends once their fates are known.
+    if (!failed) this.#h.books.finishWork(slot);
+  }
+
+  /**
+   * With a scheduled flush, the native side also fills the room the
+   * acknowledgements freed in the window, on this thread, and #afterRefill
+   * runs what it published in this same turn of the event loop. Bounded in
+   * time per turn, so handlers that settle in microtasks (or burn CPU)
+   * cannot keep the loop from its other work; workers take over from there.
+   */
+  readonly #complete = (count: number, failures: FailureRecord[] | undefined, scheduled: boolean): { fates: number[]; evicted: number[] } | null => {
+    const refill = scheduled && this.#h.refilling() && performance.now() - this.#turnStarted < REFILL_TURN_MS;
+    try {
+      return this.#h.native.complete(count, failures, refill) ?? null;
+    } catch (err) {
+      this.#h.notify('worker_error', fromNative(err));
+      return null;
+    }
+  };
+
+  readonly #applyFates = (result: FlushResult): void => {
+    const { books } = this.#h;
+    result.failures.forEach((failure, i) => {
+      const fate = result.fates[i];
+      if (fate === FATE.RETRY) books.addWork(failure.slot);
+      else if (fate === FATE.DEAD_LETTER) books.addLetter(failure.slot);
+    });
+    for (const slot of result.settled) books.finishWork(slot);
+    books.dropLetters(result.evicted);
+  };
+
+  /**
+   * An isolate finished a delivery of the event; the native side already
+   * counted its outcome and decided its failures' fates: keep the books
+   * and acknowledge, which releases the delivery's place in the window.
+   */
+  #isolateFinished(slot: number, handlerId: number, retries: number, letters: number): void {
+    this.acks.push(slot, handlerId >>> 0, REMOTE_OUTCOME, false);
+    const { slots, books } = this.#h;
+    if (!slots.has(slot)) return;
+    if (retries > 0) books.addWork(slot, retries);
+    for (let i = 0; i < letters; i++) books.addLetter(slot);
+    books.finishWork(slot);
+  }
+
+  emitHandlerError(slot: number, handler: RegisteredHandler, error: unknown, retryCount: number, timedOut: boolean): void {
+    this.#h.notify('handler_error', { event: this.#h.slots.queuedEvent(slot), handler: handler.name, error, retryCount, timedOut });
+  }
+
+  /**
+   * Runs an event's handlers on this thread and resolves once they settle:
+   * for a full queue with `fallbackToSync`, or when no worker could start.
+   * The caller is awaiting it, so it runs once, under `handlerTimeout`; a
+   * failure (or timeout) is reported and counted, and the emission rejects
+   * with `HANDLER_FAILED` carrying it: the caller holds the event.
+   */
+  runInline(slot: number): Promise<string> {
+    const { slots, registry, observer } = this.#h;
+    observer.accepted();
+    const id = slots.id(slot);
+    const type = slots.type(slot);
+    return new Promise((resolve, reject) => {
+      const handlers = registry.forType(slots.typeId(slot));
+      let firstError: unknown;
+      const finish = (failures: number): void => {
+        slots.release(slot);
+        observer.handledInline(failures > 0);
+        if (failures === 0) return resolve(id);
+        reject(
+          new BusError('HANDLER_FAILED', `event '${type}' was handled inline (the queue was full or no worker ran) and a handler failed: ${errorText(firstError)}`, {
+            eventId: id,
+            cause: firstError,
+          }),
+        );
+      };
+      if (handlers.length === 0) return finish(0);
+      const host: DeliveryHost = {
+        handlerFailed: (d, handler, error, timedOut) => {
+          if (d.failures === 1) firstError = error;
+          this.emitHandlerError(d.slot, handler, error, 0, timedOut);
+        },
+        deliveryDone: (d) => finish(d.failures),
+      };
+      const delivery = new Delivery(host, handlers, slot, 0, 0, this.#timeouts.deadline());
+      this.#timeouts.track(delivery);
+      delivery.run(slots.event(slot), slots.context(slot));
+    });
+  }
+
+  /**
+   * The engine stopped: nothing starts from now on. Deliveries handed over
+   * but not started are added to `undelivered`; isolates' notices are
+   * accounted for.
+   */
+  stop(undelivered: Undelivered[]): void {
+    this.#stopped = true;
+    this.#drainStopped(undelivered);
+  }
+
+  /** After the isolates were terminated: the notices they left are done events, not aborted ones. */
+  isolatesStopped(): void {
+    this.#drainStopped(undefined);
+  }
+
+  #drainStopped(undelivered: Undelivered[] | undefined): void {
+    this.#h.ring.handoff.drain((slot, handlerId, attempt, retries, letters) => {
+      if ((handlerId & NOTICE) !== 0) return this.#isolateFinished(slot, handlerId & ~NOTICE, retries, letters);
+      if (undelivered && this.#h.slots.has(slot)) undelivered.push({ slot, handler: handlerId, attempt });
+    });
+  }
+
+  /** Stops the timeout timers and hands over the last acknowledgements. */
+  finish(): void {
+    this.#timeouts.stop();
+    for (const q of this.#oldTimeouts) q.stop();
+    this.acks.drain();
+  }
+
+  /** Aborts `event.signal` of every handler still running (forced shutdown). */
+  abortRunning(reason: BusError): void {
+    for (const delivery of [...this.#fanOut, ...this.#single]) delivery?.abort(reason);
+    this.#solo.abortAll(reason);
+  }
+}

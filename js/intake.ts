@@ -1,0 +1,222 @@
+// Accepting events, and reading what user code hands to emitEvent and
+// getDeadLetterQueue. Every value is hostile: reading a property may
+// throw, and the error must still be a BusError naming the field.
+import { AsyncResource } from 'node:async_hooks';
+import { randomBytes } from 'node:crypto';
+import type { BufferedEventConfig, DeadLetterPage, EventOptions } from '../index';
+import type { Books } from './books';
+import type { Dispatcher } from './dispatch';
+import { BusError, errorText } from './errors';
+import { CoarseClock, type SlotTable } from './event-record';
+import { checkType, describe, type HandlerRegistry } from './handlers';
+import type { Serialised, WorkerHandlers } from './isolates/handlers';
+import type { NativeBus } from './native';
+import type { Observer } from './observer';
+import { measurePayload } from './payload';
+import type { SharedRing } from './ring';
+
+/** measurePayload, with what a hostile payload throws (a getter, a Proxy trap, nesting past the stack) as INVALID_PAYLOAD. */
+export function measure(payload: unknown, limit: number, overhead: number): number {
+  try {
+    return measurePayload(payload, limit, overhead);
+  } catch (err) {
+    if (err instanceof BusError) throw err;
+    const why = err instanceof RangeError ? 'is nested too deeply to be measured' : `could not be read: ${errorText(err)}`;
+    throw new BusError('INVALID_PAYLOAD', `payload ${why}`, { field: 'payload' });
+  }
+}
+
+/** The lane (0 critical, 1 normal, 2 low) and correlation id an emission asks for. */
+export function readEmitOptions(options: EventOptions | undefined): { lane: number; correlationId: string | undefined } {
+  let priority: unknown;
+  let given: unknown;
+  if (options !== undefined) {
+    if (options === null || typeof options !== 'object') {
+      throw new BusError('INVALID_ARGUMENT', `options must be an object like { priority: 'critical' }, got ${describe(options)}`, { field: 'options' });
+    }
+    try {
+      priority = options.priority;
+      given = options.correlationId;
+    } catch (err) {
+      throw new BusError('INVALID_ARGUMENT', `reading options threw: ${errorText(err)}`, { field: 'options' });
+    }
+  }
+  const lane = priority === undefined || priority === 'normal' ? 1 : priority === 'critical' ? 0 : priority === 'low' ? 2 : -1;
+  if (lane < 0) {
+    throw new BusError('INVALID_PRIORITY', `priority must be 'critical', 'normal' or 'low', got ${describe(priority)}`, {
+      field: 'priority',
+    });
+  }
+  if (given !== undefined && typeof given !== 'string') {
+    throw new BusError('INVALID_ARGUMENT', `correlationId must be a string, got ${describe(given)}`, {
+      field: 'correlationId',
+    });
+  }
+  return { lane, correlationId: given };
+}
+
+/** `{ offset, limit }` of getDeadLetterQueue, each absent or an integer 0..2^32-1. */
+export function readPage(page: DeadLetterPage | undefined): { offset?: number; limit?: number } {
+  if (page === undefined) return {};
+  if (page === null || typeof page !== 'object') {
+    throw new BusError('INVALID_ARGUMENT', `getDeadLetterQueue takes { offset, limit }, got ${describe(page)}`, { field: 'page' });
+  }
+  return { offset: pageField(page, 'offset'), limit: pageField(page, 'limit') };
+}
+
+function pageField(page: DeadLetterPage, field: 'offset' | 'limit'): number | undefined {
+  let value: unknown;
+  try {
+    value = page[field];
+  } catch (err) {
+    throw new BusError('INVALID_ARGUMENT', `reading ${field} threw: ${errorText(err)}`, { field });
+  }
+  if (value === undefined) return undefined;
+  if (typeof value !== 'number' || !Number.isInteger(value) || value < 0 || value > 0xffff_ffff) {
+    throw new BusError('INVALID_ARGUMENT', `${field} must be an integer from 0 to 4294967295, got ${describe(value)}`, { field });
+  }
+  return value;
+}
+
+/** A dead-letter id argument: absent (where allowed) or a positive integer. */
+export function checkLetterId(id: number | undefined, method: string): void {
+  if (id !== undefined && (!Number.isInteger(id) || id < 1)) {
+    throw new BusError('INVALID_ARGUMENT', `${method} takes a dead-letter id (a positive integer), got ${describe(id)}`, {
+      field: 'id',
+    });
+  }
+}
+
+/** Bus states, as intake sees them. */
+export type State = 'created' | 'running' | 'inline' | 'failed' | 'draining' | 'stopped';
+
+/** Context carriers are dropped with their slot; no destroy hook is owed. */
+const NO_DESTROY = { requireManualDestroy: true } as const;
+
+export interface IntakeHost {
+  readonly native: NativeBus;
+  readonly ring: SharedRing;
+  readonly slots: SlotTable;
+  readonly registry: HandlerRegistry;
+  readonly observer: Observer;
+  readonly books: Books;
+  readonly workers: WorkerHandlers;
+  readonly dispatch: Dispatcher;
+  config(): BufferedEventConfig;
+  state(): State;
+}
+
+/**
+ * Accepting an emitted event: checked, given an id and a slot, serialised
+ * if isolates handle it, and pushed into the ring (or handled inline, or
+ * refused, when the queue is full). This thread is the ring's only producer.
+ */
+export class Intake {
+  readonly #h: IntakeHost;
+  readonly #clock: CoarseClock;
+  readonly #idPrefix = `${randomBytes(4).toString('hex')}-`;
+  #nextId = 0;
+  #wakeScheduled = false;
+  /** Upper bounds of the ring's depth and bytes; see #fullBecause. */
+  #depthBound = 0;
+  #bytesBound = 0;
+
+  constructor(host: IntakeHost) {
+    this.#h = host;
+    this.#clock = new CoarseClock(() => host.native.elapsedUs());
+  }
+
+  accept(type: string, payload: unknown, options: EventOptions | undefined): string | Promise<string> {
+    const state = this.#h.state();
+    if (state === 'draining' || state === 'stopped') {
+      throw new BusError('SHUTTING_DOWN', `cannot emit '${String(type)}': the bus is shutting down`);
+    }
+    if (state === 'failed') {
+      throw new BusError('WORKERS_UNAVAILABLE', 'no native worker could start and fallbackToSync is off');
+    }
+    checkType(type);
+    const { lane, correlationId: given } = readEmitOptions(options);
+    let size = measure(payload, this.#h.config().maxEventSize, type.length + (given?.length ?? 0));
+    const id = this.#idPrefix + (this.#nextId++).toString(36);
+    const typeId = this.#h.registry.typeId(type);
+    const timestamp = this.#clock.now();
+    const isolated = this.#h.registry.isIsolated(typeId);
+    let serialised: Serialised | undefined;
+    if (isolated) {
+      // Serialised once, here: isolates read these bytes in place, and
+      // maxEventSize is exact for them.
+      serialised = this.#h.workers.serialise({ id, type, payload, lane, correlationId: given ?? id, timestamp });
+      size = serialised.bytes.length + 1;
+    }
+    const slot = this.#h.slots.add(id, type, typeId, payload, lane, given, timestamp);
+    // Handlers (retries and replays included) run in the emitter's async
+    // context, as the synchronous bus runs them: AsyncLocalStorage stores
+    // such as a request id reach them. Isolates cannot share it.
+    if (this.#h.config().propagateContext && !isolated) this.#h.slots.setContext(slot, new AsyncResource('BootifyEvent', NO_DESTROY));
+    if (state === 'inline' && !isolated) return this.#h.dispatch.runInline(slot);
+    let full = this.#fullBecause(size);
+    let arena = 0;
+    if (serialised !== undefined && full === undefined) {
+      arena = this.#h.workers.store(serialised);
+      if (arena < 0) full = 'maxMemoryMB';
+      else this.#h.slots.setArena(slot, arena, size);
+    }
+    if (full !== undefined || !this.#h.ring.push(lane, slot, typeId, size, this.#clock.engineUs, arena)) {
+      return this.#overflow(slot, full ?? 'maxQueueSize', isolated);
+    }
+    if (isolated) this.#h.workers.ensureStarted();
+    this.#h.observer.accepted();
+    this.#h.books.accepted();
+    if (state === 'running' && !this.#wakeScheduled) {
+      this.#wakeScheduled = true;
+      queueMicrotask(this.#wakeWorkers);
+    }
+    return id;
+  }
+
+  /**
+   * Parked workers are woken once per synchronous run of emissions, not per
+   * event: they then find the whole run in the ring instead of taking records
+   * one by one while this thread is still writing them.
+   */
+  readonly #wakeWorkers = (): void => {
+    this.#wakeScheduled = false;
+    // Once per run too: the native side samples the tails for the input rate.
+    this.#h.ring.publishTails();
+    if (this.#h.state() === 'running' && this.#h.ring.claimWake()) this.#h.native.wake();
+  };
+
+  /**
+   * Reading the ring's depth costs atomic loads, so it is re-read only when
+   * the last reading plus what was pushed since could reach a limit.
+   */
+  #fullBecause(size: number): 'maxQueueSize' | 'maxMemoryMB' | undefined {
+    if (++this.#depthBound >= this.#h.config().maxQueueSize) {
+      this.#depthBound = this.#h.ring.depth() + 1;
+      if (this.#depthBound > this.#h.config().maxQueueSize) return 'maxQueueSize';
+    }
+    this.#bytesBound += size;
+    if (this.#bytesBound > this.#h.config().maxMemoryMB * 1024 * 1024) {
+      this.#bytesBound = this.#h.ring.bytesQueued() + size;
+      if (this.#bytesBound > this.#h.config().maxMemoryMB * 1024 * 1024) return 'maxMemoryMB';
+    }
+    return undefined;
+  }
+
+  /**
+   * The queue is full: handle inline (fallbackToSync) or refuse. Never
+   * drop. Types handled in isolates cannot run inline: always refused.
+   */
+  #overflow(slot: number, limit: 'maxQueueSize' | 'maxMemoryMB', isolated = false): Promise<string> {
+    this.#depthBound--;
+    if (!this.#h.config().fallbackToSync || isolated) {
+      const type = this.#h.slots.type(slot);
+      this.#h.books.release(slot);
+      throw new BusError('QUEUE_FULL', `queue is full (${limit}); event '${type}' was not accepted`, {
+        field: limit,
+        limit: this.#h.config()[limit],
+      });
+    }
+    return this.#h.dispatch.runInline(slot);
+  }
+}
