@@ -5,6 +5,7 @@ use super::completion::{NOTICE, REMOTE_OUTCOME};
 use super::tests::{engine, recv, ChannelNotifier};
 use super::*;
 use crate::core::shm::handoff::HandoffReader;
+use crate::core::shm::layout::HandoffRegion;
 use crate::core::shm::ring::RingProducer;
 use serde_json::json;
 use std::sync::mpsc;

@@ -1,12 +1,30 @@
-//! The engine: native worker threads that take records from the priority
-//! ring and ready retries, inside the in-flight window, and hand them to
-//! JavaScript; a timer thread that releases retries when their backoff
-//! expires; and the completion path JavaScript calls when handlers settle.
+//! The engine: native worker threads that take deliveries from the
+//! [`EventQueue`] (the priority ring and ready retries) inside the
+//! in-flight window and hand them to JavaScript; a timer thread that
+//! releases retries when their backoff expires; and the completion path
+//! JavaScript calls when handlers settle.
 //!
-//! `worker.rs` has the worker loop, `completion.rs` acknowledgements,
-//! retries and the dead-letter queue.
+//! `worker.rs` has the dispatch loop, `park.rs` where workers wait,
+//! `completion.rs` acknowledgements, failures' fates and the dead-letter
+//! API, `sinks.rs` the main thread's and the isolates' hand-off queues,
+//! `lifecycle.rs` starting, scaling and stopping threads.
+//!
+//! # Lock order
+//!
+//! A thread holding one of these may take only those after it:
+//! `dispatch` → `sinks` → `types` (read) → `in_flight` → `policy` (read),
+//! `jitter` and the queue's own locks (retries, dead letters). `park` is
+//! taken holding none of the first four, and the retry timer promotes
+//! retries (the queue's locks) under it. `workers` and `timer` are taken
+//! alone, by `lifecycle.rs`. The JavaScript thread acknowledges under
+//! `types` → `in_flight` and only then, as a refill, tries (never waits
+//! for) `dispatch`. A worker waiting for an isolate to attach checks a
+//! counter under `park`, not `sinks`.
 
 mod completion;
+mod lifecycle;
+mod park;
+mod sinks;
 mod worker;
 
 use parking_lot::{Condvar, Mutex, RwLock};
@@ -17,20 +35,19 @@ use std::time::{Duration, Instant, SystemTime, UNIX_EPOCH};
 
 pub use crate::core::schedule::queue::Leftovers;
 pub use completion::{Completion, Failure, Fate};
+pub use sinks::{Detached, Sink};
 
-use crate::core::config::{Config, WORKER_COUNT_RANGE};
-use crate::core::error::BusError;
-use crate::core::observe::metrics::{Metrics, Outcome};
-use crate::core::observe::rates::{RateWindow, Rates, SAMPLE_EVERY};
+use crate::core::config::Config;
+use crate::core::observe::metrics::Metrics;
+use crate::core::observe::rates::{RateWindow, Rates};
 use crate::core::observe::type_stats::{TypeSnapshot, TypeTable};
 use crate::core::schedule::in_flight::InFlightTable;
 use crate::core::schedule::permits::Permits;
 use crate::core::schedule::queue::{EventQueue, LocalQueue};
 use crate::core::schedule::retry_policy::{Jitter, RetryPolicy};
-use crate::core::schedule::retry_queue::Redelivery;
 use crate::core::shm::handoff::Handoff;
-use crate::core::shm::layout::{HandoffRegion, Layout, ACK_WORDS};
-use crate::core::shm::ring::{PriorityRing, Record, LANES};
+use crate::core::shm::layout::Layout;
+use crate::core::shm::ring::{PriorityRing, LANES};
 use crate::core::shm::words::SharedWords;
 
 /// Most deliveries one worker publishes at a time, so the dispatch lock is
@@ -66,42 +83,11 @@ pub struct WorkerError {
     pub requeued: u32,
 }
 
-/// Where deliveries go: the main thread (id 0) or a worker isolate, each
-/// with its own hand-off queue and notifier.
-pub struct Sink {
-    pub id: u32,
-    handoff: Arc<Handoff>,
-    notifier: Arc<dyn Notifier>,
-    /// Deliveries published to it.
-    pub deliveries: AtomicU64,
-}
-
-/// The main thread's notifier once the engine stopped: JavaScript drains
-/// what is left itself.
-struct Stopped;
-
-impl Notifier for Stopped {
-    fn notify(&self) -> bool {
-        true
-    }
-}
-
 struct Worker {
     id: u32,
     stop: Arc<AtomicBool>,
     stats: Arc<WorkerStats>,
     thread: Option<JoinHandle<()>>,
-}
-
-/// What became of a dead isolate's unfinished deliveries.
-#[derive(Debug, Default, Clone, Copy, PartialEq, Eq)]
-pub struct Detached {
-    /// Counted as failed attempts (it died running them).
-    pub charged: u32,
-    /// Finished before it died: counted as handled.
-    pub succeeded: u32,
-    /// Put back in front of their lanes for another isolate.
-    pub requeued: u32,
 }
 
 pub struct Engine {
@@ -125,6 +111,8 @@ struct Inner {
     /// Sink 0 is the main thread once started; the rest are worker isolates.
     sinks: RwLock<Vec<Arc<Sink>>>,
     next_sink_id: AtomicU32,
+    /// Bumped by each `attach_sink`, for workers waiting for an isolate.
+    attach_generation: AtomicU64,
     /// Round robin over the isolate sinks.
     next_isolate: AtomicU32,
     /// Live settings (`Engine::reconfigure`) are read once per use.
@@ -198,6 +186,7 @@ impl Engine {
                 handoff: Arc::new(Handoff::new(mem.clone(), layout.handoff_region())),
                 sinks: RwLock::new(Vec::new()),
                 next_sink_id: AtomicU32::new(1),
+                attach_generation: AtomicU64::new(0),
                 next_isolate: AtomicU32::new(0),
                 policy: RwLock::new(RetryPolicy::new(
                     config.retry_attempts,
@@ -281,88 +270,6 @@ impl Engine {
         self.inner.started.elapsed()
     }
 
-    /// Starts `workers` threads and the retry timer, notifying JavaScript
-    /// through `notifier`.
-    pub fn start(&self, notifier: Arc<dyn Notifier>, workers: u32) -> Result<(), BusError> {
-        if self.inner.stopping.load(Ordering::SeqCst) {
-            return Err(BusError::InvalidState("the engine has been stopped".into()));
-        }
-        *self.inner.notifier.write() = Some(notifier.clone());
-        {
-            let mut sinks = self.inner.sinks.write();
-            if sinks.first().is_none_or(|s| s.id != 0) {
-                sinks.insert(
-                    0,
-                    Arc::new(Sink {
-                        id: 0,
-                        handoff: self.inner.handoff.clone(),
-                        notifier,
-                        deliveries: AtomicU64::new(0),
-                    }),
-                );
-            }
-        }
-        let mut timer = self.timer.lock();
-        if timer.is_none() {
-            let inner = self.inner.clone();
-            *timer = Some(
-                std::thread::Builder::new()
-                    .name("bootify-events-timer".into())
-                    .spawn(move || inner.run_timer())
-                    .map_err(|e| {
-                        BusError::WorkersUnavailable(format!(
-                            "could not start the retry timer: {e}"
-                        ))
-                    })?,
-            );
-        }
-        drop(timer);
-        self.scale(workers)
-    }
-
-    /// Grows or shrinks the worker pool. A worker asked to stop finishes the
-    /// batch it is delivering; records stay in the ring for the others.
-    pub fn scale(&self, count: u32) -> Result<(), BusError> {
-        let (lo, hi) = WORKER_COUNT_RANGE;
-        if !(lo..=hi).contains(&count) {
-            return Err(BusError::InvalidArgument(format!(
-                "worker count must be an integer between {lo} and {hi}, got {count}"
-            )));
-        }
-        if self.inner.stopping.load(Ordering::SeqCst) {
-            return Err(BusError::ShuttingDown("the bus is shutting down".into()));
-        }
-        let mut workers = self.workers.lock();
-        while workers.len() < count as usize {
-            let id = self.next_worker_id.fetch_add(1, Ordering::Relaxed);
-            let stop = Arc::new(AtomicBool::new(false));
-            let stats = Arc::new(WorkerStats::default());
-            let (inner, s, st) = (self.inner.clone(), stop.clone(), stats.clone());
-            let spawned = if self.inner.start_fails.load(Ordering::Relaxed) {
-                Err(std::io::Error::other(
-                    "worker start disabled by a test hook",
-                ))
-            } else {
-                std::thread::Builder::new()
-                    .name(format!("bootify-events-{id}"))
-                    .spawn(move || inner.run_worker(id, &s, &st))
-            };
-            let thread = spawned.map_err(|e| {
-                BusError::WorkersUnavailable(format!("could not start a worker thread: {e}"))
-            })?;
-            workers.push(Worker {
-                id,
-                stop,
-                stats,
-                thread: Some(thread),
-            });
-        }
-        let surplus: Vec<Worker> = workers.drain(count as usize..).collect();
-        drop(workers);
-        join_all(&self.inner, surplus);
-        Ok(())
-    }
-
     pub fn worker_count(&self) -> u32 {
         self.workers.lock().len() as u32
     }
@@ -440,181 +347,6 @@ impl Engine {
         self.inner.inject_panic.store(true, Ordering::SeqCst);
     }
 
-    /// Routes `type_id` to worker isolates (or back to the main thread).
-    pub fn set_type_isolated(&self, type_id: u32, isolated: bool) {
-        self.inner.types.set_isolated(type_id, isolated);
-    }
-
-    /// Adds a worker isolate's hand-off queue; its region must hold at least
-    /// the in-flight window. Returns the sink id.
-    pub fn attach_sink(
-        &self,
-        mem: Arc<SharedWords>,
-        region: HandoffRegion,
-        notifier: Arc<dyn Notifier>,
-    ) -> Result<u32, BusError> {
-        if region.capacity < self.inner.permits.limit() {
-            return Err(BusError::InvalidArgument(format!(
-                "an isolate's hand-off queue needs room for the window ({}), got {}",
-                self.inner.permits.limit(),
-                region.capacity
-            )));
-        }
-        if mem.words().len() < region.words() {
-            return Err(BusError::InvalidArgument(
-                "an isolate's hand-off buffer is smaller than its region".into(),
-            ));
-        }
-        if self.inner.stopping.load(Ordering::SeqCst) {
-            return Err(BusError::ShuttingDown("the bus is shutting down".into()));
-        }
-        let id = self.inner.next_sink_id.fetch_add(1, Ordering::Relaxed);
-        self.inner.sinks.write().push(Arc::new(Sink {
-            id,
-            handoff: Arc::new(Handoff::new(mem, region)),
-            notifier,
-            deliveries: AtomicU64::new(0),
-        }));
-        self.inner.notify_all();
-        Ok(id)
-    }
-
-    /// Stops handing deliveries to an isolate whose environment is ending
-    /// (its notifier would reach nobody). What it was running stays in
-    /// flight until `detach_sink` decides what to charge.
-    pub fn close_sink(&self, id: u32) {
-        if id != 0 {
-            self.inner.sinks.write().retain(|s| s.id != id);
-        }
-    }
-
-    /// An isolate died. The deliveries `culprits` names (one failure each,
-    /// keyed by slot and delivery) count as failed attempts: retried or
-    /// dead-lettered like any failure. Those in `succeeded` finished before
-    /// it died, though their acknowledgements did not arrive: they count as
-    /// handled and never run again. Its other unfinished deliveries go back
-    /// in front of their lanes, uncharged, for another isolate.
-    pub fn detach_sink(
-        &self,
-        id: u32,
-        culprits: Vec<Failure>,
-        succeeded: &[(u32, u32)],
-    ) -> Detached {
-        if id == 0 {
-            return Detached::default();
-        }
-        self.close_sink(id);
-        // Only what it still had is settled here: a delivery that had been
-        // acknowledged after all (or is named twice) is not.
-        let (culprits, acks) = {
-            let in_flight = self.inner.in_flight.lock();
-            let mut seen = std::collections::HashSet::new();
-            let mut mine = |slot: u32, delivery: u32| {
-                in_flight
-                    .get(slot, delivery)
-                    .is_some_and(|e| e.sink == id && !e.remote_done)
-                    && seen.insert((slot, delivery))
-            };
-            let culprits: Vec<Failure> = culprits
-                .into_iter()
-                .filter(|c| mine(c.slot, c.delivery))
-                .collect();
-            let mut acks: Vec<u32> = culprits
-                .iter()
-                .flat_map(|c| [c.slot, c.delivery, Outcome::Failed as u32])
-                .collect();
-            for &(slot, delivery) in succeeded {
-                if mine(slot, delivery) {
-                    acks.extend([slot, delivery, Outcome::Ok as u32]);
-                }
-            }
-            (culprits, acks)
-        };
-        let charged = culprits.len() as u32;
-        let settled = (acks.len() / ACK_WORDS) as u32;
-        if settled > 0 {
-            self.record_handler_failures(u64::from(charged));
-            self.settle_remote(id, &acks, culprits);
-        }
-        let taken = self
-            .inner
-            .in_flight
-            .lock()
-            .take_where(|e| e.sink == id && !e.remote_done);
-        let permits = taken.iter().map(|(_, e)| e.permits).sum();
-        let requeued = taken.len() as u32;
-        self.inner.queue.put_back(
-            taken
-                .into_iter()
-                .map(|((_, handler), e)| Redelivery {
-                    record: e.record,
-                    handler,
-                    attempt: e.attempt,
-                    errors: e.errors,
-                })
-                .collect(),
-        );
-        self.inner.release_permits(permits);
-        self.inner
-            .metrics
-            .requeued
-            .fetch_add(u64::from(requeued), Ordering::Relaxed);
-        self.inner.notify_all();
-        Detached {
-            charged,
-            succeeded: settled - charged,
-            requeued,
-        }
-    }
-
-    /// The main thread got delivery `delivery` of `slot`, of a type handled
-    /// in isolates since the event was emitted (so it had no serialised
-    /// bytes), and stored them at `arena` (`size` bytes, never offset 0).
-    /// It goes back in front of its lane, attempt unchanged, for an isolate.
-    pub fn reroute(&self, slot: u32, delivery: u32, arena: u32, size: u32) -> Result<(), BusError> {
-        if arena == 0 {
-            return Err(BusError::InvalidArgument(
-                "arena offset 0 holds no event".into(),
-            ));
-        }
-        let entry = {
-            let mut in_flight = self.inner.in_flight.lock();
-            match in_flight.get(slot, delivery) {
-                Some(e) if e.sink == 0 => in_flight.remove(slot, delivery),
-                _ => None,
-            }
-        }
-        .ok_or_else(|| {
-            BusError::InvalidArgument(format!(
-                "delivery {slot}/{delivery} is not in flight on the main thread"
-            ))
-        })?;
-        let record = Record {
-            arena,
-            size,
-            ..entry.record
-        };
-        self.inner.queue.put_back(vec![Redelivery {
-            record,
-            handler: delivery,
-            attempt: entry.attempt,
-            errors: entry.errors,
-        }]);
-        self.inner.release_permits(entry.permits);
-        self.inner.notify_all();
-        Ok(())
-    }
-
-    /// `(sink id, deliveries published)` for every sink.
-    pub fn sink_stats(&self) -> Vec<(u32, u64)> {
-        self.inner
-            .sinks
-            .read()
-            .iter()
-            .map(|s| (s.id, s.deliveries.load(Ordering::Relaxed)))
-            .collect()
-    }
-
     /// Test hook: while set, starting a worker thread fails, to exercise the
     /// no-workers path.
     pub fn fail_worker_starts(&self, fail: bool) {
@@ -638,54 +370,6 @@ impl Engine {
             dead_letters_evicted: sizes.dead_letters_evicted,
         }
     }
-
-    /// Stops the workers and the timer and joins them. Returns what was
-    /// still waiting (never started); deliveries in flight stay in flight
-    /// and can still be acknowledged.
-    pub fn stop(&self) -> Leftovers {
-        self.inner.stopping.store(true, Ordering::SeqCst);
-        let workers: Vec<Worker> = self.workers.lock().drain(..).collect();
-        join_all(&self.inner, workers);
-        if let Some(timer) = self.timer.lock().take() {
-            // The timer has nothing to clean up if it panicked.
-            let _ = timer.join();
-        }
-        *self.inner.notifier.write() = None;
-        let _dispatch = self.inner.dispatch.lock();
-        // The main thread's notifier holds its JavaScript callback, and so
-        // the bus that owns this engine: dropping it is what lets a bus that
-        // was shut down be collected. Isolates finishing after this still
-        // leave notices in the hand-off queue, for the final drain.
-        if let Some(main) = self.inner.sinks.write().first_mut().filter(|s| s.id == 0) {
-            *main = Arc::new(Sink {
-                id: 0,
-                handoff: main.handoff.clone(),
-                notifier: Arc::new(Stopped),
-                deliveries: AtomicU64::new(main.deliveries.load(Ordering::Relaxed)),
-            });
-        }
-        self.inner.queue.drain()
-    }
-}
-
-fn join_all(inner: &Inner, mut workers: Vec<Worker>) {
-    for w in &workers {
-        w.stop.store(true, Ordering::SeqCst);
-    }
-    inner.notify_all();
-    for w in &mut workers {
-        if let Some(t) = w.thread.take() {
-            // Worker panics are caught inside the loop; a join error can only
-            // come from a panic while reporting one, with nothing left to do.
-            let _ = t.join();
-        }
-    }
-}
-
-impl Drop for Engine {
-    fn drop(&mut self) {
-        self.stop();
-    }
 }
 
 impl Inner {
@@ -708,31 +392,6 @@ impl Inner {
         if self.permit_waiters.load(Ordering::SeqCst) > 0 {
             let _guard = self.park.lock();
             self.permits_cv.notify_one();
-        }
-    }
-
-    /// Releases retries whose backoff has expired and samples the rates,
-    /// then sleeps until the next retry is due or the next sample.
-    fn run_timer(&self) {
-        let mut guard = self.park.lock();
-        let mut next_sample = Instant::now();
-        while !self.stopping.load(Ordering::SeqCst) {
-            let now = Instant::now();
-            let (moved, next) = self.queue.promote(now);
-            if moved > 0 {
-                self.records_cv.notify_one();
-                self.permits_cv.notify_one();
-            }
-            if now >= next_sample {
-                self.rates
-                    .sample(now, self.ring.tails(), self.metrics.completed());
-                next_sample = now + SAMPLE_EVERY;
-            }
-            let until = next.map_or(next_sample, |due| due.min(next_sample));
-            let wait = until.saturating_duration_since(Instant::now());
-            if !wait.is_zero() {
-                self.timer_cv.wait_for(&mut guard, wait);
-            }
         }
     }
 

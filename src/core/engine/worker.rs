@@ -7,9 +7,9 @@
 use std::any::Any;
 use std::panic::{catch_unwind, AssertUnwindSafe};
 use std::sync::atomic::{AtomicBool, Ordering};
-use std::time::Instant;
+use std::sync::Arc;
 
-use super::{Inner, Sink, WorkerError, WorkerStats, MAX_BATCH, PARK_TIMEOUT};
+use super::{Inner, Sink, WorkerError, WorkerStats, MAX_BATCH};
 use crate::core::observe::histogram::LocalHistogram;
 use crate::core::observe::type_stats::TypeTally;
 use crate::core::schedule::in_flight::InFlight;
@@ -32,8 +32,9 @@ enum Stage {
 pub(super) enum Collected {
     Delivered,
     Empty,
-    /// What waits first cannot run until a sink attaches.
-    Blocked,
+    /// What waits first cannot run until a sink attaches; the attach
+    /// generation seen before looking.
+    Blocked(u64),
     NoPermits(u32),
 }
 
@@ -49,7 +50,7 @@ pub(super) struct Taken {
 pub const REFILL_WORKER: u32 = 0;
 
 impl Inner {
-    fn should_stop(&self, me: &AtomicBool) -> bool {
+    pub(super) fn should_stop(&self, me: &AtomicBool) -> bool {
         me.load(Ordering::Relaxed) || self.stopping.load(Ordering::Relaxed)
     }
 
@@ -80,7 +81,7 @@ impl Inner {
             match outcome {
                 Ok(Collected::Delivered) => {}
                 Ok(Collected::NoPermits(_)) => return true,
-                Ok(Collected::Empty | Collected::Blocked) => return false,
+                Ok(Collected::Empty | Collected::Blocked(_)) => return false,
                 Err(panic) => {
                     self.recover(REFILL_WORKER, &mut batch, stage, panic, stats);
                     return false;
@@ -104,7 +105,7 @@ impl Inner {
             match outcome {
                 Ok(Collected::Delivered) => {}
                 Ok(Collected::Empty) => self.park_until_records(stop),
-                Ok(Collected::Blocked) => self.park_until_attached(stop),
+                Ok(Collected::Blocked(seen)) => self.park_until_attached(stop, seen),
                 Ok(Collected::NoPermits(need)) => self.park_until_permits(stop, need),
                 Err(panic) => {
                     self.recover(id, &mut batch, stage, panic, stats);
@@ -136,9 +137,45 @@ impl Inner {
         batch.clear();
         *stage = Stage::Taken;
         let dispatch = on_worker.then(|| self.dispatch.lock());
+        let attached = self.attach_generation.load(Ordering::SeqCst);
         // Read-locked for the batch: attaching or detaching an isolate waits.
         let sinks = self.sinks.read();
-        let isolates = sinks.len().saturating_sub(1);
+        let (short_of, blocked) = self.take_batch(batch, sinks.len().saturating_sub(1));
+        if batch.is_empty() {
+            return if short_of > 0 {
+                Collected::NoPermits(short_of)
+            } else if blocked {
+                Collected::Blocked(attached)
+            } else {
+                Collected::Empty
+            };
+        }
+        if on_worker && self.inject_panic.swap(false, Ordering::SeqCst) {
+            panic!("worker panic injected by the test hook");
+        }
+        let now_us = self.started.elapsed().as_micros() as u64;
+        self.register_batch(batch, &sinks, now_us);
+        *stage = Stage::Registered;
+        let unpublished = self.publish_batch(batch, &sinks, stats, now_us);
+        *stage = Stage::Published;
+        drop(dispatch);
+        self.metrics.batches.fetch_add(1, Ordering::Relaxed);
+        stats.batches.fetch_add(1, Ordering::Relaxed);
+        stats
+            .deliveries
+            .fetch_add((batch.len() - unpublished) as u64, Ordering::Relaxed);
+        stats.busy.store(false, Ordering::Relaxed);
+        stats
+            .last_active_ms
+            .store(self.started.elapsed().as_millis() as u64, Ordering::Relaxed);
+        Collected::Delivered
+    }
+
+    /// Takes from the queue, in priority order, what fits in the window
+    /// (permits) and has a sink to run on, up to `MAX_BATCH`. Returns the
+    /// permits the next delivery lacked (0 if none) and whether it waits
+    /// for an isolate instead.
+    fn take_batch(&self, batch: &mut Vec<Taken>, isolates: usize) -> (u32, bool) {
         let mut short_of = 0;
         let mut blocked = false;
         self.types.read(|types| {
@@ -205,22 +242,14 @@ impl Inner {
                 }
             }
         });
-        if batch.is_empty() {
-            return if short_of > 0 {
-                Collected::NoPermits(short_of)
-            } else if blocked {
-                Collected::Blocked
-            } else {
-                Collected::Empty
-            };
-        }
-        if on_worker && self.inject_panic.swap(false, Ordering::SeqCst) {
-            panic!("worker panic injected by the test hook");
-        }
-        // Registered before JavaScript can see them, so an acknowledgement
-        // always finds its delivery; one short lock for the whole batch,
-        // because the JavaScript thread takes the same lock to acknowledge.
-        let now_us = self.started.elapsed().as_micros() as u64;
+        (short_of, blocked)
+    }
+
+    /// Registers the batch as in flight before JavaScript can see it, so
+    /// an acknowledgement always finds its delivery; one short lock for the
+    /// whole batch, because the JavaScript thread takes the same lock to
+    /// acknowledge.
+    fn register_batch(&self, batch: &mut [Taken], sinks: &[Arc<Sink>], now_us: u64) {
         {
             let mut in_flight = self.in_flight.lock();
             for t in batch.iter_mut() {
@@ -242,7 +271,18 @@ impl Inner {
                 );
             }
         }
-        *stage = Stage::Registered;
+    }
+
+    /// Pushes the batch into its sinks' hand-off queues, counts it, and
+    /// notifies each sink that got deliveries. Returns how many did not fit
+    /// (put back in front of their lanes).
+    fn publish_batch(
+        &self,
+        batch: &[Taken],
+        sinks: &[Arc<Sink>],
+        stats: &WorkerStats,
+        now_us: u64,
+    ) -> usize {
         let mut waits = LocalHistogram::default();
         // Deliveries per sink in this batch (sinks are few).
         let mut published = vec![0u64; sinks.len()];
@@ -297,18 +337,7 @@ impl Inner {
         for (sink, &n) in sinks.iter().zip(&published).filter(|(_, n)| **n > 0) {
             self.publish(sink, n);
         }
-        *stage = Stage::Published;
-        drop(dispatch);
-        self.metrics.batches.fetch_add(1, Ordering::Relaxed);
-        stats.batches.fetch_add(1, Ordering::Relaxed);
-        stats
-            .deliveries
-            .fetch_add((batch.len() - unpublished.len()) as u64, Ordering::Relaxed);
-        stats.busy.store(false, Ordering::Relaxed);
-        stats
-            .last_active_ms
-            .store(self.started.elapsed().as_millis() as u64, Ordering::Relaxed);
-        Collected::Delivered
+        unpublished.len()
     }
 
     /// Publishes a sink's hand-off queue and notifies its thread unless a
@@ -405,59 +434,5 @@ impl Inner {
         if let Some(main) = self.sinks.read().first().cloned() {
             self.publish(&main, 0);
         }
-    }
-
-    /// Sleeps for `delay` unless asked to stop.
-    fn pause(&self, stop: &AtomicBool, delay: std::time::Duration) {
-        let deadline = Instant::now() + delay;
-        let mut guard = self.park.lock();
-        while !self.should_stop(stop) {
-            let left = deadline.saturating_duration_since(Instant::now());
-            if left.is_zero() {
-                break;
-            }
-            self.timer_cv.wait_for(&mut guard, left.min(PARK_TIMEOUT));
-        }
-    }
-
-    /// Parks at once, without spinning first: the producer wakes consumers
-    /// once per synchronous run of emissions, and a consumer spinning on the
-    /// ring's cache lines while the producer writes them slowed the producer
-    /// more than the futex round trip costs.
-    fn park_until_records(&self, stop: &AtomicBool) {
-        let mut guard = self.park.lock();
-        let sleepers = self.ring.sleepers();
-        sleepers.fetch_add(1, Ordering::SeqCst);
-        // Cleared under the lock: a producer that sets it from now on will
-        // also call `wake`, which needs this lock, so it cannot be missed.
-        self.ring.wake_requested().store(0, Ordering::SeqCst);
-        if !self.has_work() && !self.should_stop(stop) {
-            self.records_cv.wait_for(&mut guard, PARK_TIMEOUT);
-        }
-        sleepers.fetch_sub(1, Ordering::SeqCst);
-    }
-
-    /// The next delivery waits for an isolate to attach (`attach_sink`
-    /// wakes every parked worker) or for a record that may rank above it.
-    fn park_until_attached(&self, stop: &AtomicBool) {
-        let mut guard = self.park.lock();
-        let sleepers = self.ring.sleepers();
-        sleepers.fetch_add(1, Ordering::SeqCst);
-        self.ring.wake_requested().store(0, Ordering::SeqCst);
-        // Checked under the park lock, which `attach_sink` takes to notify
-        // after adding its sink: an isolate attaching now is not missed.
-        if self.sinks.read().len() <= 1 && !self.should_stop(stop) {
-            self.records_cv.wait_for(&mut guard, PARK_TIMEOUT);
-        }
-        sleepers.fetch_sub(1, Ordering::SeqCst);
-    }
-
-    fn park_until_permits(&self, stop: &AtomicBool, need: u32) {
-        let mut guard = self.park.lock();
-        self.permit_waiters.fetch_add(1, Ordering::SeqCst);
-        if self.permits.available() < need as i64 && !self.should_stop(stop) {
-            self.permits_cv.wait_for(&mut guard, PARK_TIMEOUT);
-        }
-        self.permit_waiters.fetch_sub(1, Ordering::SeqCst);
     }
 }

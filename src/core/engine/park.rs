@@ -1,0 +1,64 @@
+//! Where a worker waits: for records, for permits, for an isolate to
+//! attach, or out its restart delay. Every wait is bounded by
+//! `PARK_TIMEOUT`, so a missed wake-up costs at most that.
+
+use std::sync::atomic::{AtomicBool, Ordering};
+use std::time::Instant;
+
+use super::{Inner, PARK_TIMEOUT};
+
+impl Inner {
+    /// Sleeps for `delay` unless asked to stop.
+    pub(super) fn pause(&self, stop: &AtomicBool, delay: std::time::Duration) {
+        let deadline = Instant::now() + delay;
+        let mut guard = self.park.lock();
+        while !self.should_stop(stop) {
+            let left = deadline.saturating_duration_since(Instant::now());
+            if left.is_zero() {
+                break;
+            }
+            self.timer_cv.wait_for(&mut guard, left.min(PARK_TIMEOUT));
+        }
+    }
+
+    /// Parks at once, without spinning first: the producer wakes consumers
+    /// once per synchronous run of emissions, and a consumer spinning on the
+    /// ring's cache lines while the producer writes them slowed the producer
+    /// more than the futex round trip costs.
+    pub(super) fn park_until_records(&self, stop: &AtomicBool) {
+        let mut guard = self.park.lock();
+        let sleepers = self.ring.sleepers();
+        sleepers.fetch_add(1, Ordering::SeqCst);
+        // Cleared under the lock: a producer that sets it from now on will
+        // also call `wake`, which needs this lock, so it cannot be missed.
+        self.ring.wake_requested().store(0, Ordering::SeqCst);
+        if !self.has_work() && !self.should_stop(stop) {
+            self.records_cv.wait_for(&mut guard, PARK_TIMEOUT);
+        }
+        sleepers.fetch_sub(1, Ordering::SeqCst);
+    }
+
+    /// The next delivery waits for an isolate to attach (`attach_sink`
+    /// wakes every parked worker) or for a record that may rank above it.
+    pub(super) fn park_until_attached(&self, stop: &AtomicBool, seen: u64) {
+        let mut guard = self.park.lock();
+        let sleepers = self.ring.sleepers();
+        sleepers.fetch_add(1, Ordering::SeqCst);
+        self.ring.wake_requested().store(0, Ordering::SeqCst);
+        // Checked under the park lock, which `attach_sink` takes to notify
+        // after counting its sink: an isolate attaching now is not missed.
+        if self.attach_generation.load(Ordering::SeqCst) == seen && !self.should_stop(stop) {
+            self.records_cv.wait_for(&mut guard, PARK_TIMEOUT);
+        }
+        sleepers.fetch_sub(1, Ordering::SeqCst);
+    }
+
+    pub(super) fn park_until_permits(&self, stop: &AtomicBool, need: u32) {
+        let mut guard = self.park.lock();
+        self.permit_waiters.fetch_add(1, Ordering::SeqCst);
+        if self.permits.available() < need as i64 && !self.should_stop(stop) {
+            self.permits_cv.wait_for(&mut guard, PARK_TIMEOUT);
+        }
+        self.permit_waiters.fetch_sub(1, Ordering::SeqCst);
+    }
+}
