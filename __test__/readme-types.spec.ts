@@ -2,7 +2,7 @@
 // public typings (index.d.ts), strict, with BootifyJS's decorator settings.
 import assert from 'node:assert/strict';
 import { spawnSync } from 'node:child_process';
-import { mkdtempSync, readdirSync, readFileSync, rmSync, writeFileSync } from 'node:fs';
+import { existsSync, mkdtempSync, readdirSync, readFileSync, rmSync, writeFileSync } from 'node:fs';
 import path from 'node:path';
 import { test } from 'node:test';
 
@@ -64,4 +64,11 @@ test("the README's error list names every BusErrorCode, and the code raises no o
   }
   assert.ok(raised.size >= 10, `found ${raised.size} raised codes`);
   for (const code of raised) assert.ok(codes.includes(code), `${code} is raised but is not a BusErrorCode`);
+});
+
+test('every path ARCHITECTURE.md names exists', () => {
+  const text = readFileSync(path.join(root, 'ARCHITECTURE.md'), 'utf8');
+  const paths = [...text.matchAll(/`((?:src|js|__test__)\/[\w./-]+)`/g)].map((m) => m[1]);
+  assert.ok(paths.length >= 20, `found ${paths.length} paths`);
+  for (const p of paths) assert.ok(existsSync(path.join(root, p)), `${p} exists`);
 });

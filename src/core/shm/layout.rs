@@ -3,7 +3,7 @@
 //! on one layout without duplicating the arithmetic.
 //!
 //! ```text
-//! header | lanes: 3 x lane_capacity x 5 words | deliveries: D x 3 | acks: D x 3
+//! header | lanes: 3 x lane_capacity x RECORD_WORDS | deliveries: D x DELIVERY_WORDS | acks: D x ACK_WORDS
 //! ```
 //! `D`, the hand-off capacity, is at least the in-flight window, and every
 //! delivery holds at least one permit until it is acknowledged, so neither
