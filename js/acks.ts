@@ -4,9 +4,6 @@ import { summarizeThrown } from './hostile';
 
 /** Outcome codes shared with src/core/observe/metrics.rs. */
 export const OUTCOME = { OK: 0, FAILED: 1, NO_HANDLER: 2 } as const;
-/** Fate codes shared with src/core/engine/completion.rs. */
-export const FATE = { RETRY: 0, DEAD_LETTER: 1, UNKNOWN: 2 } as const;
-
 /** One handler failure, as the native side takes it. */
 export interface FailureRecord {
   slot: number;
@@ -34,25 +31,12 @@ export function failureRecord(slot: number, delivery: number, handler: Registere
   return failure;
 }
 
-export interface FlushResult {
-  failures: FailureRecord[];
-  /** Per failure: FATE.RETRY, FATE.DEAD_LETTER or FATE.UNKNOWN. */
-  fates: number[];
-  /** Slots whose dead letters were evicted. */
-  evicted: number[];
-  /**
-   * Slots of deliveries that ended with failures: their open work ends only
-   * once the fates (possibly from an earlier flush) have added the retries.
-   */
-  settled: number[];
-}
-
 /**
  * Hands `count` acknowledgements and the failures among them to the native
  * side. `scheduled`: called from the once-per-checkpoint flush, with nothing
  * of the bus on the stack.
  */
-export type Flush = (count: number, failures: FailureRecord[] | undefined, scheduled: boolean) => { fates: number[]; evicted: number[] } | null;
+export type Flush = (count: number, failures: FailureRecord[] | undefined, scheduled: boolean) => number[] | null;
 
 /**
  * Collects acknowledgements in the shared ack area (and handler failures
@@ -63,31 +47,25 @@ export type Flush = (count: number, failures: FailureRecord[] | undefined, sched
 export class AckBuffer {
   readonly #ring: AckArea;
   readonly #flush: Flush;
-  readonly #onFlushed: (result: FlushResult) => void;
+  /** Receives what the flush returned: the books' reports (`[slot, code, ...]`). */
+  readonly #onFlushed: (reports: number[]) => void;
   readonly #afterScheduledFlush: () => void;
   #failures: FailureRecord[] = [];
-  #settled: number[] = [];
   #scheduled = false;
 
-  constructor(
-    ring: AckArea,
-    flush: Flush,
-    onFlushed: (result: FlushResult) => void,
-    afterScheduledFlush: () => void = () => {},
-  ) {
+  constructor(ring: AckArea, flush: Flush, onFlushed: (reports: number[]) => void, afterScheduledFlush: () => void = () => {}) {
     this.#ring = ring;
     this.#flush = flush;
     this.#onFlushed = onFlushed;
     this.#afterScheduledFlush = afterScheduledFlush;
   }
 
-  /** Acknowledges a delivery. `withFailures`: its failures were reported with `fail`. */
-  push(slot: number, handler: number, outcome: number, withFailures: boolean): void {
+  /** Acknowledges a delivery (its failures reported before with `fail`). */
+  push(slot: number, handler: number, outcome: number): void {
     // Cannot fill up while every unacknowledged delivery holds a permit and
     // the area is at least the window; flush early rather than overrun.
     if (!this.#ring.ackRoom()) this.drain();
     this.#ring.pushAck(slot, handler, outcome);
-    if (withFailures) this.#settled.push(slot);
     this.#schedule();
   }
 
@@ -123,18 +101,9 @@ export class AckBuffer {
     const count = this.#ring.takeAcks();
     const failures = this.#failures;
     if (count === 0 && failures.length === 0) return false;
-    const settled = this.#settled;
     this.#failures = [];
-    this.#settled = [];
-    const report = this.#flush(count, failures.length > 0 ? failures : undefined, scheduled);
-    if (failures.length > 0 || settled.length > 0) {
-      this.#onFlushed({
-        failures,
-        fates: report?.fates ?? failures.map(() => FATE.UNKNOWN),
-        evicted: report?.evicted ?? [],
-        settled,
-      });
-    }
+    const reports = this.#flush(count, failures.length > 0 ? failures : undefined, scheduled);
+    if (reports !== null) this.#onFlushed(reports);
     return true;
   }
 }

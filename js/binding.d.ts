@@ -22,7 +22,7 @@ export declare class IsolateSink {
    * Applies this isolate's `failures`, then its first `count`
    * acknowledgements; see `NativeBus.complete`.
    */
-  complete(count: number, failures?: Array<HandlerFailure> | undefined | null): CompletionReport | null
+  complete(count: number, failures?: Array<HandlerFailure> | undefined | null): void
 }
 
 /**
@@ -57,10 +57,16 @@ export declare class NativeBus {
    * first `count` acknowledgements of the ack area (`[slot, handler,
    * outcome]` each). With `refill`, dispatches what now fits in the window
    * on this thread, for the caller to drain from its hand-off queue at
-   * once. Returns what became of the failures, or nothing when there were
-   * none.
+   * once. Returns the books' reports (as `takeReports`), or nothing when
+   * there are none.
    */
-  complete(count: number, failures?: Array<HandlerFailure> | undefined | null, refill?: boolean | undefined | null): CompletionReport | null
+  complete(count: number, failures?: Array<HandlerFailure> | undefined | null, refill?: boolean | undefined | null): Array<number> | null
+  /**
+   * What the books say of events since the last call, flat: `[slot,
+   * code, ...]` (`code & 3`: 0 succeeded, 1 dead-lettered, 2 unhandled,
+   * 3 not finished; `code & 4`: the slot may be freed).
+   */
+  takeReports(): Array<number>
   setHandlerCount(typeId: number, count: number): void
   /** Names an interned event type, for per-type metrics. */
   setTypeName(typeId: number, name: string): void
@@ -114,16 +120,6 @@ export declare class NativeBus {
    * unfinished deliveries go back to the queue uncharged.
    */
   detachIsolate(sinkId: number, culprits: Array<HandlerFailure>, succeeded: Array<number>): DetachReport
-}
-
-/**
- * What became of reported failures: per failure 0 = retry scheduled,
- * 1 = dead-lettered, 2 = its delivery was unknown; and the slots whose
- * dead letters were evicted.
- */
-export interface CompletionReport {
-  fates: Array<number>
-  evicted: Array<number>
 }
 
 /** A dead letter as JavaScript sees it; the JavaScript layer adds the event. */

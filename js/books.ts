@@ -1,24 +1,32 @@
 import type { SlotTable } from './event-record';
 import type { Observer } from './observer';
 
+/** `code & 3` of a report: how the event's work ended (src/core/schedule/books.rs). */
+const FINISH = { SUCCEEDED: 0, DEAD_LETTERED: 1, UNHANDLED: 2, NONE: 3 } as const;
+/** `code & FREED`: nothing in the engine refers to the slot any more. */
+const FREED = 4;
+
 /**
- * The main thread's books on accepted events: how much open work each has
- * (a delivery queued or running, a retry waiting), which dead letters
- * still hold it, and how many events have open work at all, which keeps
- * the process alive and tells a shutdown when the bus has drained. An
- * event's slot is freed once it has neither work nor dead letters.
+ * What the main thread keeps of the engine's books (src/core/schedule/books.rs),
+ * which are the only ones: which accepted events are still open, so the
+ * process stays alive and a shutdown knows when the bus has drained and
+ * what was still running. The engine says when an event's work has ended
+ * (and how) and when its slot may be freed; nothing here is worked out
+ * from delivery outcomes.
  */
 export class Books {
   readonly #slots: SlotTable;
   readonly #observer: Observer;
   /** Frees what an event holds besides its slot (its arena block). */
   readonly #freeExtra: (slot: number) => void;
-  /** Whether open work should keep the process alive (the bus runs). */
+  /** Whether open events should keep the process alive (the bus runs). */
   readonly #holding: () => boolean;
-  /** Accepted events with open work (queued, running, waiting to retry). */
+  /** Per slot: 1 while the event is open (accepted, its work not ended). */
+  #open = new Uint8Array(64);
+  /** Open events. */
   #outstanding = 0;
   #keepAlive: NodeJS.Timeout | undefined;
-  /** Called when the last open work ends (a shutdown waiting to drain). */
+  /** Called when the last open event's work ends (a shutdown waiting to drain). */
   onDrained: (() => void) | undefined;
 
   constructor(slots: SlotTable, observer: Observer, freeExtra: (slot: number) => void, holding: () => boolean) {
@@ -32,52 +40,53 @@ export class Books {
     return this.#outstanding;
   }
 
-  /** A new event was accepted into the queue. */
-  accepted(): void {
+  isOpen(slot: number): boolean {
+    return this.#open[slot] === 1;
+  }
+
+  /** The event went into the queue (or runs again: a dead letter replayed). */
+  opened(slot: number): void {
+    if (slot >= this.#open.length) {
+      const grown = new Uint8Array(Math.max(this.#open.length * 2, slot + 1));
+      grown.set(this.#open);
+      this.#open = grown;
+    }
+    if (this.#open[slot] === 1) return;
+    this.#open[slot] = 1;
     if (this.#outstanding++ === 0 && this.#holding()) this.hold();
   }
 
-  /** An event queued before the bus ran is now handled inline instead. */
-  handedInline(): void {
-    this.#outstanding--;
-  }
-
-  addWork(slot: number, n = 1): void {
-    if (!this.#slots.hasWork(slot) && this.#outstanding++ === 0 && this.#holding()) this.hold();
-    this.#slots.addWork(slot, n);
-  }
-
-  addLetter(slot: number): void {
-    this.#slots.addLetter(slot);
-  }
-
   /**
-   * One piece of an event's open work ended: `done` when it ran,
-   * `abandoned` when it never ran (left over at shutdown: reported there,
-   * counted neither as success nor failure), `unhandled` when no handler
-   * was registered for it (counted as such).
+   * The event will not run here (left over at shutdown, reported there;
+   * or queued before the workers failed, and handled inline instead):
+   * counted neither as success nor failure.
    */
-  finishWork(slot: number, how: 'done' | 'abandoned' | 'unhandled' = 'done'): void {
-    if (!this.#slots.finishWork(slot)) return;
-    if (how === 'unhandled') this.#observer.unhandled();
-    else if (how === 'done') this.#observer.finished(this.#slots.hasLetters(slot));
-    this.releaseIfIdle(slot);
+  abandoned(slot: number): void {
+    this.#close(slot);
+  }
+
+  /** Applies the engine's reports, `[slot, code, ...]`. */
+  apply(reports: readonly number[]): void {
+    for (let i = 0; i < reports.length; i += 2) {
+      const slot = reports[i];
+      const code = reports[i + 1];
+      const finish = code & 3;
+      if (finish !== FINISH.NONE && this.#open[slot] === 1) {
+        if (finish === FINISH.UNHANDLED) this.#observer.unhandled();
+        else this.#observer.finished(finish === FINISH.DEAD_LETTERED);
+        this.#close(slot);
+      }
+      if ((code & FREED) !== 0 && this.#open[slot] !== 1 && this.#slots.has(slot)) this.release(slot);
+    }
+  }
+
+  #close(slot: number): void {
+    if (this.#open[slot] !== 1) return;
+    this.#open[slot] = 0;
     if (--this.#outstanding === 0) {
       this.releaseProcess();
       this.onDrained?.();
     }
-  }
-
-  /** Its dead letters are gone (replayed, removed, evicted). */
-  dropLetters(slots: readonly number[]): void {
-    for (const slot of slots) {
-      this.#slots.removeLetter(slot);
-      this.releaseIfIdle(slot);
-    }
-  }
-
-  releaseIfIdle(slot: number): void {
-    if (this.#slots.idle(slot)) this.release(slot);
   }
 
   /** Frees the slot and the event's arena block, if any. */
@@ -86,7 +95,7 @@ export class Books {
     this.#slots.release(slot);
   }
 
-  /** Keeps the event loop alive while accepted events have open work. */
+  /** Keeps the event loop alive while accepted events are open. */
   hold(): void {
     this.#keepAlive ??= setInterval(() => {}, 0x7fffffff);
   }

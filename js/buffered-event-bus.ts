@@ -276,11 +276,11 @@ export class BufferedEventBusService extends EventEmitter implements PublicBus {
     if (this.#state === 'draining' || this.#state === 'stopped') {
       throw new BusError('SHUTTING_DOWN', 'cannot replay dead letters on a bus that is shutting down');
     }
+    // News the books have for these events comes first: a replayed event
+    // is open again from here on.
+    this.#dispatch.takeReports();
     const replayed = this.#native.replayDeadLetters(id);
-    for (const d of replayed) {
-      this.#slots.removeLetter(d.slot);
-      this.#books.addWork(d.slot);
-    }
+    for (const d of replayed) this.#books.opened(d.slot);
     return replayed.length;
   }
 
@@ -321,7 +321,7 @@ export class BufferedEventBusService extends EventEmitter implements PublicBus {
     const queued = this.#native.stop().filter((u) => u.handler === 0);
     await Promise.all(
       queued.map((u) => {
-        this.#books.handedInline();
+        this.#books.abandoned(u.slot);
         return this.#dispatch.runInline(u.slot);
       }),
     );
@@ -343,9 +343,9 @@ export class BufferedEventBusService extends EventEmitter implements PublicBus {
     }
   }
 
-  /** Dead letters removed: their events may now be freed. Returns how many. */
-  #dropLetters(letters: { slot: number }[]): number {
-    this.#books.dropLetters(letters.map((d) => d.slot));
+  /** Dead letters removed: the books say which events may now be freed. Returns how many. */
+  #dropLetters(letters: unknown[]): number {
+    this.#dispatch.takeReports();
     return letters.length;
   }
 
@@ -382,7 +382,9 @@ export class BufferedEventBusService extends EventEmitter implements PublicBus {
     this.#dispatch.stop(undelivered);
     if (this.#workers.pool) {
       await this.#workers.stop();
-      this.#dispatch.isolatesStopped();
+      // Isolates that finished deliveries before they were terminated:
+      // those events are done, not aborted.
+      this.#dispatch.takeReports();
     }
     this.#observer.stop();
     this.#dispatch.finish();
@@ -392,7 +394,7 @@ export class BufferedEventBusService extends EventEmitter implements PublicBus {
         event.handler = this.#registry.byId(u.handler)?.name ?? `handler #${u.handler}`;
         event.retryCount = u.attempt;
       }
-      books.finishWork(u.slot, 'abandoned');
+      books.abandoned(u.slot);
       return event;
     });
     this.#dispatch.abortRunning(new BusError('SHUTTING_DOWN', 'the bus was shut down before this handler settled'));
@@ -400,7 +402,7 @@ export class BufferedEventBusService extends EventEmitter implements PublicBus {
     // (terminated above).
     const inFlightAborted: QueuedEvent[] = this.#slots
       .slots()
-      .filter((slot) => this.#slots.hasWork(slot))
+      .filter((slot) => books.isOpen(slot))
       .map((slot) => this.#slots.queuedEvent(slot));
     books.releaseProcess();
     this.#state = 'stopped';

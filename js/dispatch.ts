@@ -1,8 +1,8 @@
 // Running what the native engine hands this thread: deliveries to
-// main-thread handlers, notices that an isolate finished one, and the
-// acknowledgements (with failures) that go back.
+// main-thread handlers, and the acknowledgements (with failures) that go
+// back; the engine's reports on each event's books come with them.
 import type { BufferedEventConfig } from '../index';
-import { AckBuffer, FATE, type FailureRecord, failureRecord, type FlushResult, OUTCOME } from './acks';
+import { AckBuffer, type FailureRecord, failureRecord, OUTCOME } from './acks';
 import type { Books } from './books';
 import { Delivery, type DeliveryHost } from './delivery';
 import { BusError, errorText, fromNative } from './errors';
@@ -15,15 +15,20 @@ import type { SharedRing } from './ring';
 import { type SoloHost, SoloDeliveries } from './solo';
 import { TimeoutQueue } from './timeouts';
 
-/** Flags a main-thread delivery as an isolate's completion notice (src/core/engine/completion.rs). */
-const NOTICE = 0x80000000;
-const REMOTE_OUTCOME = 3;
 /**
  * How long (ms) into a turn of the event loop the main thread keeps
  * refilling the window and running what came out, before leaving the rest
  * to the workers and the next turn.
  */
 const REFILL_TURN_MS = 4;
+/**
+ * How long (ms) one turn of the event loop may spend running deliveries
+ * before further notifications wait for the next turn. Node runs queued
+ * threadsafe-function calls back to back in one turn, so workers that
+ * refill the window while this thread runs handlers would otherwise keep
+ * it from timers and I/O until the queue is empty.
+ */
+const TURN_BUDGET_MS = 4;
 
 /** A delivery announced to this thread that never started (the engine stopped first). */
 export interface Undelivered {
@@ -60,15 +65,22 @@ export class Dispatcher {
   readonly #solo: SoloDeliveries;
   /** Running deliveries to one handler (retries, replays). */
   readonly #single = new Set<Delivery>();
-  /** performance.now() when the current turn began delivering; see #complete. */
+  /** performance.now() when the current drain began; see #complete. */
   #turnStarted = 0;
+  /** performance.now() when this turn of the event loop began delivering, while it lasts. */
+  #turnBegan: number | undefined;
+  #deferred = false;
+  /** The last flush asked the engine to refill the window on this thread. */
+  #refilled = false;
   #workerErrorsSeen = 0;
+  /** The engine's count of reports announced from other threads, as last seen. */
+  #reportsSeen = 0;
   /** Set once the engine stopped: no delivery starts after it. */
   #stopped = false;
 
   constructor(host: DispatchHost) {
     this.#h = host;
-    this.acks = new AckBuffer(host.ring.handoff, this.#complete, this.#applyFates, this.#afterRefill);
+    this.acks = new AckBuffer(host.ring.handoff, this.#complete, (reports) => host.books.apply(reports), this.#afterRefill);
     this.#timeouts = new TimeoutQueue(host.config().handlerTimeout);
     this.#solo = new SoloDeliveries(this.#host);
   }
@@ -90,8 +102,28 @@ export class Dispatcher {
     // A notification queued before the engine stopped: what it announced
     // was collected by stop() and must never start.
     if (this.#stopped) return;
-    this.#turnStarted = performance.now();
+    const now = performance.now();
+    if (this.#turnBegan === undefined) {
+      this.#turnBegan = now;
+      setImmediate(this.#turnEnded);
+    } else if (now - this.#turnBegan > TURN_BUDGET_MS) {
+      // The hand-off queue stays marked as notified, so workers do not
+      // notify again; the next turn drains it, after the timers that are
+      // due by then.
+      if (!this.#deferred) {
+        this.#deferred = true;
+        setTimeout(this.#drainDeferred, 0);
+      }
+      return;
+    }
+    this.#turnStarted = now;
     this.#h.ring.handoff.drain(this.#deliver);
+    // Isolates finished deliveries: the books have news.
+    const reports = this.#h.ring.reports();
+    if (reports !== this.#reportsSeen) {
+      this.#reportsSeen = reports;
+      this.takeReports();
+    }
     const errors = this.#h.ring.workerErrors();
     if (errors !== this.#workerErrorsSeen) {
       this.#workerErrorsSeen = errors;
@@ -105,20 +137,34 @@ export class Dispatcher {
     }
   };
 
-  /** Deliveries a refill (see #complete) may have published: run them in this turn. */
+  readonly #turnEnded = (): void => {
+    this.#turnBegan = undefined;
+  };
+
+  readonly #drainDeferred = (): void => {
+    this.#deferred = false;
+    this.#turnBegan = undefined;
+    this.onDeliveries();
+  };
+
+  /**
+   * Deliveries the refill (see #complete) published: run them in this
+   * turn. Only after a refill: what workers published meanwhile waits for
+   * its notification, or one turn could run window after window.
+   */
   readonly #afterRefill = (): void => {
-    if (this.#stopped) return;
+    if (this.#stopped || !this.#refilled) return;
+    this.#refilled = false;
     this.#h.ring.handoff.drain(this.#deliver);
   };
 
-  readonly #deliver = (slot: number, handlerId: number, attempt: number, retries: number, letters: number): void => {
-    if ((handlerId & NOTICE) !== 0) return this.#isolateFinished(slot, handlerId & ~NOTICE, retries, letters);
+  readonly #deliver = (slot: number, handlerId: number, attempt: number): void => {
     const { slots, registry } = this.#h;
     if (!slots.has(slot)) {
       // The two sides disagree about a slot: acknowledge so the window
       // does not leak, and say so.
       this.#h.notify('worker_error', new BusError('NATIVE_ERROR', `delivery for unknown slot ${slot}`));
-      this.acks.push(slot, handlerId, OUTCOME.FAILED, false);
+      this.acks.push(slot, handlerId, OUTCOME.FAILED);
       return;
     }
     if (registry.isIsolated(slots.typeId(slot))) return this.#forward(slot, handlerId, attempt);
@@ -129,8 +175,7 @@ export class Dispatcher {
       const one = registry.byId(handlerId);
       handlers = one ? [one] : [];
     }
-    if (handlers.length === 0) return this.#unhandled(slot, handlerId);
-    slots.started(slot);
+    if (handlers.length === 0) return this.acks.push(slot, handlerId, OUTCOME.NO_HANDLER);
     if (handlerId === 0 && handlers.length === 1 && this.#h.config().handlerTimeout === 0) {
       return this.#solo.run(slot, handlers[0], slots.event(slot), slots.context(slot));
     }
@@ -167,16 +212,9 @@ export class Dispatcher {
       error = err;
     }
     const handler = registry.forType(slots.typeId(slot))[0] ?? registry.byId(handlerId);
-    if (handler === undefined) return this.#unhandled(slot, handlerId);
+    if (handler === undefined) return this.acks.push(slot, handlerId, OUTCOME.NO_HANDLER);
     this.#handlerFailed(slot, handlerId, attempt, handler, error, false);
-    this.#deliveryEnded(slot, handlerId, true);
-  }
-
-  #unhandled(slot: number, handlerId: number): void {
-    this.acks.push(slot, handlerId, OUTCOME.NO_HANDLER, false);
-    // A first delivery with no handler: the event reached nobody. (A
-    // retry whose handler was removed ends that handler's work only.)
-    this.#h.books.finishWork(slot, handlerId === 0 ? 'unhandled' : 'done');
+    this.acks.push(slot, handlerId, OUTCOME.FAILED);
   }
 
   readonly #host: DeliveryHost & SoloHost = {
@@ -186,24 +224,17 @@ export class Dispatcher {
     deliveryDone: (delivery) => {
       if (delivery.handlerId === 0) this.#fanOut[delivery.slot] = undefined;
       else this.#single.delete(delivery);
-      this.#deliveryEnded(delivery.slot, delivery.handlerId, delivery.failures > 0);
+      this.acks.push(delivery.slot, delivery.handlerId, delivery.failures > 0 ? OUTCOME.FAILED : OUTCOME.OK);
     },
     soloSettled: (slot, handler, failed, error) => {
       if (failed) this.#handlerFailed(slot, 0, 0, handler, error, false);
-      this.#deliveryEnded(slot, 0, failed);
+      this.acks.push(slot, 0, failed ? OUTCOME.FAILED : OUTCOME.OK);
     },
   };
 
   #handlerFailed(slot: number, delivery: number, attempt: number, handler: RegisteredHandler, error: unknown, timedOut: boolean): void {
     this.acks.fail(failureRecord(slot, delivery, handler, error, timedOut));
     this.emitHandlerError(slot, handler, error, attempt, timedOut);
-  }
-
-  #deliveryEnded(slot: number, delivery: number, failed: boolean): void {
-    this.#h.slots.ended(slot);
-    this.acks.push(slot, delivery, failed ? OUTCOME.FAILED : OUTCOME.OK, failed);
-    // With failures, the open work ends once their fates are known.
-    if (!failed) this.#h.books.finishWork(slot);
   }
 
   /**
@@ -213,8 +244,9 @@ export class Dispatcher {
    * time per turn, so handlers that settle in microtasks (or burn CPU)
    * cannot keep the loop from its other work; workers take over from there.
    */
-  readonly #complete = (count: number, failures: FailureRecord[] | undefined, scheduled: boolean): { fates: number[]; evicted: number[] } | null => {
+  readonly #complete = (count: number, failures: FailureRecord[] | undefined, scheduled: boolean): number[] | null => {
     const refill = scheduled && this.#h.refilling() && performance.now() - this.#turnStarted < REFILL_TURN_MS;
+    this.#refilled = refill;
     try {
       return this.#h.native.complete(count, failures, refill) ?? null;
     } catch (err) {
@@ -223,29 +255,10 @@ export class Dispatcher {
     }
   };
 
-  readonly #applyFates = (result: FlushResult): void => {
-    const { books } = this.#h;
-    result.failures.forEach((failure, i) => {
-      const fate = result.fates[i];
-      if (fate === FATE.RETRY) books.addWork(failure.slot);
-      else if (fate === FATE.DEAD_LETTER) books.addLetter(failure.slot);
-    });
-    for (const slot of result.settled) books.finishWork(slot);
-    books.dropLetters(result.evicted);
-  };
-
-  /**
-   * An isolate finished a delivery of the event; the native side already
-   * counted its outcome and decided its failures' fates: keep the books
-   * and acknowledge, which releases the delivery's place in the window.
-   */
-  #isolateFinished(slot: number, handlerId: number, retries: number, letters: number): void {
-    this.acks.push(slot, handlerId >>> 0, REMOTE_OUTCOME, false);
-    const { slots, books } = this.#h;
-    if (!slots.has(slot)) return;
-    if (retries > 0) books.addWork(slot, retries);
-    for (let i = 0; i < letters; i++) books.addLetter(slot);
-    books.finishWork(slot);
+  /** Applies what the engine's books say since the last flush (after a dead-letter call, say). */
+  takeReports(): void {
+    const reports = this.#h.native.takeReports();
+    if (reports.length > 0) this.#h.books.apply(reports);
   }
 
   emitHandlerError(slot: number, handler: RegisteredHandler, error: unknown, retryCount: number, timedOut: boolean): void {
@@ -294,23 +307,12 @@ export class Dispatcher {
 
   /**
    * The engine stopped: nothing starts from now on. Deliveries handed over
-   * but not started are added to `undelivered`; isolates' notices are
-   * accounted for.
+   * but not started are added to `undelivered`.
    */
   stop(undelivered: Undelivered[]): void {
     this.#stopped = true;
-    this.#drainStopped(undelivered);
-  }
-
-  /** After the isolates were terminated: the notices they left are done events, not aborted ones. */
-  isolatesStopped(): void {
-    this.#drainStopped(undefined);
-  }
-
-  #drainStopped(undelivered: Undelivered[] | undefined): void {
-    this.#h.ring.handoff.drain((slot, handlerId, attempt, retries, letters) => {
-      if ((handlerId & NOTICE) !== 0) return this.#isolateFinished(slot, handlerId & ~NOTICE, retries, letters);
-      if (undelivered && this.#h.slots.has(slot)) undelivered.push({ slot, handler: handlerId, attempt });
+    this.#h.ring.handoff.drain((slot, handlerId, attempt) => {
+      if (this.#h.slots.has(slot)) undelivered.push({ slot, handler: handlerId, attempt });
     });
   }
 

@@ -79,12 +79,6 @@ export class SlotTable {
   #contexts: (AsyncResource | undefined)[] = [];
   #typeIds = new Uint32Array(64);
   #lanes = new Uint8Array(64);
-  /** Deliveries of the event running now. */
-  #running = new Uint32Array(64);
-  /** Deliveries queued, running or waiting to retry: the event's open work. */
-  #work = new Uint32Array(64);
-  /** Dead letters that refer to the event (they keep its payload). */
-  #letters = new Uint32Array(64);
   /** The serialised event in the arena (types handled in isolates); length 0 = none. */
   #arenaOffset = new Uint32Array(64);
   #arenaLength = new Uint32Array(64);
@@ -111,9 +105,6 @@ export class SlotTable {
     this.#events[slot] = event;
     this.#typeIds[slot] = typeId;
     this.#lanes[slot] = lane;
-    this.#running[slot] = 0;
-    this.#work[slot] = 1;
-    this.#letters[slot] = 0;
     this.#arenaLength[slot] = 0;
     this.#live++;
     return slot;
@@ -125,9 +116,6 @@ export class SlotTable {
       const size = slot * 2;
       this.#typeIds = resized(this.#typeIds, new Uint32Array(size));
       this.#lanes = resized(this.#lanes, new Uint8Array(size));
-      this.#running = resized(this.#running, new Uint32Array(size));
-      this.#work = resized(this.#work, new Uint32Array(size));
-      this.#letters = resized(this.#letters, new Uint32Array(size));
       this.#arenaOffset = resized(this.#arenaOffset, new Uint32Array(size));
       this.#arenaLength = resized(this.#arenaLength, new Uint32Array(size));
     }
@@ -154,42 +142,6 @@ export class SlotTable {
     return this.#lanes[slot];
   }
 
-  /** A delivery of the event starts. */
-  started(slot: number): void {
-    this.#running[slot]++;
-  }
-
-  /** A delivery of the event ended. */
-  ended(slot: number): void {
-    this.#running[slot]--;
-  }
-
-  running(slot: number): boolean {
-    return this.#running[slot] > 0;
-  }
-
-  /** More open work (a retry was scheduled, a dead letter replayed). */
-  addWork(slot: number, n = 1): void {
-    this.#work[slot] += n;
-  }
-
-  /** One piece of open work finished; true when none is left. */
-  finishWork(slot: number): boolean {
-    return --this.#work[slot] === 0;
-  }
-
-  hasWork(slot: number): boolean {
-    return this.#work[slot] > 0;
-  }
-
-  addLetter(slot: number): void {
-    this.#letters[slot]++;
-  }
-
-  removeLetter(slot: number): void {
-    this.#letters[slot]--;
-  }
-
   setArena(slot: number, offset: number, length: number): void {
     this.#arenaOffset[slot] = offset;
     this.#arenaLength[slot] = length;
@@ -199,15 +151,6 @@ export class SlotTable {
   arenaOf(slot: number): [number, number] | undefined {
     const length = this.#arenaLength[slot];
     return length > 0 ? [this.#arenaOffset[slot], length] : undefined;
-  }
-
-  hasLetters(slot: number): boolean {
-    return this.#letters[slot] > 0;
-  }
-
-  /** True when nothing refers to the event any more: its slot can go. */
-  idle(slot: number): boolean {
-    return this.#work[slot] === 0 && this.#letters[slot] === 0 && this.#running[slot] === 0;
   }
 
   setContext(slot: number, context: AsyncResource): void {

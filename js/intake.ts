@@ -166,7 +166,7 @@ export class Intake {
     }
     if (isolated) this.#h.workers.ensureStarted();
     this.#h.observer.accepted();
-    this.#h.books.accepted();
+    this.#h.books.opened(slot);
     if (state === 'running' && !this.#wakeScheduled) {
       this.#wakeScheduled = true;
       queueMicrotask(this.#wakeWorkers);

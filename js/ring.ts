@@ -24,6 +24,7 @@ interface Layout {
   deliveryHead: number;
   deliveryPending: number;
   workerErrors: number;
+  reports: number;
   recordWords: number;
   /** Offsets of a record's words (src/core/shm/layout.rs, `record`). */
   record: { seq: number; slot: number; typeId: number; size: number; enqueuedUs: number; arena: number };
@@ -134,6 +135,11 @@ export class SharedRing {
       Atomics.load(this.words, L.sleepers) !== 0 &&
       Atomics.compareExchange(this.words, L.wakeRequested, 0, 1) === 0
     );
+  }
+
+  /** Times another thread left reports in the engine's books (wrapping counter). */
+  reports(): number {
+    return Atomics.load(this.#u32, L.reports);
   }
 
   /** Worker panics so far (wrapping counter). */

@@ -102,7 +102,7 @@ function handlerEvent(e: IsolateEnvelope, attempt: number, delivery: Delivery): 
   return event;
 }
 
-let sink: { complete(count: number, failures?: FailureRecord[]): unknown; readonly id: number };
+let sink: { complete(count: number, failures?: FailureRecord[]): void; readonly id: number };
 
 const acks = new AckBuffer(
   reader,
@@ -112,6 +112,7 @@ const acks = new AckBuffer(
     unacknowledged.length = 0;
     return null;
   },
+  // The engine keeps the books; nothing comes back here.
   () => {},
 );
 
@@ -123,7 +124,7 @@ const host: DeliveryHost = {
     entries.delete(delivery);
     status.finished(entry, outcome);
     unacknowledged.push(entry);
-    acks.push(delivery.slot, delivery.handlerId, outcome, false);
+    acks.push(delivery.slot, delivery.handlerId, outcome);
   },
 };
 
@@ -145,7 +146,7 @@ function deliver(slot: number, handlerId: number, attempt: number, offset: numbe
     // Reading it again would fail again: not retryable.
     const message = `the event could not be read in the isolate: ${String((err as Error)?.message ?? err)}`;
     acks.fail({ slot, delivery: handlerId, handler: handlerId, handlerName: 'isolate', message, name: 'Error', retryable: false, timedOut: false, at: Date.now() });
-    return acks.push(slot, handlerId, OUTCOME.FAILED, false);
+    return acks.push(slot, handlerId, OUTCOME.FAILED);
   }
   let handlers: readonly RegisteredHandler[];
   if (handlerId === 0) handlers = byType.get(e.type) ?? [];
@@ -153,7 +154,7 @@ function deliver(slot: number, handlerId: number, attempt: number, offset: numbe
     const one = byId.get(handlerId);
     handlers = one ? [one] : [];
   }
-  if (handlers.length === 0) return acks.push(slot, handlerId, OUTCOME.NO_HANDLER, false);
+  if (handlers.length === 0) return acks.push(slot, handlerId, OUTCOME.NO_HANDLER);
   const delivery = new Delivery(host, handlers, slot, handlerId, attempt, timeouts.deadline());
   entries.set(delivery, status.start(slot, handlerId));
   timeouts.track(delivery);

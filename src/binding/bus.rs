@@ -13,6 +13,7 @@ use super::sink::TsfnNotifier;
 use crate::core::config::Config;
 use crate::core::engine::{Engine, Failure};
 use crate::core::error::BusError;
+use crate::core::schedule::books::Report;
 use crate::core::schedule::dead_letters::AttemptError;
 use crate::core::shm::layout::{self, Layout};
 use crate::core::shm::ring::LANE_NAMES;
@@ -67,36 +68,26 @@ impl From<HandlerFailure> for Failure {
     }
 }
 
-/// What became of reported failures: per failure 0 = retry scheduled,
-/// 1 = dead-lettered, 2 = its delivery was unknown; and the slots whose
-/// dead letters were evicted.
-#[napi(object)]
-pub struct CompletionReport {
-    pub fates: Vec<u32>,
-    pub evicted: Vec<u32>,
+/// Reports of the books (`schedule::books`), flat: `[slot, code, ...]`.
+pub(super) fn flat_reports(reports: &[Report]) -> Vec<u32> {
+    reports.iter().flat_map(|r| [r.slot, r.code()]).collect()
 }
 
-/// Converts reported failures, runs `complete` with them, and reports their
-/// fates (nothing when there were none).
-pub(super) fn completion_report(
+/// Converts reported failures and runs `complete` with them.
+pub(super) fn complete_with_failures(
     engine: &Engine,
     failures: Option<Vec<HandlerFailure>>,
     complete: impl FnOnce(
         Vec<Failure>,
     ) -> Result<crate::core::engine::Completion, crate::core::error::BusError>,
-) -> napi::Result<Option<CompletionReport>, String> {
+) -> napi::Result<crate::core::engine::Completion, String> {
     let failures: Vec<Failure> = failures
         .unwrap_or_default()
         .into_iter()
         .map(Failure::from)
         .collect();
-    let any = !failures.is_empty();
     engine.record_handler_failures(failures.len() as u64);
-    let done = complete(failures).map_err(to_js)?;
-    Ok(any.then(|| CompletionReport {
-        fates: done.fates.iter().map(|f| *f as u32).collect(),
-        evicted: done.evicted,
-    }))
+    complete(failures).map_err(to_js)
 }
 
 /// A delivery that never started.
@@ -181,6 +172,7 @@ pub fn ring_layout() -> Value {
         "deliveryHead": layout::DELIVERY_HEAD,
         "deliveryPending": layout::DELIVERY_PENDING,
         "workerErrors": layout::WORKER_ERRORS,
+        "reports": layout::REPORTS,
         "recordWords": layout::RECORD_WORDS,
         "record": {
             "seq": layout::record::SEQ,
@@ -307,19 +299,28 @@ impl NativeBus {
     /// first `count` acknowledgements of the ack area (`[slot, handler,
     /// outcome]` each). With `refill`, dispatches what now fits in the window
     /// on this thread, for the caller to drain from its hand-off queue at
-    /// once. Returns what became of the failures, or nothing when there were
-    /// none.
+    /// once. Returns the books' reports (as `takeReports`), or nothing when
+    /// there are none.
     #[napi]
     pub fn complete(
         &self,
         count: u32,
         failures: Option<Vec<HandlerFailure>>,
         refill: Option<bool>,
-    ) -> napi::Result<Option<CompletionReport>, String> {
-        completion_report(&self.engine, failures, |f| {
+    ) -> napi::Result<Option<Vec<u32>>, String> {
+        let done = complete_with_failures(&self.engine, failures, |f| {
             self.engine
                 .complete_shared(count, f, refill.unwrap_or(false))
-        })
+        })?;
+        Ok((!done.reports.is_empty()).then(|| flat_reports(&done.reports)))
+    }
+
+    /// What the books say of events since the last call, flat: `[slot,
+    /// code, ...]` (`code & 3`: 0 succeeded, 1 dead-lettered, 2 unhandled,
+    /// 3 not finished; `code & 4`: the slot may be freed).
+    #[napi]
+    pub fn take_reports(&self) -> Vec<u32> {
+        flat_reports(&self.engine.take_reports())
     }
 
     #[napi]

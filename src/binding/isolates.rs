@@ -10,7 +10,7 @@ use napi_derive::napi;
 use parking_lot::Mutex;
 use serde_json::{json, Value};
 
-use super::bus::{completion_report, CompletionReport, HandlerFailure, NativeBus};
+use super::bus::{complete_with_failures, HandlerFailure, NativeBus};
 use super::error::{napi_to_js, to_js};
 use super::shared_view::SharedInt32Array;
 use super::sink::TsfnNotifier;
@@ -144,10 +144,11 @@ impl IsolateSink {
         &self,
         count: u32,
         failures: Option<Vec<HandlerFailure>>,
-    ) -> napi::Result<Option<CompletionReport>, String> {
-        completion_report(&self.engine, failures, |f| {
+    ) -> napi::Result<(), String> {
+        complete_with_failures(&self.engine, failures, |f| {
             self.engine.complete_remote(self.id, count, f)
         })
+        .map(|_| ())
     }
 }
 

@@ -9,18 +9,11 @@ use super::{unix_ms, Engine};
 use crate::core::error::BusError;
 use crate::core::observe::metrics::{Outcome, OutcomeTally};
 use crate::core::observe::type_stats::{bump, TypeStats, TypeTally};
+use crate::core::schedule::books::{EventBooks, Report};
 use crate::core::schedule::dead_letters::{AttemptError, DeadLetter};
 use crate::core::schedule::in_flight::{InFlight, InFlightTable};
 use crate::core::schedule::retry_queue::Redelivery;
-use crate::core::shm::handoff::Delivery as HandoffDelivery;
 use crate::core::shm::layout::ACK_WORDS;
-
-/// Marks a main-thread delivery as a notice: an isolate finished delivery
-/// `handler & !NOTICE` of the slot; `attempt` carries the outcome and the
-/// arena words the retries and dead letters it led to.
-pub const NOTICE: u32 = 1 << 31;
-/// The outcome the main thread acknowledges a notice with.
-pub const REMOTE_OUTCOME: u32 = 3;
 
 /// One handler's failure in a delivery.
 #[derive(Debug, Clone)]
@@ -46,12 +39,15 @@ pub enum Fate {
     Unknown = 2,
 }
 
-/// The result of `complete`: the fate of each failure, in order, and the
-/// slots whose dead letters were evicted to make room.
+/// The result of `complete`: the fate of each failure, in order, the
+/// slots whose dead letters were evicted to make room, and what the books
+/// now say of events (every report not yet taken, whichever thread caused
+/// it).
 #[derive(Debug, Default)]
 pub struct Completion {
     pub fates: Vec<Fate>,
     pub evicted: Vec<u32>,
+    pub reports: Vec<Report>,
 }
 
 /// Outcomes of one batch of acknowledgements, added to the shared counters
@@ -127,31 +123,8 @@ impl Engine {
             )));
         }
         let inner = &self.inner;
-        let mut completion = Completion::default();
-        let mut released = 0;
-        let unknown = self.apply_acks(acks, failures, &mut completion, |in_flight, tally, ack| {
-            let [slot, delivery, code] = ack;
-            if code == REMOTE_OUTCOME {
-                // An isolate's delivery the main thread has now accounted
-                // for: its outcome was tallied when the isolate finished.
-                return match in_flight.remove(slot, delivery) {
-                    Some(entry) if entry.remote_done => {
-                        released += entry.permits;
-                        true
-                    }
-                    _ => false,
-                };
-            }
-            let (Some(outcome), Some(entry)) =
-                (Outcome::from_code(code), in_flight.remove(slot, delivery))
-            else {
-                return false;
-            };
-            inner.queue.acknowledged(&entry.record, delivery);
-            released += entry.permits;
-            tally.count(outcome, &entry);
-            true
-        });
+        let (mut completion, released, unknown) = self.settle(0, acks, failures);
+        completion.reports = inner.books.lock().take_reports();
         inner.permits.release(released);
         // Unless a refill filled the window, a worker waiting for permits
         // may now take something (or must park for records instead).
@@ -168,32 +141,58 @@ impl Engine {
         }
     }
 
-    /// What both kinds of completion share: the failures first, then each
-    /// acknowledgement (`[slot, delivery, outcome]`) through `ack`, all
-    /// under one in-flight lock; outcomes added to the metrics once; the
-    /// retry timer re-armed when a retry was scheduled. `ack` returns false
-    /// for an acknowledgement that matches nothing in flight; those come
-    /// back as `slot/delivery/outcome`.
-    fn apply_acks(
+    /// Settles acknowledged deliveries (`[slot, delivery, outcome]` each)
+    /// after the `failures` that happened in them, all under one in-flight
+    /// lock: fates decided, deliveries out of flight, outcomes tallied once,
+    /// the books told, the retry timer re-armed when a retry was
+    /// scheduled. Only deliveries handed to `sink` match.
+    /// Returns the permits freed and the acknowledgements that matched
+    /// nothing in flight (`slot/delivery/outcome`).
+    fn settle(
         &self,
+        sink: u32,
         acks: &[u32],
         failures: Vec<Failure>,
-        completion: &mut Completion,
-        mut ack: impl FnMut(&mut InFlightTable, &mut BatchTally, [u32; ACK_WORDS]) -> bool,
-    ) -> Vec<String> {
+    ) -> (Completion, u32, Vec<String>) {
         let inner = &self.inner;
         let now = Instant::now();
+        let mut completion = Completion::default();
         let mut unknown = Vec::new();
+        let mut released = 0;
         let rearm = inner.types.read(|types| {
             let mut tally = BatchTally::new(types, inner.started.elapsed().as_micros() as u64);
             let mut in_flight = inner.in_flight.lock();
-            let rearm = self.handle_failures(&mut in_flight, types, failures, now, completion);
+            let mut books = inner.books.lock();
+            let rearm = self.handle_failures(
+                &mut in_flight,
+                &mut books,
+                types,
+                failures,
+                now,
+                &mut completion,
+            );
             for words in acks.chunks_exact(ACK_WORDS) {
-                let words = [words[0], words[1], words[2]];
-                if !ack(&mut in_flight, &mut tally, words) {
-                    unknown.push(format!("{}/{}/{}", words[0], words[1], words[2]));
-                }
+                let [slot, delivery, code] = [words[0], words[1], words[2]];
+                let outcome = Outcome::from_code(code);
+                let mine = in_flight
+                    .get(slot, delivery)
+                    .is_some_and(|e| e.sink == sink);
+                let entry = match (outcome, mine) {
+                    (Some(_), true) => in_flight.remove(slot, delivery),
+                    _ => None,
+                };
+                let (Some(outcome), Some(entry)) = (outcome, entry) else {
+                    unknown.push(format!("{slot}/{delivery}/{code}"));
+                    continue;
+                };
+                inner.queue.acknowledged(&entry.record, delivery);
+                released += entry.permits;
+                tally.count(outcome, &entry);
+                // A first delivery that found no handler: the event reached
+                // nobody. (A retry whose handler was removed is just done.)
+                books.work_done(slot, outcome == Outcome::NoHandler && delivery == 0);
             }
+            drop(books);
             drop(in_flight);
             inner.metrics.record(&mut tally.outcomes);
             rearm
@@ -202,7 +201,7 @@ impl Engine {
             let _guard = inner.park.lock();
             inner.timer_cv.notify_one();
         }
-        unknown
+        (completion, released, unknown)
     }
 
     /// Decides each failure's fate: a retry after its backoff, or a dead
@@ -210,6 +209,7 @@ impl Engine {
     fn handle_failures(
         &self,
         in_flight: &mut InFlightTable,
+        books: &mut EventBooks,
         types: &[TypeStats],
         failures: Vec<Failure>,
         now: Instant,
@@ -230,7 +230,7 @@ impl Engine {
             // After stop nothing would run a retry: dead-letter instead.
             let stopped = inner.stopping.load(Ordering::SeqCst);
             if failure.retryable && !stopped && policy.should_retry(attempt) {
-                entry.retries = entry.retries.saturating_add(1);
+                books.add_work(record.slot);
                 let delay = policy.delay(attempt, inner.jitter.lock().next_unit());
                 let retry = Redelivery {
                     record,
@@ -243,7 +243,7 @@ impl Engine {
                 bump(types, record.type_id, |s| &s.retries);
                 completion.fates.push(Fate::Retry);
             } else {
-                entry.letters = entry.letters.saturating_add(1);
+                books.lettered(record.slot);
                 if !failure.retryable {
                     inner.metrics.non_retryable.fetch_add(1, Ordering::Relaxed);
                 }
@@ -261,6 +261,7 @@ impl Engine {
                     timestamp: unix_ms(),
                 };
                 if let Some(evicted) = inner.queue.dead_letter(letter) {
+                    books.unlettered(evicted.slot);
                     completion.evicted.push(evicted.slot);
                 }
                 inner.metrics.dead_lettered.fetch_add(1, Ordering::Relaxed);
@@ -272,9 +273,8 @@ impl Engine {
     }
 
     /// An isolate's acknowledgements (`count` in its sink's ack area) and
-    /// failures. Outcomes are tallied here; each finished delivery becomes a
-    /// notice to the main thread, which keeps the event's books and
-    /// acknowledges the notice (the delivery keeps its permits until then).
+    /// failures, settled like the main thread's; the main thread learns
+    /// what became of the events from the books' reports.
     pub fn complete_remote(
         &self,
         sink_id: u32,
@@ -304,8 +304,9 @@ impl Engine {
     }
 
     /// Settles deliveries of isolate `sink_id` (acknowledged by it, or
-    /// charged for its death by `detach_sink`) and tells the main thread.
-    /// Returns the acknowledgements that matched nothing in flight there.
+    /// charged for its death by `detach_sink`): like the main thread's, and
+    /// then the main thread is told the books have news for it. Returns the
+    /// acknowledgements that matched nothing in flight there.
     pub(super) fn settle_remote(
         &self,
         sink_id: u32,
@@ -313,42 +314,19 @@ impl Engine {
         failures: Vec<Failure>,
     ) -> (Completion, Vec<String>) {
         let inner = &self.inner;
-        let mut completion = Completion::default();
-        let mut notices = Vec::new();
-        let unknown = self.apply_acks(acks, failures, &mut completion, |in_flight, tally, ack| {
-            let [slot, delivery, code] = ack;
-            match (Outcome::from_code(code), in_flight.get_mut(slot, delivery)) {
-                (Some(outcome), Some(entry)) if entry.sink == sink_id && !entry.remote_done => {
-                    entry.remote_done = true;
-                    inner.queue.acknowledged(&entry.record, delivery);
-                    tally.count(outcome, entry);
-                    notices.push(HandoffDelivery {
-                        slot,
-                        handler: delivery | NOTICE,
-                        attempt: code,
-                        arena: entry.retries,
-                        len: entry.letters,
-                    });
-                    true
-                }
-                _ => false,
-            }
-        });
-        if !notices.is_empty() {
-            // The main hand-off queue has one producer at a time.
-            let _dispatch = inner.dispatch.lock();
-            if let Some(main) = inner.sinks.read().first().filter(|s| s.id == 0).cloned() {
-                for n in &notices {
-                    let pushed = main.handoff.push(*n);
-                    debug_assert!(
-                        pushed,
-                        "a notice always has the cell its delivery's permit keeps"
-                    );
-                }
-                inner.publish(&main, 0);
-            }
+        let (completion, released, unknown) = self.settle(sink_id, acks, failures);
+        inner.permits.release(released);
+        inner.wake_permit_waiters();
+        if inner.books.lock().has_reports() {
+            inner.announce_reports();
         }
         (completion, unknown)
+    }
+
+    /// What the books say of events since the last call (see
+    /// `schedule::books`).
+    pub fn take_reports(&self) -> Vec<Report> {
+        self.inner.books.lock().take_reports()
     }
 
     /// Counts `n` individual handler failures (an event may have several).
@@ -368,6 +346,13 @@ impl Engine {
     /// lanes with fresh attempts. Returns the replayed entries.
     pub fn replay_dead_letters(&self, id: Option<u64>) -> Vec<DeadLetter> {
         let letters = self.inner.queue.take_dead_letters(id);
+        {
+            let mut books = self.inner.books.lock();
+            for letter in &letters {
+                books.add_work(letter.slot);
+                books.unlettered(letter.slot);
+            }
+        }
         self.inner.queue.enqueue(
             letters
                 .iter()
@@ -398,6 +383,11 @@ impl Engine {
 
     /// Removes dead letters (one, or all with `None`); returns them.
     pub fn remove_dead_letters(&self, id: Option<u64>) -> Vec<DeadLetter> {
-        self.inner.queue.take_dead_letters(id)
+        let letters = self.inner.queue.take_dead_letters(id);
+        let mut books = self.inner.books.lock();
+        for letter in &letters {
+            books.unlettered(letter.slot);
+        }
+        letters
     }
 }

@@ -222,3 +222,43 @@ fn no_worker_can_start_while_the_hook_is_set() {
     assert_eq!(result.map_err(|e| e.code()), Err("WORKERS_UNAVAILABLE"));
     assert_eq!(engine.worker_count(), 0);
 }
+
+#[test]
+fn the_books_report_each_event_once_its_work_ends() {
+    use crate::core::schedule::books::{Finish, Report};
+    let (engine, mut js, _) =
+        engine(json!({ "workerCount": 1, "retryAttempts": 1, "retryDelays": [100] }));
+    engine.set_handler_count(0, 1);
+    let mut p = RingProducer::new(engine.ring());
+    p.push(1, 4, 0, 8);
+    engine.wake();
+    assert_eq!(recv(&mut js), vec![4, 0, 0]);
+    // Fails: a retry is scheduled, so the event is still open.
+    let c = engine
+        .complete(&[4, 0, 1], vec![failure(4, 0, 3, true)])
+        .expect("in flight");
+    assert_eq!(c.fates, vec![Fate::Retry]);
+    assert!(c.reports.is_empty(), "open while its retry waits");
+    assert_eq!(recv(&mut js), vec![4, 3, 1], "the retry, to handler 3");
+    // Fails again: dead-lettered; finished, but the letter holds the slot.
+    let c = engine
+        .complete(&[4, 3, 1], vec![failure(4, 3, 3, true)])
+        .expect("in flight");
+    assert_eq!(
+        c.reports,
+        vec![Report {
+            slot: 4,
+            finished: Some(Finish::DeadLettered),
+            freed: false
+        }]
+    );
+    engine.remove_dead_letters(None);
+    assert_eq!(
+        engine.take_reports(),
+        vec![Report {
+            slot: 4,
+            finished: None,
+            freed: true
+        }]
+    );
+}

@@ -1,9 +1,9 @@
-//! Types handled in worker isolates: routing to isolate sinks, completion
-//! notices to the main thread, and requeueing when an isolate goes away.
+//! Types handled in worker isolates: routing to isolate sinks, their
+//! completions in the books, and what happens when an isolate goes away.
 
-use super::completion::{NOTICE, REMOTE_OUTCOME};
 use super::tests::{engine, recv, ChannelNotifier};
 use super::*;
+use crate::core::schedule::books::{Finish, Report};
 use crate::core::shm::handoff::HandoffReader;
 use crate::core::shm::layout::HandoffRegion;
 use crate::core::shm::ring::RingProducer;
@@ -95,7 +95,7 @@ fn failure(slot: u32, delivery: u32, handler: u32, message: &str) -> Failure {
 }
 
 #[test]
-fn isolated_types_go_to_isolates_and_come_back_as_notices() {
+fn isolated_types_go_to_isolates_and_settle_there() {
     let (engine, mut main, _) =
         engine(json!({ "workerCount": 1, "concurrency": 4, "retryAttempts": 0 }));
     engine.set_type_isolated(1, true);
@@ -118,19 +118,24 @@ fn isolated_types_go_to_isolates_and_come_back_as_notices() {
         .complete_remote(iso.id, 1, vec![failure(7, 0, 3, "no")])
         .expect("in flight");
     assert_eq!(done.fates, vec![Fate::DeadLetter]);
-    // The main thread gets a notice with the outcome and the dead letter.
-    let notice = recv(&mut main);
-    assert_eq!(notice, vec![7, NOTICE, 1]);
     assert_eq!(
         engine.queue_state().in_flight_permits,
-        1,
-        "held until the main thread accounts"
+        0,
+        "released at once"
     );
-    engine
-        .complete(&[7, 0, REMOTE_OUTCOME], vec![])
-        .expect("notice acknowledged");
-    assert_eq!(engine.queue_state().in_flight_permits, 0);
     assert_eq!(engine.metrics().snapshot().failed, 1);
+    // The main thread is told the books have news, and takes it.
+    let reports_seen =
+        engine.memory().words()[crate::core::shm::layout::REPORTS].load(Ordering::SeqCst);
+    assert_eq!(reports_seen, 1);
+    assert_eq!(
+        engine.take_reports(),
+        vec![Report {
+            slot: 7,
+            finished: Some(Finish::DeadLettered),
+            freed: false
+        }]
+    );
     assert_eq!(engine.dead_letters(0, usize::MAX).len(), 1);
 }
 
@@ -166,7 +171,7 @@ fn an_isolate_that_goes_away_gives_back_its_deliveries() {
 
 #[test]
 fn an_isolate_that_dies_is_charged_only_for_what_killed_it() {
-    let (engine, mut main, _) = engine(json!({
+    let (engine, _main, _) = engine(json!({
         "workerCount": 1,
         "concurrency": 8,
         "retryAttempts": 1,
@@ -191,18 +196,17 @@ fn an_isolate_that_dies_is_charged_only_for_what_killed_it() {
             requeued: 1
         }
     );
-    let mut notices = recv(&mut main);
-    if notices.len() < 6 {
-        notices.extend(recv(&mut main));
-    }
+    let mut finished: Vec<(u32, Option<Finish>)> = engine
+        .take_reports()
+        .iter()
+        .map(|r| (r.slot, r.finished))
+        .collect();
+    finished.sort_by_key(|f| f.0);
     assert_eq!(
-        notices,
-        vec![1, NOTICE, 1, 2, NOTICE, 0],
-        "the main thread learns of both"
+        finished,
+        vec![(2, Some(Finish::Succeeded))],
+        "slot 2 finished; slot 1 waits for its retry"
     );
-    engine
-        .complete(&[1, 0, REMOTE_OUTCOME, 2, 0, REMOTE_OUTCOME], vec![])
-        .expect("notices acknowledged");
     let mut second = attach(&engine);
     let mut again = vec![];
     while again.len() < 2 {

@@ -109,8 +109,8 @@ impl Engine {
         let _dispatch = self.inner.dispatch.lock();
         // The main thread's notifier holds its JavaScript callback, and so
         // the bus that owns this engine: dropping it is what lets a bus that
-        // was shut down be collected. Isolates finishing after this still
-        // leave notices in the hand-off queue, for the final drain.
+        // was shut down be collected. What isolates finish after this is in
+        // the books' reports, which JavaScript takes once they are stopped.
         if let Some(main) = self.inner.sinks.write().first_mut().filter(|s| s.id == 0) {
             *main = Arc::new(Sink {
                 id: 0,

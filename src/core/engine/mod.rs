@@ -12,8 +12,9 @@
 //! # Lock order
 //!
 //! A thread holding one of these may take only those after it:
-//! `dispatch` → `sinks` → `types` (read) → `in_flight` → `policy` (read),
-//! `jitter` and the queue's own locks (retries, dead letters). `park` is
+//! `dispatch` → `sinks` → `types` (read) → `in_flight` → `books` →
+//! `policy` (read), `jitter` and the queue's own locks (retries, dead
+//! letters). `park` is
 //! taken holding none of the first four, and the retry timer promotes
 //! retries (the queue's locks) under it. `workers` and `timer` are taken
 //! alone, by `lifecycle.rs`. The JavaScript thread acknowledges under
@@ -41,6 +42,7 @@ use crate::core::config::Config;
 use crate::core::observe::metrics::Metrics;
 use crate::core::observe::rates::{RateWindow, Rates};
 use crate::core::observe::type_stats::{TypeSnapshot, TypeTable};
+use crate::core::schedule::books::EventBooks;
 use crate::core::schedule::in_flight::InFlightTable;
 use crate::core::schedule::permits::Permits;
 use crate::core::schedule::queue::{EventQueue, LocalQueue};
@@ -125,6 +127,8 @@ struct Inner {
     types: TypeTable,
     rates: RateWindow,
     in_flight: Mutex<InFlightTable>,
+    /// Each event's open work and dead letters (see `schedule::books`).
+    books: Mutex<EventBooks>,
     jitter: Mutex<Jitter>,
     /// The dispatch lock: one worker at a time takes records and publishes
     /// deliveries, so deliveries keep the order records left the ring and
@@ -202,6 +206,7 @@ impl Engine {
                 types: TypeTable::default(),
                 rates: RateWindow::default(),
                 in_flight: Mutex::new(InFlightTable::default()),
+                books: Mutex::new(EventBooks::default()),
                 jitter: Mutex::new(Jitter::new(seed)),
                 dispatch: Mutex::new(()),
                 notifier: RwLock::new(None),
@@ -392,6 +397,17 @@ impl Inner {
         if self.permit_waiters.load(Ordering::SeqCst) > 0 {
             let _guard = self.park.lock();
             self.permits_cv.notify_one();
+        }
+    }
+
+    /// The books got reports from a thread other than JavaScript's: count
+    /// it where JavaScript looks, and notify it.
+    fn announce_reports(&self) {
+        self.ring.count_reports();
+        // The main hand-off queue has one producer at a time.
+        let _dispatch = self.dispatch.lock();
+        if let Some(main) = self.sinks.read().first().filter(|s| s.id == 0).cloned() {
+            self.publish(&main, 0);
         }
     }
 

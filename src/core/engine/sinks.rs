@@ -118,9 +118,7 @@ impl Engine {
             let in_flight = self.inner.in_flight.lock();
             let mut seen = HashSet::new();
             let mut mine = |slot: u32, delivery: u32| {
-                in_flight
-                    .get(slot, delivery)
-                    .is_some_and(|e| e.sink == id && !e.remote_done)
+                in_flight.get(slot, delivery).is_some_and(|e| e.sink == id)
                     && seen.insert((slot, delivery))
             };
             let culprits: Vec<Failure> = culprits
@@ -144,11 +142,7 @@ impl Engine {
             self.record_handler_failures(u64::from(charged));
             self.settle_remote(id, &acks, culprits);
         }
-        let taken = self
-            .inner
-            .in_flight
-            .lock()
-            .take_where(|e| e.sink == id && !e.remote_done);
+        let taken = self.inner.in_flight.lock().take_where(|e| e.sink == id);
         let permits = taken.iter().map(|(_, e)| e.permits).sum();
         let requeued = taken.len() as u32;
         self.inner.queue.put_back(

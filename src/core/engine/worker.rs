@@ -178,6 +178,7 @@ impl Inner {
     fn take_batch(&self, batch: &mut Vec<Taken>, isolates: usize) -> (u32, bool) {
         let mut short_of = 0;
         let mut blocked = false;
+        let mut opened = Vec::new();
         self.types.read(|types| {
             let isolated = |type_id: u32| {
                 types
@@ -225,11 +226,17 @@ impl Inner {
                         delivery,
                         permits,
                         sink,
-                    } => batch.push(Taken {
-                        delivery,
-                        permits,
-                        sink,
-                    }),
+                        fresh,
+                    } => {
+                        if fresh {
+                            opened.push(delivery.record.slot);
+                        }
+                        batch.push(Taken {
+                            delivery,
+                            permits,
+                            sink,
+                        })
+                    }
                     Next::Full(need) => {
                         short_of = need;
                         break;
@@ -242,6 +249,12 @@ impl Inner {
                 }
             }
         });
+        if !opened.is_empty() {
+            let mut books = self.books.lock();
+            for slot in opened {
+                books.opened(slot);
+            }
+        }
         (short_of, blocked)
     }
 
@@ -264,9 +277,6 @@ impl Inner {
                         attempt: d.attempt,
                         errors: std::mem::take(&mut d.errors),
                         sink: sinks[t.sink].id,
-                        remote_done: false,
-                        retries: 0,
-                        letters: 0,
                     },
                 );
             }

@@ -20,11 +20,6 @@ pub struct InFlight {
     pub errors: Vec<AttemptError>,
     /// The sink it went to (0 = the main thread).
     pub sink: u32,
-    /// An isolate finished it; the main thread has yet to account for it.
-    pub remote_done: bool,
-    /// Retries and dead letters its failures led to (isolate deliveries).
-    pub retries: u32,
-    pub letters: u32,
 }
 
 /// Fan-out deliveries of slots below this live in a vector indexed by
@@ -143,9 +138,6 @@ mod tests {
             attempt: 0,
             errors: vec![],
             sink: slot % 2,
-            remote_done: false,
-            retries: 0,
-            letters: 0,
         }
     }
 
@@ -177,9 +169,9 @@ mod tests {
         assert!(odd.iter().all(|((slot, _), _)| slot % 2 == 1));
         assert_eq!(t.len(), 6);
         if let Some(e) = t.get_mut(2, 7) {
-            e.remote_done = true;
+            e.attempt = 3;
         }
-        assert!(t.get(2, 7).is_some_and(|e| e.remote_done));
+        assert!(t.get(2, 7).is_some_and(|e| e.attempt == 3));
     }
 
     #[test]

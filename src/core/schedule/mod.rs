@@ -2,6 +2,7 @@
 //! the retry policy and the queue of retries waiting out their backoff,
 //! and the dead letters.
 
+pub mod books;
 pub mod dead_letters;
 pub mod in_flight;
 pub mod permits;

@@ -36,6 +36,9 @@ pub enum Next {
         delivery: Redelivery,
         permits: u32,
         sink: usize,
+        /// The first time the engine takes this event (not a retry, a
+        /// replay or a delivery put back): the books open it.
+        fresh: bool,
     },
     /// Nothing waits.
     Empty,
@@ -148,6 +151,7 @@ impl LocalQueue {
                 delivery,
                 permits,
                 sink,
+                fresh: false,
             }),
             Admit::Later => {
                 retries.push_ready(delivery, true);
@@ -181,6 +185,7 @@ impl EventQueue for LocalQueue {
                 },
                 permits,
                 sink,
+                fresh: true,
             },
             (_, Admit::Full(need)) => Next::Full(need),
             (None, Admit::Later) if !self.ring.is_empty() => Next::Blocked,

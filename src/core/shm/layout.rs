@@ -43,7 +43,11 @@ pub const DELIVERY_PENDING: usize = 11 * LINE;
 /// Worker panics so far (wrapping); JavaScript fetches the details when it
 /// sees this change.
 pub const WORKER_ERRORS: usize = 12 * LINE;
-pub const HEADER_WORDS: usize = 13 * LINE;
+/// Times the books got news for JavaScript from another thread (an
+/// isolate finished a delivery; wrapping); JavaScript takes the reports
+/// when it sees this change.
+pub const REPORTS: usize = 13 * LINE;
+pub const HEADER_WORDS: usize = 14 * LINE;
 
 /// Words of a ring record, at these offsets; JavaScript's producer
 /// (`js/ring.ts`) writes them at the offsets `ringLayout()` exports from

@@ -142,6 +142,11 @@ impl PriorityRing {
             .fetch_add(1, Ordering::SeqCst);
     }
 
+    /// Tells JavaScript the books have reports for it (see `layout::REPORTS`).
+    pub fn count_reports(&self) {
+        self.word(layout::REPORTS).fetch_add(1, Ordering::SeqCst);
+    }
+
     /// Records waiting in `lane`.
     pub fn depth(&self, lane: usize) -> u32 {
         let tail = self
