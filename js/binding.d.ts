@@ -86,15 +86,6 @@ export declare class NativeBus {
   injectWorkerPanic(): void
   /** Worker panics caught since the last call. */
   takeWorkerErrors(): Array<WorkerPanic>
-  /**
-   * Counters, depths, histograms and worker states as a JSON string,
-   * read without stopping anything. A string because JSON.parse builds
-   * the object several times faster than setting its properties one by
-   * one through Node-API.
-   * Per-type counters only `with_types`: health checks and worker
-   * statistics do not need them, and they are the part that grows.
-   */
-  stats(withTypes?: boolean | undefined | null): string
   /** Up to `limit` dead letters (default: all) from the `offset`-th. */
   deadLetters(offset?: number | undefined | null, limit?: number | undefined | null): Array<DeadLetterEntry>
   /** Puts one dead letter (or all) back with fresh attempts; returns them. */
@@ -120,6 +111,15 @@ export declare class NativeBus {
    * unfinished deliveries go back to the queue uncharged.
    */
   detachIsolate(sinkId: number, culprits: Array<HandlerFailure>, succeeded: Array<number>): DetachReport
+  /**
+   * Counters, depths, histograms and worker states as a JSON string,
+   * read without stopping anything. A string because JSON.parse builds
+   * the object several times faster than setting its properties one by
+   * one through Node-API.
+   * Per-type counters only `with_types`: health checks and worker
+   * statistics do not need them, and they are the part that grows.
+   */
+  stats(withTypes?: boolean | undefined | null): string
 }
 
 /** A dead letter as JavaScript sees it; the JavaScript layer adds the event. */

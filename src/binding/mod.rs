@@ -7,3 +7,4 @@ mod error;
 pub mod isolates;
 mod shared_view;
 mod sink;
+pub mod stats;

@@ -339,3 +339,53 @@ fn an_update_from_a_spread_of_the_defaults_keeps_the_changed_value() {
         (2, 2)
     );
 }
+
+/// The README's configuration table, as `(paths, description)` per row:
+/// `` `priorities.{critical,normal,low}` `` stands for three paths.
+fn readme_rows() -> Vec<(Vec<String>, String)> {
+    let readme = include_str!("../../../README.md");
+    readme
+        .lines()
+        .filter_map(|line| {
+            let cells: Vec<&str> = line.split(" | ").collect();
+            let first = cells.first()?.strip_prefix("| `")?;
+            let path = first.split('`').next()?;
+            let paths = match (path.find('{'), path.find('}')) {
+                (Some(open), Some(close)) => path[open + 1..close]
+                    .split(',')
+                    .map(|leaf| format!("{}{leaf}", &path[..open]))
+                    .collect(),
+                _ => vec![path.to_string()],
+            };
+            Some((paths, cells.last()?.to_string()))
+        })
+        .collect()
+}
+
+#[test]
+fn the_readme_table_lists_every_field_and_says_which_change_live() {
+    let rows = readme_rows();
+    for field in FIELDS {
+        let row = rows
+            .iter()
+            .find(|(paths, _)| paths.iter().any(|p| p == field.path));
+        let Some((_, description)) = row else {
+            panic!("README's configuration table has no row for {}", field.path);
+        };
+        assert_eq!(
+            description.contains("Live"),
+            field.live,
+            "README says {} {} live",
+            field.path,
+            if field.live {
+                "cannot change"
+            } else {
+                "can change"
+            }
+        );
+    }
+    let readme = include_str!("../../../README.md");
+    for env in FIELDS.iter().filter_map(|f| f.env) {
+        assert!(readme.contains(env), "README names {env}");
+    }
+}

@@ -25,6 +25,7 @@
 mod completion;
 mod lifecycle;
 mod park;
+mod recovery;
 mod sinks;
 mod worker;
 

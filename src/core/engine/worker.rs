@@ -4,12 +4,11 @@
 //! batch the worker held is put back, and the worker carries on after
 //! `workerRestartDelay`.
 
-use std::any::Any;
 use std::panic::{catch_unwind, AssertUnwindSafe};
 use std::sync::atomic::{AtomicBool, Ordering};
 use std::sync::Arc;
 
-use super::{Inner, Sink, WorkerError, WorkerStats, MAX_BATCH};
+use super::{Inner, Sink, WorkerStats, MAX_BATCH};
 use crate::core::observe::histogram::LocalHistogram;
 use crate::core::observe::type_stats::TypeTally;
 use crate::core::schedule::in_flight::InFlight;
@@ -20,7 +19,7 @@ use crate::core::shm::ring::{Record, LANES};
 
 /// How far a batch got before a panic, which decides how to put it back.
 #[derive(Clone, Copy, PartialEq, Eq)]
-enum Stage {
+pub(super) enum Stage {
     /// Taken from the ring or the retry lanes only.
     Taken,
     /// Also registered as in flight.
@@ -41,8 +40,8 @@ pub(super) enum Collected {
 /// One delivery being assembled, with the permits it holds and the index
 /// (in this batch's sink list) of the sink it goes to.
 pub(super) struct Taken {
-    delivery: Redelivery,
-    permits: u32,
+    pub(super) delivery: Redelivery,
+    pub(super) permits: u32,
     sink: usize,
 }
 
@@ -363,86 +362,6 @@ impl Inner {
                     .undeliverable
                     .fetch_add(deliveries, Ordering::Relaxed);
             }
-        }
-    }
-
-    /// Puts back deliveries of `batch` (by index) that found no room in
-    /// their hand-off queue: out of flight, permits released, in front of
-    /// their lanes in order.
-    fn requeue_unpublished(&self, batch: &[Taken], unpublished: &[usize]) {
-        let mut back = Vec::with_capacity(unpublished.len());
-        let mut permits = 0;
-        {
-            let mut in_flight = self.in_flight.lock();
-            for &i in unpublished {
-                let t = &batch[i];
-                let mut delivery = t.delivery.clone();
-                if let Some(entry) = in_flight.remove(delivery.record.slot, delivery.handler) {
-                    delivery.errors = entry.errors;
-                }
-                permits += t.permits;
-                back.push(delivery);
-            }
-        }
-        self.queue.put_back(back);
-        self.metrics
-            .requeued
-            .fetch_add(unpublished.len() as u64, Ordering::Relaxed);
-        self.release_permits(permits);
-    }
-
-    /// Puts back what a panicking worker held and reports the panic.
-    fn recover(
-        &self,
-        worker: u32,
-        batch: &mut Vec<Taken>,
-        stage: Stage,
-        panic: Box<dyn Any + Send>,
-        stats: &WorkerStats,
-    ) {
-        let mut requeued = 0;
-        if stage != Stage::Published {
-            let mut back = Vec::with_capacity(batch.len());
-            let mut permits = 0;
-            {
-                let mut in_flight = self.in_flight.lock();
-                for mut t in batch.drain(..) {
-                    if stage == Stage::Registered {
-                        if let Some(entry) =
-                            in_flight.remove(t.delivery.record.slot, t.delivery.handler)
-                        {
-                            t.delivery.errors = entry.errors;
-                        }
-                    }
-                    permits += t.permits;
-                    back.push(t.delivery);
-                }
-            }
-            requeued = back.len() as u32;
-            self.queue.put_back(back);
-            self.release_permits(permits);
-        }
-        batch.clear();
-        let message = panic
-            .downcast_ref::<&str>()
-            .map(|s| s.to_string())
-            .or_else(|| panic.downcast_ref::<String>().cloned())
-            .unwrap_or_else(|| "worker thread panicked".to_string());
-        self.metrics.worker_restarts.fetch_add(1, Ordering::Relaxed);
-        self.metrics
-            .requeued
-            .fetch_add(requeued as u64, Ordering::Relaxed);
-        stats.restarts.fetch_add(1, Ordering::Relaxed);
-        stats.busy.store(false, Ordering::Relaxed);
-        self.worker_errors.lock().push(WorkerError {
-            worker,
-            message,
-            requeued,
-        });
-        self.ring.count_worker_error();
-        // Make sure the main thread looks, even with no delivery to announce.
-        if let Some(main) = self.sinks.read().first().cloned() {
-            self.publish(&main, 0);
         }
     }
 }
