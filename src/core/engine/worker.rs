@@ -155,7 +155,7 @@ impl Inner {
         let now_us = self.started.elapsed().as_micros() as u64;
         self.register_batch(batch, &sinks, now_us);
         *stage = Stage::Registered;
-        let unpublished = self.publish_batch(batch, &sinks, stats, now_us);
+        let unpublished = self.publish_batch(batch, &sinks, stats, now_us, on_worker);
         *stage = Stage::Published;
         drop(dispatch);
         self.metrics.batches.fetch_add(1, Ordering::Relaxed);
@@ -291,6 +291,7 @@ impl Inner {
         sinks: &[Arc<Sink>],
         stats: &WorkerStats,
         now_us: u64,
+        on_worker: bool,
     ) -> usize {
         let mut waits = LocalHistogram::default();
         // Deliveries per sink in this batch (sinks are few).
@@ -344,7 +345,14 @@ impl Inner {
         }
         stats.busy.store(true, Ordering::Relaxed);
         for (sink, &n) in sinks.iter().zip(&published).filter(|(_, n)| **n > 0) {
-            self.publish(sink, n);
+            if sink.id == 0 && !on_worker {
+                // A refill on the JavaScript thread, which runs what it
+                // published as soon as this returns: a notification would
+                // only bring it back to an empty queue.
+                sink.handoff.publish_quiet();
+            } else {
+                self.publish(sink, n);
+            }
         }
         unpublished.len()
     }

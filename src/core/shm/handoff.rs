@@ -85,6 +85,13 @@ impl Handoff {
         self.word(self.region.pending).swap(1, Ordering::SeqCst) == 0
     }
 
+    /// Publishes what was pushed without asking for a notification: for
+    /// the JavaScript thread's own refill, which drains right after.
+    pub fn publish_quiet(&self) {
+        self.word(self.region.tail)
+            .store(self.tail.load(Ordering::Relaxed), Ordering::SeqCst);
+    }
+
     /// Forgets a notification that could not be sent, so the next publish
     /// tries again.
     pub fn notification_failed(&self) {
