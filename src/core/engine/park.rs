@@ -2,7 +2,7 @@
 //! attach, or out its restart delay. Every wait is bounded by
 //! `PARK_TIMEOUT`, so a missed wake-up costs at most that.
 
-use std::sync::atomic::{AtomicBool, Ordering};
+use std::sync::atomic::{fence, AtomicBool, Ordering};
 use std::time::Instant;
 
 use super::{Inner, PARK_TIMEOUT};
@@ -32,6 +32,11 @@ impl Inner {
         // Cleared under the lock: a producer that sets it from now on will
         // also call `wake`, which needs this lock, so it cannot be missed.
         self.ring.wake_requested().store(0, Ordering::SeqCst);
+        // Store-load: the producer publishes a record, then reads
+        // `sleepers`; this thread counts itself in `sleepers`, then reads
+        // the ring (with Acquire loads). Without a full fence between the
+        // store and those loads both could miss the other.
+        fence(Ordering::SeqCst);
         if !self.has_work() && !self.should_stop(stop) {
             self.records_cv.wait_for(&mut guard, PARK_TIMEOUT);
         }
@@ -56,6 +61,9 @@ impl Inner {
     pub(super) fn park_until_permits(&self, stop: &AtomicBool, need: u32) {
         let mut guard = self.park.lock();
         self.permit_waiters.fetch_add(1, Ordering::SeqCst);
+        // The same store-load pattern against `release` then
+        // `wake_permit_waiters`.
+        fence(Ordering::SeqCst);
         if self.permits.available() < need as i64 && !self.should_stop(stop) {
             self.permits_cv.wait_for(&mut guard, PARK_TIMEOUT);
         }
