@@ -27,6 +27,7 @@ import { checkLetterId, Intake, readPage, type State } from './intake';
 import { WorkerHandlers } from './isolates/handlers';
 import { native, type NativeBus } from './native';
 import { Observer } from './observer';
+import type { BusParts } from './parts';
 import { SharedRing } from './ring';
 
 /** Buses whose native workers may be running, stopped on process exit. */
@@ -89,7 +90,7 @@ export class BufferedEventBusService extends EventEmitter implements PublicBus {
       },
       () => this.#state === 'running',
     );
-    this.#dispatch = new Dispatcher({
+    const parts: BusParts = {
       native: this.#native,
       ring: this.#ring,
       slots: this.#slots,
@@ -98,21 +99,13 @@ export class BufferedEventBusService extends EventEmitter implements PublicBus {
       books: this.#books,
       workers: this.#workers,
       config: () => this.#config,
+    };
+    this.#dispatch = new Dispatcher({
+      ...parts,
       refilling: () => this.#state === 'running' || this.#state === 'draining',
       notify,
     });
-    this.#intake = new Intake({
-      native: this.#native,
-      ring: this.#ring,
-      slots: this.#slots,
-      registry: this.#registry,
-      observer: this.#observer,
-      books: this.#books,
-      workers: this.#workers,
-      dispatch: this.#dispatch,
-      config: () => this.#config,
-      state: () => this.#state,
-    });
+    this.#intake = new Intake({ ...parts, dispatch: this.#dispatch, state: () => this.#state });
   }
 
   async initialize(): Promise<void> {
@@ -220,14 +213,18 @@ export class BufferedEventBusService extends EventEmitter implements PublicBus {
   }
 
   getMetrics(): EventSystemMetrics {
+    // Whatever isolates settled so far, even if not yet announced.
+    this.#dispatch.takeReports();
     return this.#observer.metrics();
   }
 
   async getHealthStatus(): Promise<HealthCheckResult> {
+    this.#dispatch.takeReports();
     return this.#observer.health(this.isReady(), this.#workers.pool);
   }
 
   metricsText(): string {
+    this.#dispatch.takeReports();
     return this.#observer.metricsText();
   }
 

@@ -1,17 +1,11 @@
 // Running what the native engine hands this thread: deliveries to
 // main-thread handlers, and the acknowledgements (with failures) that go
 // back; the engine's reports on each event's books come with them.
-import type { BufferedEventConfig } from '../index';
 import { AckBuffer, type FailureRecord, failureRecord, OUTCOME } from './acks';
-import type { Books } from './books';
 import { Delivery, type DeliveryHost } from './delivery';
 import { BusError, errorText, fromNative } from './errors';
-import type { SlotTable } from './event-record';
-import type { HandlerRegistry, RegisteredHandler } from './handlers';
-import type { WorkerHandlers } from './isolates/handlers';
-import type { NativeBus } from './native';
-import type { Observer } from './observer';
-import type { SharedRing } from './ring';
+import type { RegisteredHandler } from './handlers';
+import type { BusParts } from './parts';
 import { type SoloHost, SoloDeliveries } from './solo';
 import { TimeoutQueue } from './timeouts';
 
@@ -37,15 +31,7 @@ export interface Undelivered {
   attempt: number;
 }
 
-export interface DispatchHost {
-  readonly native: NativeBus;
-  readonly ring: SharedRing;
-  readonly slots: SlotTable;
-  readonly registry: HandlerRegistry;
-  readonly observer: Observer;
-  readonly books: Books;
-  readonly workers: WorkerHandlers;
-  config(): BufferedEventConfig;
+export interface DispatchHost extends BusParts {
   /** Whether the engine may fill the window from this thread (running or draining). */
   refilling(): boolean;
   /** Emits on the bus; a throwing listener must not escape into the books. */
@@ -118,12 +104,7 @@ export class Dispatcher {
     }
     this.#turnStarted = now;
     this.#h.ring.handoff.drain(this.#deliver);
-    // Isolates finished deliveries: the books have news.
-    const reports = this.#h.ring.reports();
-    if (reports !== this.#reportsSeen) {
-      this.#reportsSeen = reports;
-      this.takeReports();
-    }
+    this.catchUp();
     const errors = this.#h.ring.workerErrors();
     if (errors !== this.#workerErrorsSeen) {
       this.#workerErrorsSeen = errors;
@@ -255,7 +236,23 @@ export class Dispatcher {
     }
   };
 
-  /** Applies what the engine's books say since the last flush (after a dead-letter call, say). */
+  /**
+   * Applies the books' reports that other threads (isolates) announced
+   * since the last look, if any: cheap when there are none.
+   */
+  catchUp(): void {
+    const reports = this.#h.ring.reports();
+    if (reports !== this.#reportsSeen) {
+      this.#reportsSeen = reports;
+      this.takeReports();
+    }
+  }
+
+  /**
+   * Applies what the engine's books say since the last flush: after a
+   * dead-letter call, or before metrics are read, so that they agree with
+   * the dead-letter queue even for what an isolate settled a moment ago.
+   */
   takeReports(): void {
     const reports = this.#h.native.takeReports();
     if (reports.length > 0) this.#h.books.apply(reports);

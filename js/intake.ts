@@ -3,17 +3,14 @@
 // throw, and the error must still be a BusError naming the field.
 import { AsyncResource } from 'node:async_hooks';
 import { randomBytes } from 'node:crypto';
-import type { BufferedEventConfig, DeadLetterPage, EventOptions } from '../index';
-import type { Books } from './books';
+import type { DeadLetterPage, EventOptions } from '../index';
 import type { Dispatcher } from './dispatch';
 import { BusError, errorText } from './errors';
-import { CoarseClock, type SlotTable } from './event-record';
-import { checkType, describe, type HandlerRegistry } from './handlers';
-import type { Serialised, WorkerHandlers } from './isolates/handlers';
-import type { NativeBus } from './native';
-import type { Observer } from './observer';
+import { CoarseClock } from './event-record';
+import { checkType, describe } from './handlers';
+import type { Serialised } from './isolates/handlers';
+import type { BusParts } from './parts';
 import { measurePayload } from './payload';
-import type { SharedRing } from './ring';
 
 /** measurePayload, with what a hostile payload throws (a getter, a Proxy trap, nesting past the stack) as INVALID_PAYLOAD. */
 export function measure(payload: unknown, limit: number, overhead: number): number {
@@ -93,16 +90,8 @@ export type State = 'created' | 'running' | 'inline' | 'failed' | 'draining' | '
 /** Context carriers are dropped with their slot; no destroy hook is owed. */
 const NO_DESTROY = { requireManualDestroy: true } as const;
 
-export interface IntakeHost {
-  readonly native: NativeBus;
-  readonly ring: SharedRing;
-  readonly slots: SlotTable;
-  readonly registry: HandlerRegistry;
-  readonly observer: Observer;
-  readonly books: Books;
-  readonly workers: WorkerHandlers;
+export interface IntakeHost extends BusParts {
   readonly dispatch: Dispatcher;
-  config(): BufferedEventConfig;
   state(): State;
 }
 
