@@ -80,7 +80,7 @@ impl NativeBus {
             .collect();
         let depth: serde_json::Map<String, Value> = LANE_NAMES
             .iter()
-            .zip(q.depth)
+            .zip(q.queued.depth)
             .map(|(name, d)| (name.to_string(), json!(d)))
             .collect();
         let rates = self.engine.rates();
@@ -89,10 +89,10 @@ impl NativeBus {
             "rates": { "input": rates.input, "processing": rates.processing, "windowSeconds": rates.window },
             "types": if with_types { self.engine.type_stats() } else { Vec::new() },
             "sinks": self.engine.sink_stats().iter().map(|(id, n)| json!({ "id": id, "deliveries": n })).collect::<Vec<_>>(),
-            "readyRetries": q.ready_retries,
-            "scheduledRetries": q.scheduled_retries,
-            "deadLetters": q.dead_letters,
-            "deadLettersEvicted": q.dead_letters_evicted,
+            "readyRetries": q.queued.ready_retries,
+            "scheduledRetries": q.queued.scheduled_retries,
+            "deadLetters": q.queued.dead_letters,
+            "deadLettersEvicted": q.queued.dead_letters_evicted,
             "inFlight": q.in_flight_deliveries,
             "inFlightInvocations": q.in_flight_permits,
             "concurrency": self.engine.concurrency(),

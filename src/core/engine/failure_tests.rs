@@ -100,7 +100,7 @@ fn non_retryable_errors_skip_the_retries() {
     assert_eq!(fail(&engine, &d, 4, false).fates, vec![Fate::DeadLetter]);
     assert_eq!(engine.dead_letters(0, usize::MAX)[0].attempts, 1);
     assert_eq!(engine.metrics().snapshot().non_retryable, 1);
-    assert_eq!(engine.queue_state().scheduled_retries, 0);
+    assert_eq!(engine.queue_state().queued.scheduled_retries, 0);
 }
 
 #[test]
@@ -130,7 +130,7 @@ fn the_dead_letter_queue_evicts_its_oldest_entry_and_says_so() {
     let page: Vec<u32> = engine.dead_letters(1, 5).iter().map(|l| l.slot).collect();
     assert_eq!(page, vec![3], "a page past the end is cut short");
     assert!(engine.dead_letters(7, 1).is_empty());
-    assert_eq!(engine.queue_state().dead_letters_evicted, 1);
+    assert_eq!(engine.queue_state().queued.dead_letters_evicted, 1);
 }
 
 #[test]
@@ -198,7 +198,7 @@ fn stop_returns_scheduled_retries_as_leftovers() {
     engine.wake();
     let d = recv(&mut js);
     fail(&engine, &d, 2, true);
-    assert_eq!(engine.queue_state().scheduled_retries, 1);
+    assert_eq!(engine.queue_state().queued.scheduled_retries, 1);
     let left = engine.stop();
     assert!(left.records.is_empty());
     assert_eq!(left.redeliveries.len(), 1);

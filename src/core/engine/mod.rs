@@ -46,11 +46,11 @@ use crate::core::observe::type_stats::{TypeSnapshot, TypeTable};
 use crate::core::schedule::books::EventBooks;
 use crate::core::schedule::in_flight::InFlightTable;
 use crate::core::schedule::permits::Permits;
-use crate::core::schedule::queue::{EventQueue, LocalQueue};
+use crate::core::schedule::queue::{EventQueue, LocalQueue, QueueSizes};
 use crate::core::schedule::retry_policy::{Jitter, RetryPolicy};
 use crate::core::shm::handoff::Handoff;
 use crate::core::shm::layout::Layout;
-use crate::core::shm::ring::{PriorityRing, LANES};
+use crate::core::shm::ring::PriorityRing;
 use crate::core::shm::words::SharedWords;
 
 /// Most deliveries one worker publishes at a time, so the dispatch lock is
@@ -150,16 +150,13 @@ struct Inner {
     refill_stats: WorkerStats,
 }
 
-/// Per-lane depth and totals, read without stopping the workers.
+/// What waits and what runs, read without stopping the workers.
 #[derive(Debug, Clone, Copy, Default)]
 pub struct QueueState {
-    pub depth: [u32; LANES],
-    pub ready_retries: [u32; LANES],
-    pub scheduled_retries: u32,
+    /// What waits (per lane, retries, dead letters).
+    pub queued: QueueSizes,
     pub in_flight_deliveries: u32,
     pub in_flight_permits: u32,
-    pub dead_letters: u32,
-    pub dead_letters_evicted: u64,
 }
 
 fn unix_ms() -> u64 {
@@ -365,15 +362,10 @@ impl Engine {
     }
 
     pub fn queue_state(&self) -> QueueState {
-        let sizes = self.inner.queue.sizes();
         QueueState {
-            depth: sizes.depth,
-            ready_retries: sizes.ready_retries,
-            scheduled_retries: sizes.scheduled_retries,
+            queued: self.inner.queue.sizes(),
             in_flight_deliveries: self.inner.in_flight.lock().len() as u32,
             in_flight_permits: self.inner.permits.in_use(),
-            dead_letters: sizes.dead_letters,
-            dead_letters_evicted: sizes.dead_letters_evicted,
         }
     }
 }

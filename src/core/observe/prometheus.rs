@@ -82,7 +82,11 @@ pub fn render(engine: &Engine) -> String {
         "gauge",
         "Events waiting in the ring, by priority.",
     );
-    lanes(&mut out, "bootify_events_queued", q.depth.map(u64::from));
+    lanes(
+        &mut out,
+        "bootify_events_queued",
+        q.queued.depth.map(u64::from),
+    );
     out.family(
         "bootify_events_dispatched_total",
         "counter",
@@ -163,10 +167,10 @@ pub fn render(engine: &Engine) -> String {
     out.sample(
         "bootify_events_dead_letters_evicted_total",
         "",
-        q.dead_letters_evicted as f64,
+        q.queued.dead_letters_evicted as f64,
     );
 
-    let ready: u32 = q.ready_retries.iter().sum();
+    let ready: u32 = q.queued.ready_retries.iter().sum();
     let gauges = [
         (
             "bootify_events_in_flight",
@@ -186,7 +190,7 @@ pub fn render(engine: &Engine) -> String {
         (
             "bootify_events_scheduled_retries",
             "Retries waiting for their backoff.",
-            q.scheduled_retries as f64,
+            q.queued.scheduled_retries as f64,
         ),
         (
             "bootify_events_ready_retries",
@@ -196,7 +200,7 @@ pub fn render(engine: &Engine) -> String {
         (
             "bootify_events_dead_letters",
             "Entries in the dead-letter queue.",
-            q.dead_letters as f64,
+            q.queued.dead_letters as f64,
         ),
         (
             "bootify_events_workers",
