@@ -162,6 +162,16 @@ export interface MonitoringConfig {
   alertThresholds: AlertThresholds;
 }
 
+/** The journal of a durable bus (`durability` other than `'memory'`). */
+export interface JournalConfig {
+  /** Directory of the journal's segment files and lock file; one bus at a time may open it. Required when durable. Env: `BUFFERED_EVENTS_JOURNAL_DIR`. */
+  dir: string;
+  /** Most disk the journal takes, in MB (>= 4); past it, emissions reject with `QUEUE_FULL` (or run inline with `fallbackToSync`). Default 1024. */
+  maxDiskMB: number;
+  /** Size of one preallocated segment file, in MB (1..4096, at most half of `maxDiskMB`). Default 32. */
+  segmentMB: number;
+}
+
 /** The full configuration, as `getConfig()` returns it. */
 export interface BufferedEventConfig {
   /** Whether `bootstrapEventSystem` should use this bus. Default `true`. */
@@ -199,6 +209,20 @@ export interface BufferedEventConfig {
    * it. Default true.
    */
   propagateContext: boolean;
+  /**
+   * What an accepted event survives. `'memory'` (default): nothing, queued
+   * events live in this process only. `'process'`: the death of the
+   * process (kill -9, a crash, an OOM kill): `emitEvent` resolves once the
+   * event is written to the journal (`write(2)`). `'fsync'`: a crash of
+   * the machine or a power loss too: `emitEvent` resolves once the event
+   * is synced to disk (`fdatasync`, one sync for every event accepted
+   * meanwhile). A durable bus replays its journal at `initialize()`:
+   * every accepted event whose work had not ended runs again (at least
+   * once). See README, "Durability".
+   */
+  durability: 'memory' | 'process' | 'fsync';
+  /** Where and how much a durable bus journals. */
+  journal: JournalConfig;
   /** Lane weights; the larger weight is served first. */
   priorities: PriorityWeights;
   /** Memory limits (mirrors of the top-level fields, plus `workerHeapMB`). */
@@ -286,6 +310,8 @@ export type BusErrorCode =
   | 'ISOLATE_DIED'
   | 'HANDLER_MODULE_ERROR'
   | 'HANDLER_FAILED'
+  | 'JOURNAL_ERROR'
+  | 'JOURNAL_LOCKED'
   | 'NATIVE_ERROR';
 
 /** Every error this package throws or rejects with. */
@@ -446,6 +472,8 @@ export interface EventSystemMetrics {
   queueMetrics: QueueMetrics;
   /** Retry and dead-letter figures. */
   retryStats: RetryStats;
+  /** The journal of a durable bus; absent with `durability: 'memory'`. */
+  journal?: JournalMetrics;
   /** Compatibility name (BootifyJS's guide), non-enumerable: the queue's size, utilization (0..1) and whether it is full (`maxQueueSize` or `maxMemoryMB`). */
   readonly queue: { size: number; utilization: number; isFull: boolean };
   /**
@@ -675,6 +703,40 @@ export interface HandlerErrorInfo {
   timedOut: boolean;
 }
 
+/** What a durable bus's journal holds and has done. */
+export interface JournalMetrics {
+  durability: 'process' | 'fsync';
+  dir: string;
+  /** Disk the segment files take (preallocated), and the bound. */
+  diskBytes: number;
+  maxDiskBytes: number;
+  segments: number;
+  recordsWritten: number;
+  bytesWritten: number;
+  /** Durations of the data syncs, in ms (`'fsync'` only). */
+  fsyncs: LatencyStats;
+  /** Events whose records were copied out of a mostly settled segment so it could be deleted. */
+  copiedForward: number;
+  segmentsDeleted: number;
+  /** Unfinished events recovered at `initialize()` and handed to the engine. Each may have run before the restart: at most this many run twice. */
+  recovered: number;
+  /** Recovered events still waiting for a handler of their type. */
+  recoveredWaiting: number;
+  /** Recovered events that could not be decoded; each became a dead letter (`JournalDecodeError`). */
+  undecodable: number;
+  /** Torn tails cut off at recovery (a write the crash interrupted), and their bytes. */
+  truncated: number;
+  truncatedBytes: number;
+  /** Damage found in the middle of the journal at recovery, skipped up to the next good record. */
+  corruptions: { segment: number; offset: number; reason: string; skipped: number }[];
+  /** Emissions refused (`QUEUE_FULL`) because the journal reached `maxDiskMB`. */
+  rejectedFull: number;
+  /** Emissions handled inline instead, with `fallbackToSync`. */
+  inlineFull: number;
+  /** Why the journal stopped writing, once a write or sync failed: emissions then reject with `JOURNAL_ERROR`. */
+  failure: string | null;
+}
+
 /** Events the bus emits as an EventEmitter, with their arguments. */
 export interface BufferedEventBusEvents {
   /** `initialize()` finished. */
@@ -689,6 +751,8 @@ export interface BufferedEventBusEvents {
   health_check: [HealthCheckResult];
   /** A native worker panicked (`WORKER_PANIC`), none could start (`WORKERS_UNAVAILABLE`), or the two sides disagreed (`NATIVE_ERROR`). */
   worker_error: [Error];
+  /** At `initialize()`: the journal was damaged in the middle (`JOURNAL_ERROR`, `details.corruptions` says where); recovery went on past it. */
+  journal_error: [Error];
 }
 
 /**

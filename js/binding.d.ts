@@ -112,6 +112,38 @@ export declare class NativeBus {
    */
   detachIsolate(sinkId: number, culprits: Array<HandlerFailure>, succeeded: Array<number>): DetachReport
   /**
+   * Locks and replays the journal of a durable bus and attaches it to
+   * the engine. `onChange` is called (weakly) when accepted batches
+   * become durable or the journal fails.
+   */
+  openJournal(onChange: () => void): RecoveredJournal
+  /**
+   * Journals a packed batch of accepted events; returns its sequence
+   * number (see `journalDurable`). Throws `JOURNAL_ERROR` once a write
+   * failed.
+   */
+  journalAccept(packed: Buffer): number
+  /** Batches durable so far. */
+  journalDurable(): number
+  /** Why the journal stopped writing, if it did. */
+  journalFailure(): string | null
+  /** Disk bytes accepted events may still take. */
+  journalRoom(): number
+  /**
+   * Recovered events JavaScript put into slots: `[slot, id, type id,
+   * lane, size, attempt, due]` each, in the order they run.
+   */
+  adoptRecovered(flat: Float64Array): void
+  /** A recovered dead letter whose event JavaScript put into `slot`. */
+  adoptLetter(slot: number, typeId: number, lane: number, size: number, entry: RecoveredLetterEntry): void
+  /**
+   * A recovered event whose envelope JavaScript could not decode: it
+   * becomes a dead letter with `reason`.
+   */
+  adoptUndecodable(slot: number, id: number, typeId: number, lane: number, reason: string): void
+  /** Writes and syncs what is queued and releases the directory. */
+  closeJournal(): void
+  /**
    * Counters, depths, histograms and worker states as a JSON string,
    * read without stopping anything. A string because JSON.parse builds
    * the object several times faster than setting its properties one by
@@ -120,6 +152,13 @@ export declare class NativeBus {
    * statistics do not need them, and they are the part that grows.
    */
   stats(withTypes?: boolean | undefined | null): string
+}
+
+export interface CorruptionEntry {
+  segment: number
+  offset: number
+  reason: string
+  skipped: number
 }
 
 /** A dead letter as JavaScript sees it; the JavaScript layer adds the event. */
@@ -167,6 +206,37 @@ export declare function isolateRegionLayout(concurrency: number): any
 
 /** Words an isolate's hand-off buffer needs for a window of `concurrency`. */
 export declare function isolateRegionWords(concurrency: number): number
+
+/** What `openJournal` found. */
+export interface RecoveredJournal {
+  /**
+   * Per event, `[journal id, lane, encoding (0 JSON, 1 structured
+   * clone), type index, start, id end, correlation end, end, attempt,
+   * due (Unix ms), open, timestamp]`; `bytes[start..id end]` is the
+   * event id, then the correlation id (empty: the event id), then the
+   * payload. Open events first, in the order they were accepted, then
+   * those only dead letters hold.
+   */
+  events: Float64Array
+  types: Array<string>
+  bytes: Buffer
+  letters: Array<RecoveredLetterEntry>
+  records: number
+  truncated: number
+  truncatedBytes: number
+  corruptions: Array<CorruptionEntry>
+}
+
+export interface RecoveredLetterEntry {
+  letter: number
+  /** The journal id of the event it holds. */
+  id: number
+  attempts: number
+  timestamp: number
+  handler: string
+  /** JSON of its attempts' errors. */
+  errors: string
+}
 
 /**
  * Resolves a partial `BufferedEventConfig` against the defaults and the

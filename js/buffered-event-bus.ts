@@ -25,6 +25,7 @@ import { SlotTable } from './event-record';
 import { describe, HandlerRegistry } from './handlers';
 import { checkLetterId, Intake, readPage, type State } from './intake';
 import { WorkerHandlers } from './isolates/handlers';
+import { Journal } from './journal';
 import { native, type NativeBus } from './native';
 import { Observer } from './observer';
 import type { BusParts } from './parts';
@@ -59,6 +60,8 @@ export class BufferedEventBusService extends EventEmitter implements PublicBus {
   readonly #workers: WorkerHandlers;
   readonly #dispatch: Dispatcher;
   readonly #intake: Intake;
+  /** A durable bus's journal (`durability` other than 'memory'). */
+  readonly #journal: Journal | undefined;
   #state: State = 'created';
   #shutdown: Promise<ShutdownReport> | undefined;
 
@@ -70,7 +73,10 @@ export class BufferedEventBusService extends EventEmitter implements PublicBus {
     nativeOf.set(this, this.#native);
     this.#ring = new SharedRing(words);
     this.#registry = new HandlerRegistry(
-      (typeId, count) => this.#native.setHandlerCount(typeId, count),
+      (typeId, count) => {
+        this.#native.setHandlerCount(typeId, count);
+        if (this.#state === 'running') this.#journal?.handlersChanged(typeId, count);
+      },
       (typeId, type) => this.#native.setTypeName(typeId, type),
     );
     this.#observer = new Observer(this.#config, this.#native, this.#ring);
@@ -103,9 +109,13 @@ export class BufferedEventBusService extends EventEmitter implements PublicBus {
     this.#dispatch = new Dispatcher({
       ...parts,
       refilling: () => this.#state === 'running' || this.#state === 'draining',
+      beforeReports: () => this.#journal?.flush(),
       notify,
     });
-    this.#intake = new Intake({ ...parts, dispatch: this.#dispatch, state: () => this.#state });
+    const { durability } = this.#config;
+    this.#journal = durability === 'memory' ? undefined : new Journal(parts, durability === 'fsync');
+    this.#observer.journal = this.#journal;
+    this.#intake = new Intake({ ...parts, dispatch: this.#dispatch, journal: this.#journal, state: () => this.#state });
   }
 
   async initialize(): Promise<void> {
@@ -113,6 +123,10 @@ export class BufferedEventBusService extends EventEmitter implements PublicBus {
     if (this.#state !== 'created') {
       throw new BusError('INVALID_STATE', 'a bus that was shut down cannot be restarted; create a new one');
     }
+    // Before the workers start, so what a previous run left comes first.
+    // A journal that cannot open (locked, unreadable) leaves the bus as
+    // it was: initialize() may be called again.
+    const recovered = this.#journal?.open();
     try {
       callNative(() => this.#native.start(this.#dispatch.onDeliveries, this.#config.workerCount));
     } catch (err) {
@@ -120,6 +134,10 @@ export class BufferedEventBusService extends EventEmitter implements PublicBus {
     }
     live.add(this.#native);
     this.#state = 'running';
+    if (recovered !== undefined && recovered.corruptions.length > 0) {
+      const where = recovered.corruptions.map((c) => `segment ${c.segment} at byte ${c.offset} (${c.reason}, ${c.skipped} bytes skipped)`);
+      this.#notify('journal_error', new BusError('JOURNAL_ERROR', `the journal was corrupt in the middle: ${where.join('; ')}`, { corruptions: recovered.corruptions }));
+    }
     this.#startMonitoring();
     if (this.#books.outstanding > 0) this.#books.hold();
     super.emit('initialized');
@@ -330,7 +348,7 @@ export class BufferedEventBusService extends EventEmitter implements PublicBus {
    * cut short), so its error is rethrown on a fresh stack, where it
    * surfaces as an uncaught exception as any listener's would.
    */
-  #notify(event: 'handler_error' | 'worker_error', value: unknown): void {
+  #notify(event: 'handler_error' | 'worker_error' | 'journal_error', value: unknown): void {
     try {
       super.emit(event, value);
     } catch (err) {
@@ -401,8 +419,11 @@ export class BufferedEventBusService extends EventEmitter implements PublicBus {
       .slots()
       .filter((slot) => books.isOpen(slot))
       .map((slot) => this.#slots.queuedEvent(slot));
+    // Recovered events whose type never got a handler wait in the journal.
+    if (this.#journal !== undefined) remaining.push(...this.#journal.waitingEvents());
     books.releaseProcess();
     this.#state = 'stopped';
+    this.#journal?.close();
     const report: ShutdownReport = {
       drained: this.#observer.finishedCount() - finishedBefore,
       remaining,

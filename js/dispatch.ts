@@ -34,6 +34,12 @@ export interface Undelivered {
 export interface DispatchHost extends BusParts {
   /** Whether the engine may fill the window from this thread (running or draining). */
   refilling(): boolean;
+  /**
+   * Runs before the engine's books are read: a durable bus hands the
+   * journal what it staged, so an event's end is never journaled before
+   * its acceptance.
+   */
+  beforeReports(): void;
   /** Emits on the bus; a throwing listener must not escape into the books. */
   notify(event: 'handler_error' | 'worker_error', value: unknown): void;
 }
@@ -157,7 +163,9 @@ export class Dispatcher {
       handlers = one ? [one] : [];
     }
     if (handlers.length === 0) return this.acks.push(slot, handlerId, OUTCOME.NO_HANDLER);
-    if (handlerId === 0 && handlers.length === 1 && this.#h.config().handlerTimeout === 0) {
+    // A first delivery to every handler (attempt 0; a recovered retry is
+    // a later attempt and shows its retryCount).
+    if (handlerId === 0 && attempt === 0 && handlers.length === 1 && this.#h.config().handlerTimeout === 0) {
       return this.#solo.run(slot, handlers[0], slots.event(slot), slots.context(slot));
     }
     const delivery = new Delivery(this.#host, handlers, slot, handlerId, attempt, this.#timeouts.deadline());
@@ -229,6 +237,7 @@ export class Dispatcher {
     const refill = scheduled && this.#h.refilling() && performance.now() - this.#turnStarted < REFILL_TURN_MS;
     this.#refilled = refill;
     try {
+      this.#h.beforeReports();
       return this.#h.native.complete(count, failures, refill) ?? null;
     } catch (err) {
       this.#h.notify('worker_error', fromNative(err));
@@ -254,6 +263,7 @@ export class Dispatcher {
    * the dead-letter queue even for what an isolate settled a moment ago.
    */
   takeReports(): void {
+    this.#h.beforeReports();
     const reports = this.#h.native.takeReports();
     if (reports.length > 0) this.#h.books.apply(reports);
   }

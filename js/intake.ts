@@ -9,6 +9,7 @@ import { BusError, errorText } from './errors';
 import { CoarseClock } from './event-record';
 import { checkType, describe } from './handlers';
 import type { Serialised } from './isolates/handlers';
+import { type Encoded, encodePayload, type Journal } from './journal';
 import type { BusParts } from './parts';
 import { measurePayload } from './payload';
 
@@ -92,8 +93,12 @@ const NO_DESTROY = { requireManualDestroy: true } as const;
 
 export interface IntakeHost extends BusParts {
   readonly dispatch: Dispatcher;
+  /** A durable bus's journal. */
+  readonly journal: Journal | undefined;
   state(): State;
 }
+
+type Limit = 'maxQueueSize' | 'maxMemoryMB' | 'journal.maxDiskMB';
 
 /**
  * Accepting an emitted event: checked, given an id and a slot, serialised
@@ -130,12 +135,18 @@ export class Intake {
     const typeId = this.#h.registry.typeId(type);
     const timestamp = this.#clock.now();
     const isolated = this.#h.registry.isIsolated(typeId);
+    const journal = this.#h.journal;
     let serialised: Serialised | undefined;
+    let encoded: Encoded | undefined;
+    // Serialised once, here: isolates read these bytes in place, the
+    // journal writes its own, and maxEventSize is exact for both.
     if (isolated) {
-      // Serialised once, here: isolates read these bytes in place, and
-      // maxEventSize is exact for them.
       serialised = this.#h.workers.serialise({ id, type, payload, lane, correlationId: given ?? id, timestamp });
       size = serialised.bytes.length + 1;
+    }
+    if (journal !== undefined) {
+      encoded = encodePayload(payload, type.length + (given?.length ?? 0), this.#h.config().maxEventSize);
+      if (!isolated) size = encoded.size;
     }
     const slot = this.#h.slots.add(id, type, typeId, payload, lane, given, timestamp);
     // Handlers (retries and replays included) run in the emitter's async
@@ -144,6 +155,7 @@ export class Intake {
     if (this.#h.config().propagateContext && !isolated) this.#h.slots.setContext(slot, new AsyncResource('BootifyEvent', NO_DESTROY));
     if (state === 'inline' && !isolated) return this.#h.dispatch.runInline(slot);
     let full = this.#fullBecause(size);
+    if (full === undefined && journal !== undefined && !journal.fits(size)) full = 'journal.maxDiskMB';
     let arena = 0;
     if (serialised !== undefined && full === undefined) {
       arena = this.#h.workers.store(serialised);
@@ -160,6 +172,8 @@ export class Intake {
       this.#wakeScheduled = true;
       queueMicrotask(this.#wakeWorkers);
     }
+    // Resolves once the journal holds it (`durability`).
+    if (journal !== undefined) return journal.stage(slot, lane, type, id, given, timestamp, encoded as Encoded);
     return id;
   }
 
@@ -179,7 +193,7 @@ export class Intake {
    * Reading the ring's depth costs atomic loads, so it is re-read only when
    * the last reading plus what was pushed since could reach a limit.
    */
-  #fullBecause(size: number): 'maxQueueSize' | 'maxMemoryMB' | undefined {
+  #fullBecause(size: number): Limit | undefined {
     if (++this.#depthBound >= this.#h.config().maxQueueSize) {
       this.#depthBound = this.#h.ring.depth() + 1;
       if (this.#depthBound > this.#h.config().maxQueueSize) return 'maxQueueSize';
@@ -196,16 +210,19 @@ export class Intake {
    * The queue is full: handle inline (fallbackToSync) or refuse. Never
    * drop. Types handled in isolates cannot run inline: always refused.
    */
-  #overflow(slot: number, limit: 'maxQueueSize' | 'maxMemoryMB', isolated = false): Promise<string> {
+  #overflow(slot: number, limit: Limit, isolated = false): Promise<string> {
     this.#depthBound--;
-    if (!this.#h.config().fallbackToSync || isolated) {
+    const config = this.#h.config();
+    if (!config.fallbackToSync || isolated) {
       const type = this.#h.slots.type(slot);
       this.#h.books.release(slot);
-      throw new BusError('QUEUE_FULL', `queue is full (${limit}); event '${type}' was not accepted`, {
+      const what = limit === 'journal.maxDiskMB' ? `the journal is full (${limit})` : `queue is full (${limit})`;
+      throw new BusError('QUEUE_FULL', `${what}; event '${type}' was not accepted`, {
         field: limit,
-        limit: this.#h.config()[limit],
+        limit: limit === 'journal.maxDiskMB' ? config.journal.maxDiskMB : config[limit],
       });
     }
+    if (limit === 'journal.maxDiskMB') this.#h.journal?.ranInline();
     return this.#h.dispatch.runInline(slot);
   }
 }

@@ -7,3 +7,4 @@ import type * as Binding from './binding';
 export const native: typeof Binding = require('../js/binding.js');
 
 export type NativeBus = Binding.NativeBus;
+export type RecoveredJournal = Binding.RecoveredJournal;

@@ -15,6 +15,7 @@ import { errorText } from './errors';
 import { withGuideHealthNames, withGuideMetricNames, withGuideWorkerNames } from './bootify/guide-names';
 import { LANES } from './event-record';
 import type { IsolatePool } from './isolates/pool';
+import type { Journal, NativeJournalStats } from './journal';
 import type { NativeBus } from './native';
 import type { SharedRing } from './ring';
 
@@ -52,6 +53,7 @@ interface NativeStats {
   };
   workers: { id: number; busy: boolean; deliveries: number; batches: number; restarts: number; lastActiveMs: number }[];
   refillDispatched: number;
+  journal: NativeJournalStats | null;
 }
 
 /**
@@ -76,6 +78,8 @@ export class Observer {
   #listenerErrors = 0;
   #timers: NodeJS.Timeout[] = [];
   #restart: (() => void) | undefined;
+  /** A durable bus's journal, whose figures join the metrics and health. */
+  journal: Journal | undefined;
 
   constructor(config: BufferedEventConfig, nativeBus: NativeBus, ring: SharedRing) {
     this.#config = config;
@@ -225,6 +229,7 @@ export class Observer {
         replayed: c.replayed,
         successRate: processed === 0 ? 1 : this.#succeeded / processed,
       },
+      ...(this.journal ? { journal: this.journal.metrics(s.journal) } : {}),
     };
     return withGuideMetricNames(metrics, this.#config, { running: s.workers.length, panics: c.workerRestarts });
   }
@@ -242,6 +247,15 @@ export class Observer {
     add('bootify_events_finished_total', 'counter', 'Events whose work ended, by result.', [['result="succeeded"', m.succeeded], ['result="dead_lettered"', m.failed], ['result="unhandled"', m.unhandled]]);
     add('bootify_events_handled_inline_total', 'counter', 'Events handled on the main thread because the queue was full or no worker ran.', [['', m.handledInline]]);
     add('bootify_events_queued_bytes', 'gauge', 'Estimated payload bytes waiting in the ring.', [['', m.bytesQueued]]);
+    const j = this.journal?.metrics(null);
+    if (j) {
+      add('bootify_events_journal_recovered_total', 'counter', 'Unfinished events recovered from the journal (each may run a second time).', [['', j.recovered]]);
+      add('bootify_events_journal_recovered_waiting', 'gauge', 'Recovered events waiting for a handler of their type.', [['', j.recoveredWaiting]]);
+      add('bootify_events_journal_truncated_total', 'counter', 'Torn journal tails cut off at recovery.', [['', j.truncated]]);
+      add('bootify_events_journal_corruptions_total', 'counter', 'Damaged journal records skipped at recovery.', [['', j.corruptions.length]]);
+      add('bootify_events_journal_undecodable_total', 'counter', 'Recovered events that could not be decoded (dead-lettered).', [['', j.undecodable]]);
+      add('bootify_events_journal_full_total', 'counter', 'Emissions the full journal refused or ran inline.', [['result="rejected"', j.rejectedFull], ['result="inline"', j.inlineFull]]);
+    }
     return `${lines.join('\n')}\n`;
   }
 
@@ -302,6 +316,13 @@ export class Observer {
     const maxLatency = this.#config.performanceLimits.maxQueueLatency;
     check('queue_latency', queueWaitMax > maxLatency, 'warning', queueWaitMax, maxLatency, `an event waited ${queueWaitMax.toFixed(1)} ms in the queue`);
     check('event_loop_lag', lagMax > t.eventLoopLagMs, 'warning', lagMax, t.eventLoopLagMs, `the main thread took ${lagMax.toFixed(1)} ms to take a batch from the workers`);
+    if (this.journal && s.journal) {
+      // Near the bound: less than a tenth of it left for accepted events.
+      const { room, maxDiskBytes, failure } = s.journal;
+      const left = room / maxDiskBytes;
+      const why = failure ?? `the journal has ${(left * 100).toFixed(1)} % of journal.maxDiskMB left for new events`;
+      check('journal', failure !== null || left < 0.1, 'critical', left, 0.1, why);
+    }
     if (pool?.started) {
       const up = pool.info(new Map()).filter((i) => i.state === 'running').length;
       const want = this.#config.workerIsolates;

@@ -148,6 +148,12 @@ pub fn ring_words(max_queue_size: u32, concurrency: u32) -> u32 {
     Layout::new(max_queue_size, concurrency).words as u32
 }
 
+impl NativeBus {
+    pub(super) fn current_config(&self) -> Config {
+        self.config.lock().clone()
+    }
+}
+
 #[napi]
 impl NativeBus {
     /// `config` must be a full configuration from `resolveConfig`; `ring` is

@@ -5,6 +5,7 @@ pub mod bus;
 mod dead_letters;
 mod error;
 pub mod isolates;
+mod journal;
 mod shared_view;
 mod sink;
 pub mod stats;

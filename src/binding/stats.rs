@@ -7,6 +7,7 @@ use napi_derive::napi;
 use serde_json::{json, Value};
 
 use super::bus::NativeBus;
+use crate::core::observe::metrics::Percentiles;
 use crate::core::shm::layout;
 use crate::core::shm::ring::LANE_NAMES;
 
@@ -100,6 +101,21 @@ impl NativeBus {
             "workers": workers,
             "refillDispatched": self.engine.refill_dispatched(),
             "uptimeMs": self.engine.uptime().as_millis() as u64,
+            "journal": self.engine.journal().map(|j| {
+                let s = j.stats();
+                json!({
+                    "diskBytes": s.disk_bytes,
+                    "maxDiskBytes": s.max_disk_bytes,
+                    "room": j.room(),
+                    "segments": s.segments,
+                    "recordsWritten": s.records_written,
+                    "bytesWritten": s.bytes_written,
+                    "fsyncs": Percentiles::from(s.syncs),
+                    "copiedForward": s.copied_forward,
+                    "segmentsDeleted": s.segments_deleted,
+                    "failure": s.failure,
+                })
+            }),
         })
     }
 }

@@ -17,6 +17,10 @@ pub enum BusError {
     InvalidState(String),
     /// No native worker could be started.
     WorkersUnavailable(String),
+    /// The journal of a durable bus could not be read or written.
+    Journal(String),
+    /// Another bus holds the journal directory.
+    JournalLocked(String),
 }
 
 impl BusError {
@@ -27,6 +31,8 @@ impl BusError {
             BusError::ShuttingDown(_) => "SHUTTING_DOWN",
             BusError::InvalidState(_) => "INVALID_STATE",
             BusError::WorkersUnavailable(_) => "WORKERS_UNAVAILABLE",
+            BusError::Journal(_) => "JOURNAL_ERROR",
+            BusError::JournalLocked(_) => "JOURNAL_LOCKED",
         }
     }
 }
@@ -40,7 +46,9 @@ impl fmt::Display for BusError {
             BusError::InvalidArgument(msg)
             | BusError::ShuttingDown(msg)
             | BusError::InvalidState(msg)
-            | BusError::WorkersUnavailable(msg) => f.write_str(msg),
+            | BusError::WorkersUnavailable(msg)
+            | BusError::Journal(msg)
+            | BusError::JournalLocked(msg) => f.write_str(msg),
         }
     }
 }

@@ -7,12 +7,14 @@
 //!   retry policy and queue, dead letters.
 //! - `observe`: counters, histograms, rates, per-type statistics and the
 //!   Prometheus rendering.
+//! - `journal`: the write-ahead journal of durable buses.
 //! - `engine`: the worker threads that tie them together; `config` its
 //!   settings.
 
 pub mod config;
 pub mod engine;
 pub mod error;
+pub mod journal;
 pub mod observe;
 pub mod schedule;
 pub mod shm;

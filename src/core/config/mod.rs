@@ -11,6 +11,30 @@ use serde_json::Value;
 
 use super::error::BusError;
 
+/// What an accepted event survives (see `core::journal`).
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Serialize, Deserialize)]
+#[serde(rename_all = "lowercase")]
+pub enum Durability {
+    /// Nothing: queued events live in memory only.
+    Memory,
+    /// The death of the process (`write(2)` before `emitEvent` resolves).
+    Process,
+    /// The machine's crash or power loss (`fdatasync`, group commit).
+    Fsync,
+}
+
+#[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
+#[serde(rename_all = "camelCase")]
+pub struct JournalConfig {
+    /// Where the journal's segments live; required unless durability is
+    /// `'memory'`.
+    pub dir: String,
+    #[serde(rename = "maxDiskMB")]
+    pub max_disk_mb: f64,
+    #[serde(rename = "segmentMB")]
+    pub segment_mb: f64,
+}
+
 #[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
 #[serde(rename_all = "camelCase")]
 pub struct Priorities {
@@ -99,6 +123,8 @@ pub struct Config {
     /// Main-thread handlers run in the async context of the emission
     /// (AsyncLocalStorage stores reach them).
     pub propagate_context: bool,
+    pub durability: Durability,
+    pub journal: JournalConfig,
     pub priorities: Priorities,
     pub memory_limits: MemoryLimits,
     pub performance_limits: PerformanceLimits,
@@ -123,6 +149,12 @@ impl Default for Config {
             dead_letter_queue_size: 1000,
             worker_isolates: default_isolates(),
             propagate_context: true,
+            durability: Durability::Memory,
+            journal: JournalConfig {
+                dir: String::new(),
+                max_disk_mb: 1024.0,
+                segment_mb: 32.0,
+            },
             priorities: Priorities {
                 critical: 3.0,
                 normal: 2.0,
@@ -206,6 +238,10 @@ impl Config {
         let mut order = [0, 1, 2];
         order.sort_by(|a, b| w[*b].total_cmp(&w[*a]));
         order
+    }
+
+    pub fn durable(&self) -> bool {
+        self.durability != Durability::Memory
     }
 
     pub fn max_memory_bytes(&self) -> u64 {

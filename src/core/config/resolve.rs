@@ -94,10 +94,31 @@ pub(super) fn resolve(
     if let Some(env) = env {
         apply_env(&mut out, env, &mut problems);
     }
+    if problems.is_empty() {
+        check_journal(&out, &mut problems);
+    }
     if !problems.is_empty() {
         return Err(BusError::InvalidConfig(problems));
     }
     serde_json::from_value(out).map_err(internal)
+}
+
+/// Rules between the durability fields.
+fn check_journal(out: &Value, problems: &mut Vec<String>) {
+    let text = |p| get(out, p).and_then(Value::as_str).unwrap_or("");
+    let num = |p| get(out, p).and_then(Value::as_f64).unwrap_or(0.0);
+    let durability = text("durability");
+    if durability != "memory" && text("journal.dir").trim().is_empty() {
+        problems.push(format!(
+            "journal.dir must name a directory when durability is '{durability}'"
+        ));
+    }
+    let (disk, segment) = (num("journal.maxDiskMB"), num("journal.segmentMB"));
+    if segment * 2.0 > disk {
+        problems.push(format!(
+            "journal.segmentMB ({segment}) must be at most half of journal.maxDiskMB ({disk})"
+        ));
+    }
 }
 
 /// The fixed fields (`Field::live == false`) whose value differs.
@@ -255,6 +276,9 @@ fn apply_env(out: &mut Value, env: Env<'_>, problems: &mut Vec<String>) {
         let value = match field.rule {
             // BootifyJS's rule: only the exact string 'true' enables.
             Rule::Bool => Some(Value::Bool(raw.trim() == "true")),
+            Rule::Text | Rule::Choice(_) => {
+                check(field.rule, &Value::from(raw.trim()), &source, problems)
+            }
             rule => match raw.trim().parse::<f64>() {
                 Ok(n) if n.is_finite() => check(rule, &Value::from(n), &source, problems),
                 _ => {
@@ -316,6 +340,23 @@ fn check(rule: Rule, v: &Value, path: &str, problems: &mut Vec<String>) -> Optio
                 .collect();
             return (problems.len() == before).then_some(Value::Array(delays));
         }
+        (Rule::Choice(options), Value::String(v)) if options.contains(&v.as_str()) => {
+            return Some(Value::String(v.clone()))
+        }
+        (Rule::Choice(options), other) => format!(
+            "{path} must be one of {}, got {}",
+            options
+                .iter()
+                .map(|o| format!("'{o}'"))
+                .collect::<Vec<_>>()
+                .join(", "),
+            show(other)
+        ),
+        (Rule::Text, Value::String(v)) if v.contains('\0') => {
+            format!("{path} must not contain a NUL character")
+        }
+        (Rule::Text, Value::String(_)) => return Some(v.clone()),
+        (Rule::Text, other) => format!("{path} must be a string, got {}", kind(other)),
         (Rule::Delays { .. }, other) => format!(
             "{path} must be an array of milliseconds, got {}",
             kind(other)

@@ -36,6 +36,10 @@ pub enum Rule {
         lo: u32,
         hi: u32,
     },
+    /// One of these strings.
+    Choice(&'static [&'static str]),
+    /// A string (a path).
+    Text,
 }
 
 pub struct Field {
@@ -148,6 +152,33 @@ pub const FIELDS: &[Field] = &[
     entry("deadLetterQueueSize", int(1, 1_000_000), false),
     entry("workerIsolates", int(1, 64), false),
     entry("propagateContext", Rule::Bool, true),
+    entry(
+        "durability",
+        Rule::Choice(&["memory", "process", "fsync"]),
+        false,
+    ),
+    with_env(
+        "journal.dir",
+        Rule::Text,
+        false,
+        "BUFFERED_EVENTS_JOURNAL_DIR",
+    ),
+    entry(
+        "journal.maxDiskMB",
+        Rule::Num {
+            min: 4.0,
+            max: 16_777_216.0,
+        },
+        false,
+    ),
+    entry(
+        "journal.segmentMB",
+        Rule::Num {
+            min: 1.0,
+            max: 4096.0,
+        },
+        false,
+    ),
     entry("priorities.critical", num(0.0), false),
     entry("priorities.normal", num(0.0), false),
     entry("priorities.low", num(0.0), false),

@@ -124,7 +124,7 @@ impl Engine {
         }
         let inner = &self.inner;
         let (mut completion, released, unknown) = self.settle(0, acks, failures);
-        completion.reports = inner.books.lock().take_reports();
+        completion.reports = inner.take_reports();
         inner.permits.release(released);
         // Unless a refill filled the window, a worker waiting for permits
         // may now take something (or must park for records instead).
@@ -260,7 +260,7 @@ impl Engine {
                     errors,
                     timestamp: unix_ms(),
                 };
-                if let Some(evicted) = inner.queue.dead_letter(letter) {
+                if let (_, Some(evicted)) = inner.queue.dead_letter(letter) {
                     books.unlettered(evicted.slot);
                     completion.evicted.push(evicted.slot);
                 }
@@ -326,7 +326,7 @@ impl Engine {
     /// What the books say of events since the last call (see
     /// `schedule::books`).
     pub fn take_reports(&self) -> Vec<Report> {
-        self.inner.books.lock().take_reports()
+        self.inner.take_reports()
     }
 
     /// Counts `n` individual handler failures (an event may have several).

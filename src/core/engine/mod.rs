@@ -23,6 +23,7 @@
 //! counter under `park`, not `sinks`.
 
 mod completion;
+mod durable;
 mod lifecycle;
 mod park;
 mod recovery;
@@ -31,20 +32,23 @@ mod worker;
 
 use parking_lot::{Condvar, Mutex, RwLock};
 use std::sync::atomic::{AtomicBool, AtomicU32, AtomicU64, Ordering};
-use std::sync::Arc;
+use std::sync::{Arc, OnceLock};
 use std::thread::JoinHandle;
 use std::time::{Duration, Instant, SystemTime, UNIX_EPOCH};
 
 pub use crate::core::schedule::queue::Leftovers;
 pub use completion::{Completion, Failure, Fate};
+pub use durable::Adopted;
 pub use sinks::{Detached, Sink};
 
 use crate::core::config::Config;
+use crate::core::journal::Journal;
 use crate::core::observe::metrics::Metrics;
 use crate::core::observe::rates::{RateWindow, Rates};
 use crate::core::observe::type_stats::{TypeSnapshot, TypeTable};
 use crate::core::schedule::books::EventBooks;
 use crate::core::schedule::in_flight::InFlightTable;
+use crate::core::schedule::journaled::JournaledQueue;
 use crate::core::schedule::permits::Permits;
 use crate::core::schedule::queue::{EventQueue, LocalQueue, QueueSizes};
 use crate::core::schedule::retry_policy::{Jitter, RetryPolicy};
@@ -109,6 +113,8 @@ struct Inner {
     /// Where events wait: the ring, retries and dead letters (see
     /// `schedule::queue`).
     queue: Box<dyn EventQueue>,
+    /// The journal of a durable bus, once `initialize()` opened it.
+    journal: Arc<OnceLock<Arc<Journal>>>,
     /// The main thread's hand-off queue (acknowledgements come back here).
     handoff: Arc<Handoff>,
     /// Sink 0 is the main thread once started; the rest are worker isolates.
@@ -180,11 +186,18 @@ impl Engine {
         ));
         let seed = unix_ms() ^ (Arc::as_ptr(&mem) as usize as u64);
         let started = Instant::now();
-        let queue = LocalQueue::new(ring.clone(), order, config.dead_letter_queue_size as usize);
+        let local = LocalQueue::new(ring.clone(), order, config.dead_letter_queue_size as usize);
+        let journal = Arc::new(OnceLock::new());
+        let queue: Box<dyn EventQueue> = if config.durable() {
+            Box::new(JournaledQueue::new(local, journal.clone()))
+        } else {
+            Box::new(local)
+        };
         Engine {
             inner: Arc::new(Inner {
                 ring,
-                queue: Box::new(queue),
+                queue,
+                journal,
                 handoff: Arc::new(Handoff::new(mem.clone(), layout.handoff_region())),
                 sinks: RwLock::new(Vec::new()),
                 next_sink_id: AtomicU32::new(1),

@@ -6,6 +6,7 @@ use std::fmt::Write;
 use std::sync::atomic::Ordering;
 
 use crate::core::engine::Engine;
+use crate::core::journal::Journal;
 use crate::core::observe::histogram::{upper_bound, Histogram};
 use crate::core::observe::type_stats::TypeSnapshot;
 use crate::core::shm::ring::LANE_NAMES;
@@ -242,6 +243,10 @@ pub fn render(engine: &Engine) -> String {
         &m.lag.histogram,
     );
 
+    if let Some(journal) = engine.journal() {
+        render_journal(&mut out, journal);
+    }
+
     let types = engine.type_stats();
     let per_type: [(&str, &str, TypeCounter); 5] = [
         (
@@ -281,6 +286,67 @@ pub fn render(engine: &Engine) -> String {
         }
     }
     out.0
+}
+
+fn render_journal(out: &mut Out, journal: &Journal) {
+    let s = journal.stats();
+    let gauges = [
+        (
+            "bootify_events_journal_bytes",
+            "Disk bytes the journal's segment files take.",
+            s.disk_bytes,
+        ),
+        (
+            "bootify_events_journal_max_bytes",
+            "The journal's disk bound (journal.maxDiskMB).",
+            s.max_disk_bytes,
+        ),
+        (
+            "bootify_events_journal_segments",
+            "Segment files of the journal.",
+            s.segments,
+        ),
+    ];
+    for (name, help, v) in gauges {
+        out.family(name, "gauge", help);
+        out.sample(name, "", v as f64);
+    }
+    let counters = [
+        (
+            "bootify_events_journal_records_total",
+            "Records written to the journal.",
+            s.records_written,
+        ),
+        (
+            "bootify_events_journal_written_bytes_total",
+            "Bytes written to the journal.",
+            s.bytes_written,
+        ),
+        (
+            "bootify_events_journal_copied_forward_total",
+            "Events whose records were copied out of a mostly settled segment.",
+            s.copied_forward,
+        ),
+        (
+            "bootify_events_journal_segments_deleted_total",
+            "Segment files deleted once nothing in them was needed.",
+            s.segments_deleted,
+        ),
+        (
+            "bootify_events_journal_failures",
+            "1 once a journal write or sync failed (emissions are refused).",
+            u64::from(s.failure.is_some()),
+        ),
+    ];
+    for (name, help, v) in counters {
+        out.family(name, "counter", help);
+        out.sample(name, "", v as f64);
+    }
+    out.histogram(
+        "bootify_events_journal_fsync_seconds",
+        "Duration of the journal's data syncs (durability 'fsync').",
+        journal.sync_histogram(),
+    );
 }
 
 #[cfg(test)]

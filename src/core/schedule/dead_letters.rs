@@ -2,11 +2,11 @@
 //! error), with every attempt's error. Bounded: when full, the oldest entry
 //! is evicted and counted, never dropped silently.
 
-use serde::Serialize;
+use serde::{Deserialize, Serialize};
 use std::collections::VecDeque;
 
 /// One attempt's error, as JavaScript reported it.
-#[derive(Debug, Clone, PartialEq, Serialize)]
+#[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
 #[serde(rename_all = "camelCase")]
 pub struct AttemptError {
     pub message: String,
@@ -65,11 +65,14 @@ impl DeadLetterQueue {
         self.evicted
     }
 
-    /// Adds an entry (its `id` is assigned here) and returns the entry
-    /// evicted to make room, if any.
+    /// Adds an entry and returns the entry evicted to make room, if any.
+    /// An entry with id 0 gets the next id; one with an id (restored from
+    /// a journal) keeps it, and later ids follow it.
     pub fn push(&mut self, mut entry: DeadLetter) -> Option<DeadLetter> {
-        entry.id = self.next_id;
-        self.next_id += 1;
+        if entry.id == 0 {
+            entry.id = self.next_id;
+        }
+        self.next_id = self.next_id.max(entry.id + 1);
         let evicted = if self.entries.len() >= self.capacity {
             self.evicted += 1;
             self.entries.pop_front()
@@ -78,6 +81,11 @@ impl DeadLetterQueue {
         };
         self.entries.push_back(entry);
         evicted
+    }
+
+    /// The id of the entry added last.
+    pub fn last_id(&self) -> u64 {
+        self.entries.back().map_or(0, |e| e.id)
     }
 
     pub fn entries(&self) -> impl Iterator<Item = &DeadLetter> {

@@ -5,6 +5,7 @@
 pub mod books;
 pub mod dead_letters;
 pub mod in_flight;
+pub mod journaled;
 pub mod permits;
 pub mod queue;
 pub mod retry_policy;

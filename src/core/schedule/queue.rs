@@ -13,6 +13,7 @@ use std::time::Instant;
 
 use parking_lot::Mutex;
 
+use crate::core::schedule::books::Report;
 use crate::core::schedule::dead_letters::{DeadLetter, DeadLetterQueue};
 use crate::core::schedule::retry_queue::{Redelivery, RetryQueue};
 use crate::core::shm::ring::{PriorityRing, Record, LANES};
@@ -89,8 +90,9 @@ pub trait EventQueue: Send + Sync {
     /// Makes retries due by `now` ready to take; returns how many, and when
     /// the next one is due.
     fn promote(&self, now: Instant) -> (usize, Option<Instant>);
-    /// Stores a dead letter; returns the entry evicted to make room.
-    fn dead_letter(&self, letter: DeadLetter) -> Option<DeadLetter>;
+    /// Stores a dead letter (keeping its id if it has one); returns the id
+    /// and the entry evicted to make room.
+    fn dead_letter(&self, letter: DeadLetter) -> (u64, Option<DeadLetter>);
     /// Up to `limit` dead letters from the `offset`-th, oldest first.
     fn dead_letters(&self, offset: usize, limit: usize) -> Vec<DeadLetter>;
     /// Removes dead letters (one by id, or all with `None`) and returns them.
@@ -100,6 +102,24 @@ pub trait EventQueue: Send + Sync {
     fn sizes(&self) -> QueueSizes;
     /// Empties the queue (the engine stopped): what never ran.
     fn drain(&self) -> Leftovers;
+    /// A dead letter that comes back from before a restart, under its id.
+    fn restore_dead_letter(&self, letter: DeadLetter) -> (u64, Option<DeadLetter>) {
+        self.dead_letter(letter)
+    }
+    /// What the books reported of events, before JavaScript learns it.
+    fn reported(&self, _reports: &[Report]) {}
+    /// Deliveries that come back from before a restart: made ready, or
+    /// scheduled when due later, without being recorded again.
+    fn restore(&self, deliveries: Vec<(Option<Instant>, Redelivery)>) {
+        for (due, d) in deliveries {
+            match due {
+                Some(due) => {
+                    self.retry(due, d);
+                }
+                None => self.enqueue(vec![d]),
+            }
+        }
+    }
 }
 
 /// The in-process queue: the ring, plus retries and dead letters in memory.
@@ -218,8 +238,10 @@ impl EventQueue for LocalQueue {
         (retries.promote(now), retries.next_due())
     }
 
-    fn dead_letter(&self, letter: DeadLetter) -> Option<DeadLetter> {
-        self.dead_letters.lock().push(letter)
+    fn dead_letter(&self, letter: DeadLetter) -> (u64, Option<DeadLetter>) {
+        let mut dlq = self.dead_letters.lock();
+        let evicted = dlq.push(letter);
+        (dlq.last_id(), evicted)
     }
 
     fn dead_letters(&self, offset: usize, limit: usize) -> Vec<DeadLetter> {

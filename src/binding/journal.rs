@@ -1,0 +1,271 @@
+//! A durable bus's journal, as JavaScript drives it: opened (and replayed)
+//! by `initialize()`, fed batches of accepted events, told which recovered
+//! events it put back into slots.
+
+use std::path::PathBuf;
+use std::sync::Arc;
+
+use napi::bindgen_prelude::{Buffer, Float64Array, Function};
+use napi::threadsafe_function::ThreadsafeFunctionCallMode;
+use napi_derive::napi;
+
+use super::bus::NativeBus;
+use super::error::{napi_to_js, to_js};
+use super::sink::DeliveryCallback;
+use crate::core::config::Durability;
+use crate::core::engine::Adopted;
+use crate::core::error::BusError;
+use crate::core::journal::{DurableNotifier, Journal, JournalOptions, Recovered};
+use crate::core::schedule::dead_letters::{AttemptError, DeadLetter};
+
+/// Fields per event in `RecoveredJournal::events`.
+const EVENT_FIELDS: usize = 12;
+/// Fields per event `adoptRecovered` takes.
+const ADOPT_FIELDS: usize = 7;
+
+/// What `openJournal` found.
+#[napi(object)]
+pub struct RecoveredJournal {
+    /// Per event, `[journal id, lane, encoding (0 JSON, 1 structured
+    /// clone), type index, start, id end, correlation end, end, attempt,
+    /// due (Unix ms), open, timestamp]`; `bytes[start..id end]` is the
+    /// event id, then the correlation id (empty: the event id), then the
+    /// payload. Open events first, in the order they were accepted, then
+    /// those only dead letters hold.
+    pub events: Float64Array,
+    pub types: Vec<String>,
+    pub bytes: Buffer,
+    pub letters: Vec<RecoveredLetterEntry>,
+    pub records: f64,
+    pub truncated: u32,
+    pub truncated_bytes: f64,
+    pub corruptions: Vec<CorruptionEntry>,
+}
+
+#[napi(object)]
+pub struct RecoveredLetterEntry {
+    pub letter: f64,
+    /// The journal id of the event it holds.
+    pub id: f64,
+    pub attempts: u32,
+    pub timestamp: f64,
+    pub handler: String,
+    /// JSON of its attempts' errors.
+    pub errors: String,
+}
+
+#[napi(object)]
+pub struct CorruptionEntry {
+    pub segment: u32,
+    pub offset: f64,
+    pub reason: String,
+    pub skipped: f64,
+}
+
+struct TsfnDurable(DeliveryCallback);
+
+impl DurableNotifier for TsfnDurable {
+    fn changed(&self) {
+        self.0.call((), ThreadsafeFunctionCallMode::NonBlocking);
+    }
+}
+
+fn converted(rec: Recovered) -> RecoveredJournal {
+    let mut events = Vec::with_capacity(rec.events.len() * EVENT_FIELDS);
+    for e in &rec.events {
+        events.extend_from_slice(&[
+            e.id as f64,
+            e.lane as f64,
+            e.encoding as f64,
+            e.type_index as f64,
+            e.start as f64,
+            e.id_end as f64,
+            e.correlation_end as f64,
+            e.end as f64,
+            e.attempt as f64,
+            e.due_ms as f64,
+            if e.open { 1.0 } else { 0.0 },
+            e.timestamp,
+        ]);
+    }
+    RecoveredJournal {
+        events: Float64Array::new(events),
+        types: rec.types,
+        bytes: Buffer::from(rec.bytes),
+        letters: rec
+            .letters
+            .into_iter()
+            .map(|l| RecoveredLetterEntry {
+                letter: l.letter as f64,
+                id: l.id as f64,
+                attempts: l.attempts,
+                timestamp: l.at_ms as f64,
+                handler: l.handler,
+                errors: l.errors,
+            })
+            .collect(),
+        records: rec.records as f64,
+        truncated: rec.truncated as u32,
+        truncated_bytes: rec.truncated_bytes as f64,
+        corruptions: rec
+            .corruptions
+            .into_iter()
+            .map(|c| CorruptionEntry {
+                segment: c.segment,
+                offset: c.offset as f64,
+                reason: c.reason.to_string(),
+                skipped: c.skipped as f64,
+            })
+            .collect(),
+    }
+}
+
+impl NativeBus {
+    fn open_journal_handle(&self) -> Result<&Arc<Journal>, BusError> {
+        self.engine
+            .journal()
+            .ok_or_else(|| BusError::InvalidState("this bus has no open journal".into()))
+    }
+}
+
+#[napi]
+impl NativeBus {
+    /// Locks and replays the journal of a durable bus and attaches it to
+    /// the engine. `onChange` is called (weakly) when accepted batches
+    /// become durable or the journal fails.
+    #[napi]
+    pub fn open_journal(
+        &self,
+        on_change: Function<(), ()>,
+    ) -> napi::Result<RecoveredJournal, String> {
+        let config = self.current_config();
+        if config.durability == Durability::Memory {
+            return Err(to_js(BusError::InvalidState(
+                "durability is 'memory': there is no journal".into(),
+            )));
+        }
+        let mb = |v: f64| (v * 1024.0 * 1024.0) as u64;
+        let (journal, recovered) = Journal::open(JournalOptions {
+            dir: PathBuf::from(&config.journal.dir),
+            max_disk_bytes: mb(config.journal.max_disk_mb),
+            segment_bytes: mb(config.journal.segment_mb),
+            fsync: config.durability == Durability::Fsync,
+        })
+        .map_err(to_js)?;
+        let tsfn = on_change
+            .build_threadsafe_function::<()>()
+            .weak::<true>()
+            .callee_handled::<false>()
+            .build()
+            .map_err(napi_to_js)?;
+        journal.set_notifier(Arc::new(TsfnDurable(tsfn)));
+        self.engine
+            .attach_journal(Arc::new(journal))
+            .map_err(to_js)?;
+        Ok(converted(recovered))
+    }
+
+    /// Journals a packed batch of accepted events; returns its sequence
+    /// number (see `journalDurable`). Throws `JOURNAL_ERROR` once a write
+    /// failed.
+    #[napi]
+    pub fn journal_accept(&self, packed: Buffer) -> napi::Result<f64, String> {
+        let journal = self.open_journal_handle().map_err(to_js)?;
+        journal
+            .accept(&packed)
+            .map(|seq| seq as f64)
+            .map_err(|e| to_js(BusError::Journal(e)))
+    }
+
+    /// Batches durable so far.
+    #[napi]
+    pub fn journal_durable(&self) -> f64 {
+        self.engine
+            .journal()
+            .map_or(0.0, |j| j.durable_seq() as f64)
+    }
+
+    /// Why the journal stopped writing, if it did.
+    #[napi]
+    pub fn journal_failure(&self) -> Option<String> {
+        self.engine.journal().and_then(|j| j.failure())
+    }
+
+    /// Disk bytes accepted events may still take.
+    #[napi]
+    pub fn journal_room(&self) -> f64 {
+        self.engine.journal().map_or(0.0, |j| j.room() as f64)
+    }
+
+    /// Recovered events JavaScript put into slots: `[slot, id, type id,
+    /// lane, size, attempt, due]` each, in the order they run.
+    #[napi]
+    pub fn adopt_recovered(&self, flat: Float64Array) -> napi::Result<(), String> {
+        if !flat.len().is_multiple_of(ADOPT_FIELDS) {
+            return Err(to_js(BusError::InvalidArgument(format!(
+                "adoptRecovered takes groups of {ADOPT_FIELDS} numbers, got {}",
+                flat.len()
+            ))));
+        }
+        let events: Vec<Adopted> = flat
+            .chunks_exact(ADOPT_FIELDS)
+            .map(|f| Adopted {
+                slot: f[0] as u32,
+                id: f[1] as u64,
+                type_id: f[2] as u32,
+                lane: (f[3] as u8).min(2),
+                size: f[4] as u32,
+                attempt: f[5] as u32,
+                due_ms: f[6] as u64,
+            })
+            .collect();
+        self.engine.adopt(&events);
+        Ok(())
+    }
+
+    /// A recovered dead letter whose event JavaScript put into `slot`.
+    #[napi]
+    pub fn adopt_letter(
+        &self,
+        slot: u32,
+        type_id: u32,
+        lane: u32,
+        size: u32,
+        entry: RecoveredLetterEntry,
+    ) {
+        let errors: Vec<AttemptError> = serde_json::from_str(&entry.errors).unwrap_or_default();
+        let letter = DeadLetter {
+            id: entry.letter as u64,
+            slot,
+            // Handler ids do not outlive the process: a replay runs every
+            // handler of the type.
+            handler_id: 0,
+            handler: entry.handler,
+            type_id,
+            lane: lane.min(2) as u8,
+            size,
+            arena: 0,
+            attempts: entry.attempts,
+            errors,
+            timestamp: entry.timestamp as u64,
+        };
+        self.engine.adopt_letter(entry.id as u64, letter);
+    }
+
+    /// A recovered event whose envelope JavaScript could not decode: it
+    /// becomes a dead letter with `reason`.
+    #[napi]
+    pub fn adopt_undecodable(&self, slot: u32, id: f64, type_id: u32, lane: u32, reason: String) {
+        self.engine
+            .adopt_undecodable(slot, id as u64, type_id, lane.min(2) as u8, reason);
+    }
+
+    /// Writes and syncs what is queued and releases the directory.
+    #[napi]
+    pub fn close_journal(&self) -> napi::Result<(), String> {
+        match self.engine.journal() {
+            Some(j) => j.close().map_err(|e| to_js(BusError::Journal(e))),
+            None => Ok(()),
+        }
+    }
+}

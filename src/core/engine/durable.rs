@@ -1,0 +1,161 @@
+//! A durable bus's engine side: attaching the journal once it is open, and
+//! taking back what a previous run left unfinished (see `core::journal`).
+
+use std::sync::Arc;
+use std::time::{Duration, Instant};
+
+use super::{unix_ms, Engine, Inner};
+use crate::core::error::BusError;
+use crate::core::journal::Journal;
+use crate::core::schedule::books::Report;
+use crate::core::schedule::dead_letters::{AttemptError, DeadLetter};
+use crate::core::schedule::retry_queue::Redelivery;
+use crate::core::shm::ring::Record;
+
+/// A recovered event JavaScript has put back in a slot.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub struct Adopted {
+    pub slot: u32,
+    /// Its journal id.
+    pub id: u64,
+    pub type_id: u32,
+    pub lane: u8,
+    pub size: u32,
+    /// Runs made before the restart.
+    pub attempt: u32,
+    /// When its next run is due (Unix ms; 0 = now).
+    pub due_ms: u64,
+}
+
+impl Engine {
+    /// Hands the engine the bus's journal; from now on the queue records
+    /// in it. Only a bus configured durable has a queue that records.
+    pub fn attach_journal(&self, journal: Arc<Journal>) -> Result<(), BusError> {
+        self.inner
+            .journal
+            .set(journal)
+            .map_err(|_| BusError::InvalidState("the journal is already open".into()))
+    }
+
+    pub fn journal(&self) -> Option<&Arc<Journal>> {
+        self.inner.journal.get()
+    }
+
+    /// Takes back recovered events, in the order given: each runs every
+    /// handler of its type (it may have run before the restart: at least
+    /// once), at once or, for a retry that was waiting, when it falls due,
+    /// as the attempt it was to be.
+    pub fn adopt(&self, events: &[Adopted]) {
+        let Some(journal) = self.journal() else {
+            return;
+        };
+        let now_ms = unix_ms();
+        let now = Instant::now();
+        {
+            let mut books = self.inner.books.lock();
+            for e in events {
+                journal.adopt(e.slot, e.id);
+                books.opened(e.slot);
+            }
+        }
+        let deliveries = events
+            .iter()
+            .map(|e| {
+                let due =
+                    (e.due_ms > now_ms).then(|| now + Duration::from_millis(e.due_ms - now_ms));
+                let record = Record {
+                    slot: e.slot,
+                    type_id: e.type_id,
+                    size: e.size,
+                    enqueued_us: 0,
+                    arena: 0,
+                    lane: e.lane,
+                };
+                let delivery = Redelivery {
+                    record,
+                    handler: 0,
+                    attempt: e.attempt,
+                    errors: Vec::new(),
+                };
+                (due, delivery)
+            })
+            .collect();
+        self.inner.queue.restore(deliveries);
+        let _guard = self.inner.park.lock();
+        self.inner.timer_cv.notify_one();
+        self.inner.records_cv.notify_all();
+        self.inner.permits_cv.notify_one();
+    }
+
+    /// Takes back a recovered dead letter, holding the event in `slot`
+    /// (journal id `id`), under its old letter id.
+    pub fn adopt_letter(&self, id: u64, letter: DeadLetter) {
+        let Some(journal) = self.journal() else {
+            return;
+        };
+        journal.adopt(letter.slot, id);
+        {
+            let mut books = self.inner.books.lock();
+            books.lettered(letter.slot);
+        }
+        let (_, evicted) = self.inner.queue.restore_dead_letter(letter);
+        if let Some(evicted) = evicted {
+            self.inner.books.lock().unlettered(evicted.slot);
+        }
+    }
+}
+
+impl Engine {
+    /// A recovered event whose envelope cannot be decoded (JavaScript put
+    /// a placeholder in `slot`): a dead letter saying why, so recovery
+    /// goes on and nothing is dropped unseen.
+    pub fn adopt_undecodable(&self, slot: u32, id: u64, type_id: u32, lane: u8, reason: String) {
+        let Some(journal) = self.journal() else {
+            return;
+        };
+        journal.adopt(slot, id);
+        let now = unix_ms();
+        let letter = DeadLetter {
+            id: 0,
+            slot,
+            handler_id: 0,
+            handler: "(journal recovery)".into(),
+            type_id,
+            lane,
+            size: 0,
+            arena: 0,
+            attempts: 0,
+            errors: vec![AttemptError {
+                message: reason,
+                name: "JournalDecodeError".into(),
+                stack: None,
+                timed_out: false,
+                at: now,
+            }],
+            timestamp: now,
+        };
+        let mut books = self.inner.books.lock();
+        books.opened(slot);
+        books.lettered(slot);
+        if let (_, Some(evicted)) = self.inner.queue.dead_letter(letter) {
+            books.unlettered(evicted.slot);
+        }
+        books.work_done(slot, false);
+        self.inner
+            .metrics
+            .dead_lettered
+            .fetch_add(1, std::sync::atomic::Ordering::Relaxed);
+    }
+}
+
+impl Inner {
+    /// What the books reported since the last call; the queue records it
+    /// (the journal's `Finished` records) before JavaScript learns it.
+    pub(super) fn take_reports(&self) -> Vec<Report> {
+        let reports = self.books.lock().take_reports();
+        if !reports.is_empty() {
+            self.queue.reported(&reports);
+        }
+        reports
+    }
+}

@@ -1,0 +1,235 @@
+//! The journal on real files: what a reopened journal recovers, how it
+//! bounds its disk, and what corruption costs.
+
+use std::fs;
+use std::path::{Path, PathBuf};
+
+use super::segments::{list, segment_path};
+use super::*;
+
+struct TempDir(PathBuf);
+
+impl TempDir {
+    fn new(name: &str) -> TempDir {
+        let dir = std::env::temp_dir().join(format!("bfy-journal-{name}-{}", std::process::id()));
+        let _ = fs::remove_dir_all(&dir);
+        TempDir(dir)
+    }
+}
+
+impl Drop for TempDir {
+    fn drop(&mut self) {
+        let _ = fs::remove_dir_all(&self.0);
+    }
+}
+
+fn options(dir: &Path, segment_kb: u64) -> JournalOptions {
+    JournalOptions {
+        dir: dir.to_path_buf(),
+        max_disk_bytes: 64 << 20,
+        segment_bytes: segment_kb << 10,
+        fsync: false,
+    }
+}
+
+/// Packs `(slot, type, payload)` as JavaScript does (event id `id-<slot>`).
+fn pack(events: &[(u32, &str, &str)]) -> Vec<u8> {
+    let mut out = Vec::new();
+    for (slot, ty, payload) in events {
+        let id = format!("id-{slot}");
+        out.extend_from_slice(&slot.to_le_bytes());
+        out.push(1);
+        out.push(ENCODING_JSON);
+        out.extend_from_slice(&(ty.len() as u16).to_le_bytes());
+        out.extend_from_slice(&1.5f64.to_le_bytes());
+        out.extend_from_slice(&(id.len() as u16).to_le_bytes());
+        out.extend_from_slice(&0u16.to_le_bytes());
+        out.extend_from_slice(&(payload.len() as u32).to_le_bytes());
+        out.extend_from_slice(ty.as_bytes());
+        out.extend_from_slice(id.as_bytes());
+        out.extend_from_slice(payload.as_bytes());
+    }
+    out
+}
+
+/// The payloads of the open events recovered, in order.
+fn envelopes(rec: &Recovered) -> Vec<String> {
+    rec.events
+        .iter()
+        .filter(|e| e.open)
+        .map(|e| String::from_utf8_lossy(&rec.bytes[e.correlation_end..e.end]).into_owned())
+        .collect()
+}
+
+fn open(dir: &Path, segment_kb: u64) -> (Journal, Recovered) {
+    Journal::open(options(dir, segment_kb)).expect("journal opens")
+}
+
+#[test]
+fn unfinished_events_come_back_in_order_with_their_retries() {
+    let tmp = TempDir::new("order");
+    {
+        let (j, rec) = open(&tmp.0, 64);
+        assert!(rec.events.is_empty());
+        j.accept(&pack(&[(0, "a", "e0"), (1, "b", "e1"), (2, "a", "e2")]))
+            .unwrap();
+        j.finished([1]);
+        j.freed([1]);
+        j.reopened(2, 2, 123_456);
+        j.flush().unwrap();
+    }
+    let (_j, rec) = open(&tmp.0, 64);
+    assert_eq!(envelopes(&rec), ["e0", "e2"]);
+    let retry = &rec.events[1];
+    assert_eq!((retry.attempt, retry.due_ms), (2, 123_456));
+    assert_eq!(rec.types[rec.events[0].type_index as usize], "a");
+    let first = &rec.events[0];
+    assert_eq!(&rec.bytes[first.start..first.id_end], b"id-0");
+    assert_eq!(first.timestamp, 1.5);
+    assert_eq!(rec.next_id, 4);
+}
+
+#[test]
+fn dead_letters_come_back_with_their_event_until_removed() {
+    let tmp = TempDir::new("letters");
+    {
+        let (j, _) = open(&tmp.0, 64);
+        j.accept(&pack(&[(0, "a", "e0"), (1, "a", "e1")])).unwrap();
+        j.lettered(0, 7, 4, 99, "send", "[]");
+        j.finished([0]);
+        j.lettered(1, 8, 1, 99, "send", "[]");
+        j.finished([1]);
+        j.unlettered([8]);
+        j.flush().unwrap();
+    }
+    let (_j, rec) = open(&tmp.0, 64);
+    assert!(
+        envelopes(&rec).is_empty(),
+        "a dead-lettered event does not run again"
+    );
+    assert_eq!(rec.letters.len(), 1);
+    assert_eq!(
+        (rec.letters[0].letter, rec.letters[0].handler.as_str()),
+        (7, "send")
+    );
+    assert_eq!(rec.events.len(), 1, "the letter's event is kept for replay");
+    assert_eq!(rec.next_letter, 8 + 1);
+}
+
+#[test]
+fn settled_segments_are_deleted_and_pinned_records_copied_forward() {
+    let tmp = TempDir::new("compact");
+    let envelope = "x".repeat(200);
+    let (j, _) = open(&tmp.0, 16);
+    // A long-lived retry in the first segment, then churn.
+    j.accept(&pack(&[(0, "slow", &envelope)])).unwrap();
+    j.reopened(0, 1, 42);
+    for round in 0..400u32 {
+        let slot = 1 + round % 50;
+        j.accept(&pack(&[(slot, "fast", &envelope)])).unwrap();
+        j.finished([slot]);
+        j.freed([slot]);
+        j.flush().unwrap();
+    }
+    let stats = j.stats();
+    assert!(stats.segments <= 3, "{} segments left", stats.segments);
+    assert!(stats.segments_deleted > 3);
+    assert!(stats.copied_forward >= 1);
+    drop(j);
+    let (_j, rec) = open(&tmp.0, 16);
+    assert_eq!(rec.events.len(), 1);
+    assert_eq!((rec.events[0].attempt, rec.events[0].due_ms), (1, 42));
+}
+
+#[test]
+fn a_second_open_of_the_directory_is_refused() {
+    let tmp = TempDir::new("lock");
+    let (_j, _) = open(&tmp.0, 64);
+    let err = Journal::open(options(&tmp.0, 64)).err().expect("refused");
+    assert_eq!(err.code(), "JOURNAL_LOCKED");
+    assert!(err.to_string().contains("in use by another bus"), "{err}");
+}
+
+/// Writes three events to one segment and returns its path.
+fn three_events(dir: &Path) -> PathBuf {
+    let (j, _) = open(dir, 64);
+    j.accept(&pack(&[(0, "a", "e0"), (1, "a", "e1"), (2, "a", "e2")]))
+        .unwrap();
+    drop(j);
+    segment_path(dir, *list(dir).unwrap().last().unwrap())
+}
+
+/// Offset where the frame of the event with envelope `e<i>` starts.
+fn frame_of(buf: &[u8], i: usize) -> usize {
+    let needle = format!("e{i}");
+    let at = buf.windows(2).position(|w| w == needle.as_bytes()).unwrap();
+    // The payload ends its frame; walk back over the record's fields
+    // (type "a", id "id-<i>", no correlation id).
+    at - (format::FRAME_HEADER + 1 + 8 + 1 + 1 + 8 + 4 + 1 + 4 + 4 + 4 + 4)
+}
+
+#[test]
+fn a_torn_tail_is_cut_and_counted_once() {
+    let tmp = TempDir::new("torn");
+    let path = three_events(&tmp.0);
+    let mut buf = fs::read(&path).unwrap();
+    let last = frame_of(&buf, 2);
+    // The crash wrote half of the last frame.
+    let end = buf[last..].iter().rposition(|&b| b != 0).unwrap() + last;
+    for b in &mut buf[last + (end - last) / 2..=end] {
+        *b = 0;
+    }
+    fs::write(&path, &buf).unwrap();
+    let (j, rec) = open(&tmp.0, 64);
+    assert_eq!(envelopes(&rec), ["e0", "e1"]);
+    assert_eq!((rec.truncated, rec.corruptions.len()), (1, 0));
+    drop(j);
+    let (_j, rec) = open(&tmp.0, 64);
+    assert_eq!(rec.truncated, 0, "the tail was cut, not counted again");
+}
+
+#[test]
+fn a_flipped_byte_in_the_last_record_is_a_torn_tail() {
+    let tmp = TempDir::new("flip-last");
+    let path = three_events(&tmp.0);
+    let mut buf = fs::read(&path).unwrap();
+    let last = frame_of(&buf, 2);
+    buf[last + 12] ^= 1;
+    fs::write(&path, &buf).unwrap();
+    let (_j, rec) = open(&tmp.0, 64);
+    assert_eq!(envelopes(&rec), ["e0", "e1"]);
+    assert_eq!(rec.truncated, 1);
+}
+
+#[test]
+fn a_flipped_byte_in_the_middle_is_reported_and_skipped() {
+    let tmp = TempDir::new("flip-middle");
+    let path = three_events(&tmp.0);
+    let mut buf = fs::read(&path).unwrap();
+    let middle = frame_of(&buf, 1);
+    buf[middle + 12] ^= 1;
+    fs::write(&path, &buf).unwrap();
+    let (_j, rec) = open(&tmp.0, 64);
+    assert_eq!(envelopes(&rec), ["e0", "e2"]);
+    assert_eq!(rec.truncated, 0);
+    let c = &rec.corruptions[..];
+    assert_eq!(c.len(), 1);
+    assert_eq!(
+        (c[0].offset, c[0].reason),
+        (middle as u64, "checksum mismatch")
+    );
+    assert!(path.ends_with(format!("{:08}.seg", c[0].segment)));
+}
+
+#[test]
+fn accepts_see_the_room_left_under_the_disk_bound() {
+    let tmp = TempDir::new("room");
+    let mut opts = options(&tmp.0, 16);
+    opts.max_disk_bytes = 64 << 10;
+    let (j, _) = Journal::open(opts).unwrap();
+    let before = j.room();
+    assert!(before > 0 && before <= 64 << 10);
+    let envelope = "y".repeat(1000);
+    j.accept(&pack(&[(0, "a", &envelope)])).unwrap();
+    assert!(j.room() < before);
+}
