@@ -751,7 +751,12 @@ export interface BufferedEventBusEvents {
   health_check: [HealthCheckResult];
   /** A native worker panicked (`WORKER_PANIC`), none could start (`WORKERS_UNAVAILABLE`), or the two sides disagreed (`NATIVE_ERROR`). */
   worker_error: [Error];
-  /** At `initialize()`: the journal was damaged in the middle (`JOURNAL_ERROR`, `details.corruptions` says where); recovery went on past it. */
+  /**
+   * `JOURNAL_ERROR`: at `initialize()`, the journal was damaged in the
+   * middle (`details.corruptions` says where; recovery went on past it);
+   * at `shutdown()`, the journal could not be closed cleanly (a write had
+   * failed), so it may hold less than the report lists.
+   */
   journal_error: [Error];
 }
 

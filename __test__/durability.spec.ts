@@ -280,7 +280,7 @@ test('a damaged journal: the middle is reported and skipped, an undecodable even
   const seen: number[] = [];
   again.registerHandler('job', (e: BufferedEvent<{ n: number }>) => void seen.push(e.payload.n));
   await again.initialize();
-  await waitFor(() => seen.length === 1, 'the intact event ran');
+  await waitFor(() => seen.length === 1 && again.getDeadLetterQueue().length === 1, 'the intact event ran, the other was dead-lettered');
   assert.deepEqual(seen, [3]);
   const j = again.getMetrics().journal;
   assert.equal(j?.corruptions.length, 1);
@@ -306,4 +306,53 @@ test('durable configuration is validated: the mode, a directory, segment and dis
   const spread = new BufferedEventBusService({ ...new BufferedEventBusService().getConfig(), durability: 'memory' });
   assert.equal(spread.getConfig().durability, 'memory');
   assert.equal(spread.getMetrics().journal, undefined);
+});
+
+test('a disk that fills up: emissions reject with JOURNAL_ERROR, health fails, never accepted silently', async (t) => {
+  const dir = mkdtempSync(path.join(os.tmpdir(), 'bfy-enospc-'));
+  // A real full disk: a 3 MB tmpfs (needs root, as CI runs).
+  const mount = spawnSync('mount', ['-t', 'tmpfs', '-o', 'size=3m', 'tmpfs', dir], { encoding: 'utf8' });
+  t.after(() => {
+    if (mount.status === 0) spawnSync('umount', [dir]);
+    rmSync(dir, { recursive: true, force: true });
+  });
+  if (mount.status !== 0) {
+    t.skip(`cannot mount a small tmpfs to fill (run as root): ${mount.stderr.trim()}`);
+    return;
+  }
+  for (const durability of ['process', 'fsync'] as const) {
+    const journal = path.join(dir, durability);
+    const bus = new BufferedEventBusService({
+      durability,
+      journal: { dir: journal, segmentMB: 1, maxDiskMB: 64 },
+      concurrency: 1,
+      maxQueueSize: 100_000,
+      maxEventSize: 8192,
+    });
+    bus.registerHandler('big', () => new Promise(() => {}));
+    await bus.initialize();
+    let failure: unknown;
+    let accepted = 0;
+    while (failure === undefined && accepted < 5000) {
+      try {
+        await bus.emitEvent('big', { text: 'z'.repeat(4000) });
+        accepted++;
+      } catch (err) {
+        failure = err;
+      }
+    }
+    assert.equal((failure as { code?: string }).code, 'JOURNAL_ERROR', String(failure));
+    assert.match((failure as Error).message, /No space left on device/);
+    await rejectsWithCode(() => bus.emitEvent('big', { text: 'after' }), 'JOURNAL_ERROR');
+    assert.match(String(bus.getMetrics().journal?.failure), /No space left/);
+    const health = await bus.getHealthStatus();
+    assert.equal(health.status, 'unhealthy');
+    assert.equal(health.checks.find((c) => c.name === 'journal')?.status, 'fail');
+    const closing: unknown[] = [];
+    bus.on('journal_error', (err) => closing.push(err));
+    const report = await bus.shutdown({ timeout: 10 });
+    assert.ok(report.remaining.length + report.inFlightAborted.length > 0);
+    assert.equal((closing[0] as { code?: string }).code, 'JOURNAL_ERROR', 'the shutdown says the journal is short');
+    rmSync(journal, { recursive: true, force: true });
+  }
 });

@@ -32,7 +32,8 @@ function median(values) {
   return s[Math.floor(s.length / 2)];
 }
 
-async function w1(durability, events, dir) {
+/** A started bus and a promise of all `events` handled. */
+async function startBus(durability, events, dir) {
   const { BufferedEventBusService } = require('..');
   const bus = new BufferedEventBusService({
     durability,
@@ -47,6 +48,26 @@ async function w1(durability, events, dir) {
     if (++handled === events) done();
   });
   await bus.initialize();
+  return { bus, all };
+}
+
+/** W1 fire-and-forget: bursts of 1000 emissions, none awaited, then setImmediate. */
+async function burst(durability, events, dir) {
+  const { bus, all } = await startBus(durability, events, dir);
+  const started = process.hrtime.bigint();
+  for (let i = 0; i < events; ) {
+    for (const end = Math.min(events, i + 1000); i < end; i++) void bus.emitEvent('w1', { i, user: 'u-1', amount: 42 });
+    await new Promise((r) => setImmediate(r));
+  }
+  await all;
+  const seconds = Number(process.hrtime.bigint() - started) / 1e9;
+  const journal = bus.getMetrics().journal;
+  await bus.shutdown();
+  return { rate: events / seconds, bytesPerEvent: journal ? journal.bytesWritten / events : 0 };
+}
+
+async function w1(durability, events, dir) {
+  const { bus, all } = await startBus(durability, events, dir);
   const latencies = new Float64Array(events);
   let next = 0;
   const started = process.hrtime.bigint();
@@ -154,6 +175,16 @@ async function main() {
       `| ${durability} | ${Math.round(m('rate')).toLocaleString('en')} | ${m('p50').toFixed(1)} | ${m('p99').toFixed(1)} | ${m('bytesPerEvent').toFixed(0)} | ${Math.round(m('fsyncs'))} |`,
     );
   }
+  console.log(`\nW1 fire-and-forget (bursts of 1000, then setImmediate), ${events} events, median of ${runs} runs`);
+  console.log('| durability | events/s | journal bytes/event |');
+  console.log('| --- | ---: | ---: |');
+  const bursts = { memory: [], process: [], fsync: [] };
+  for (let r = 0; r < runs; r++) {
+    for (const durability of Object.keys(bursts)) bursts[durability].push(withDir((dir) => child('burst', durability, events, dir)));
+  }
+  for (const [durability, rs] of Object.entries(bursts)) {
+    console.log(`| ${durability} | ${Math.round(median(rs.map((x) => x.rate))).toLocaleString('en')} | ${median(rs.map((x) => x.bytesPerEvent)).toFixed(0)} |`);
+  }
   console.log('\nRecovery of a journal of unfinished events (fresh process, median of 3)');
   console.log('| pending | initialize() ms | all handled ms |');
   console.log('| ---: | ---: | ---: |');
@@ -175,6 +206,7 @@ async function main() {
 
 const modes = {
   w1: () => w1(args[0], Number(args[1]), args[2]),
+  burst: () => burst(args[0], Number(args[1]), args[2]),
   fill: () => fill(Number(args[0]), args[1]),
   recover: () => recover(Number(args[0]), args[1]),
 };

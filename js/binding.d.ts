@@ -136,11 +136,6 @@ export declare class NativeBus {
   adoptRecovered(flat: Float64Array): void
   /** A recovered dead letter whose event JavaScript put into `slot`. */
   adoptLetter(slot: number, typeId: number, lane: number, size: number, entry: RecoveredLetterEntry): void
-  /**
-   * A recovered event whose envelope JavaScript could not decode: it
-   * becomes a dead letter with `reason`.
-   */
-  adoptUndecodable(slot: number, id: number, typeId: number, lane: number, reason: string): void
   /** Writes and syncs what is queued and releases the directory. */
   closeJournal(): void
   /**
@@ -209,17 +204,22 @@ export declare function isolateRegionWords(concurrency: number): number
 
 /** What `openJournal` found. */
 export interface RecoveredJournal {
+  /** Per event, `[journal id, due (Unix ms), timestamp]`. */
+  numbers: Float64Array
   /**
-   * Per event, `[journal id, lane, encoding (0 JSON, 1 structured
-   * clone), type index, start, id end, correlation end, end, attempt,
-   * due (Unix ms), open, timestamp]`; `bytes[start..id end]` is the
-   * event id, then the correlation id (empty: the event id), then the
-   * payload. Open events first, in the order they were accepted, then
-   * those only dead letters hold.
+   * Per event, `[flags, type index, buffer, start, id end, correlation
+   * start, correlation end, payload start, end, attempt]`; flags are
+   * `lane | encoding << 2 | open << 3` (encoding 0 JSON, 1 structured
+   * clone; open 0 when only dead letters hold the event). In
+   * `buffers[buffer]`, `[start..id end]` is the event id, `[correlation
+   * start..end]` the correlation id (empty: the event id), `[payload
+   * start..end]` the payload. Open events first, in the order they were
+   * accepted, then those only dead letters hold.
    */
-  events: Float64Array
+  fields: Uint32Array
   types: Array<string>
-  bytes: Buffer
+  /** The journal's segments as read (the events are not copied out). */
+  buffers: Array<Buffer>
   letters: Array<RecoveredLetterEntry>
   records: number
   truncated: number

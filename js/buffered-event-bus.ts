@@ -423,7 +423,8 @@ export class BufferedEventBusService extends EventEmitter implements PublicBus {
     if (this.#journal !== undefined) remaining.push(...this.#journal.waitingEvents());
     books.releaseProcess();
     this.#state = 'stopped';
-    this.#journal?.close();
+    const closing = this.#journal?.close();
+    if (closing !== undefined) this.#notify('journal_error', closing);
     const report: ShutdownReport = {
       drained: this.#observer.finishedCount() - finishedBefore,
       remaining,

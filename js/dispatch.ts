@@ -154,6 +154,8 @@ export class Dispatcher {
       this.acks.push(slot, handlerId, OUTCOME.FAILED);
       return;
     }
+    const undecodable = slots.undecodable(slot);
+    if (undecodable !== undefined) return this.#cannotDecode(slot, handlerId, attempt, undecodable);
     if (registry.isIsolated(slots.typeId(slot))) return this.#forward(slot, handlerId, attempt);
     let handlers: readonly RegisteredHandler[];
     if (handlerId === 0) {
@@ -202,6 +204,20 @@ export class Dispatcher {
     }
     const handler = registry.forType(slots.typeId(slot))[0] ?? registry.byId(handlerId);
     if (handler === undefined) return this.acks.push(slot, handlerId, OUTCOME.NO_HANDLER);
+    this.#handlerFailed(slot, handlerId, attempt, handler, error, false);
+    this.acks.push(slot, handlerId, OUTCOME.FAILED);
+  }
+
+  /**
+   * A recovered event whose payload this Node cannot decode (a structured
+   * clone from a newer V8): it fails, not retryable, so it goes to the
+   * dead-letter queue saying why, charged to one handler.
+   */
+  #cannotDecode(slot: number, handlerId: number, attempt: number, why: string): void {
+    const { slots, registry } = this.#h;
+    const handler = registry.forType(slots.typeId(slot))[0] ?? registry.byId(handlerId);
+    if (handler === undefined) return this.acks.push(slot, handlerId, OUTCOME.NO_HANDLER);
+    const error = Object.assign(new Error(`the recovered event's payload could not be decoded: ${why}`), { name: 'JournalDecodeError', retryable: false });
     this.#handlerFailed(slot, handlerId, attempt, handler, error, false);
     this.acks.push(slot, handlerId, OUTCOME.FAILED);
   }

@@ -62,6 +62,25 @@ class HandlerEvent {
 class EventView {}
 Object.defineProperty(EventView, 'name', { value: 'BufferedEvent' });
 
+/** An event recovered from a journal, as `LazyEvents.build` gives it. */
+export interface RecoveredFields {
+  id: string;
+  type: string;
+  payload: unknown;
+  correlationId: string | undefined;
+  timestamp: number;
+  /** Why the payload could not be decoded (it is then `undefined`). */
+  failure?: string;
+}
+
+/** Where recovered events come from; each is built the first time it is needed. */
+export interface LazyEvents {
+  build(index: number): RecoveredFields;
+}
+
+/** Stands in a slot for a recovered event not yet built. */
+const LAZY = Object.freeze({ lazy: true }) as unknown as MutableEvent;
+
 /**
  * Accepted events by slot; the slot number is what the ring carries. Kept
  * as parallel arrays rather than one object per event: emitting allocates
@@ -82,6 +101,11 @@ export class SlotTable {
   /** The serialised event in the arena (types handled in isolates); length 0 = none. */
   #arenaOffset = new Uint32Array(64);
   #arenaLength = new Uint32Array(64);
+  /** Recovered events not yet built: their index in `#lazy`. */
+  #lazy: LazyEvents | undefined;
+  #lazyIndex = new Int32Array(64);
+  /** Recovered events whose payload could not be decoded, and why. */
+  readonly #undecodable = new Map<number, string>();
   readonly #free: number[] = [];
   #next = 0;
   #live = 0;
@@ -99,14 +123,31 @@ export class SlotTable {
     // The event first: copying the payload's fields may throw (a getter),
     // and must not leave a slot taken.
     const event = handlerEvent(id, type, payload, lane, correlationId ?? id, timestamp);
-    const slot = this.#free.length > 0 ? (this.#free.pop() as number) : this.#grow();
+    const slot = this.#take(event, typeId, lane);
     event[LOOKUP] = this.#lookup;
     event[SLOT] = slot;
+    return slot;
+  }
+
+  /** A free slot, holding `event` from now on. */
+  #take(event: MutableEvent, typeId: number, lane: number): number {
+    const slot = this.#free.length > 0 ? (this.#free.pop() as number) : this.#grow();
     this.#events[slot] = event;
     this.#typeIds[slot] = typeId;
     this.#lanes[slot] = lane;
     this.#arenaLength[slot] = 0;
     this.#live++;
+    return slot;
+  }
+
+  /**
+   * A recovered event, built from `source` only when something reads it
+   * (recovering a million events must not decode a million payloads).
+   */
+  addLazy(source: LazyEvents, index: number, typeId: number, lane: number): number {
+    const slot = this.#take(LAZY, typeId, lane);
+    this.#lazy = source;
+    this.#lazyIndex[slot] = index;
     return slot;
   }
 
@@ -118,8 +159,30 @@ export class SlotTable {
       this.#lanes = resized(this.#lanes, new Uint8Array(size));
       this.#arenaOffset = resized(this.#arenaOffset, new Uint32Array(size));
       this.#arenaLength = resized(this.#arenaLength, new Uint32Array(size));
+      this.#lazyIndex = resized(this.#lazyIndex, new Int32Array(size));
     }
     return slot;
+  }
+
+  #get(slot: number): MutableEvent {
+    const event = this.#events[slot];
+    return event === LAZY ? this.#build(slot) : (event as MutableEvent);
+  }
+
+  #build(slot: number): MutableEvent {
+    const f = (this.#lazy as LazyEvents).build(this.#lazyIndex[slot]);
+    const event = handlerEvent(f.id, f.type, f.payload, this.#lanes[slot], f.correlationId ?? f.id, f.timestamp);
+    event[LOOKUP] = this.#lookup;
+    event[SLOT] = slot;
+    this.#events[slot] = event;
+    if (f.failure !== undefined) this.#undecodable.set(slot, f.failure);
+    return event;
+  }
+
+  /** Why a recovered event's payload could not be decoded, if it could not. */
+  undecodable(slot: number): string | undefined {
+    if (this.#events[slot] === LAZY) this.#build(slot);
+    return this.#undecodable.size === 0 ? undefined : this.#undecodable.get(slot);
   }
 
   has(slot: number): boolean {
@@ -127,11 +190,11 @@ export class SlotTable {
   }
 
   id(slot: number): string {
-    return (this.#events[slot] as MutableEvent).id;
+    return this.#get(slot).id;
   }
 
   type(slot: number): string {
-    return (this.#events[slot] as MutableEvent).type;
+    return this.#get(slot).type;
   }
 
   typeId(slot: number): number {
@@ -165,6 +228,7 @@ export class SlotTable {
     if (this.#events[slot] === undefined) return;
     this.#events[slot] = undefined;
     this.#contexts[slot] = undefined;
+    if (this.#undecodable.size > 0) this.#undecodable.delete(slot);
     this.#free.push(slot);
     this.#live--;
   }
@@ -183,7 +247,7 @@ export class SlotTable {
    * `retryCount` nor its `signal` change.
    */
   eventFor(slot: number, delivery: Delivery): BufferedEvent {
-    const event = this.#events[slot] as MutableEvent;
+    const event = this.#get(slot);
     if (delivery.attempt === 0 && delivery.handlerId === 0) return event as unknown as BufferedEvent;
     const copy = Object.assign(new HandlerEvent(), event) as unknown as MutableEvent;
     copy[OWN] = delivery;
@@ -193,11 +257,11 @@ export class SlotTable {
 
   /** The event as built at emission, for inline handling. */
   event(slot: number): BufferedEvent {
-    return this.#events[slot] as unknown as BufferedEvent;
+    return this.#get(slot) as unknown as BufferedEvent;
   }
 
   queuedEvent(slot: number): QueuedEvent {
-    const e = this.#events[slot] as MutableEvent;
+    const e = this.#get(slot);
     return {
       id: e.id,
       type: e.type,

@@ -9,7 +9,8 @@ import { BusError, errorText } from './errors';
 import { CoarseClock } from './event-record';
 import { checkType, describe } from './handlers';
 import type { Serialised } from './isolates/handlers';
-import { type Encoded, encodePayload, type Journal } from './journal';
+import type { Journal } from './journal';
+import { type Encoded, encodePayload } from './journal-codec';
 import type { BusParts } from './parts';
 import { measurePayload } from './payload';
 

@@ -4,57 +4,24 @@
 // gives back at initialize() is put back into slots and handed to the
 // engine once its type has a handler (events wait for a handler, as they
 // do in the ring).
-import { deserialize, serialize } from 'node:v8';
 import type { JournalMetrics, QueuedEvent } from '../index';
 import { BusError, callNative, errorText } from './errors';
 import type { RecoveredJournal } from './native';
+import type { LazyEvents, RecoveredFields } from './event-record';
 import type { BusParts } from './parts';
-import { isFlatPayload } from './payload';
+import { decode, type Encoded } from './journal-codec';
 
-/** The fields of each event in `RecoveredJournal.events` (src/binding/journal.rs). */
-const F = { ID: 0, LANE: 1, ENCODING: 2, TYPE: 3, START: 4, ID_END: 5, CORRELATION_END: 6, END: 7, ATTEMPT: 8, DUE: 9, OPEN: 10, TIMESTAMP: 11 } as const;
-const EVENT_FIELDS = 12;
+/** Per recovered event, `RecoveredJournal.numbers` and `.fields` (src/binding/journal.rs). */
+const N = { ID: 0, DUE: 1, TIMESTAMP: 2 } as const;
+const NUMBERS = 3;
+const U = { FLAGS: 0, TYPE: 1, BUFFER: 2, START: 3, ID_END: 4, CORRELATION_START: 5, CORRELATION_END: 6, PAYLOAD_START: 7, END: 8, ATTEMPT: 9 } as const;
+const FIELDS = 10;
+const lane = (flags: number): number => flags & 3;
+const encoding = (flags: number): number => (flags >> 2) & 1;
+const isOpen = (flags: number): boolean => (flags & 8) !== 0;
+
 /** See `PACKED_HEADER` in src/core/journal/mod.rs. */
 const PACKED_HEADER = 24;
-const JSON_ENCODING = 0;
-const CLONE_ENCODING = 1;
-
-/**
- * A payload as the journal keeps it: JSON when JSON carries it exactly (a
- * flat object: portable across Node versions), else V8's structured clone
- * (Dates, Maps, nested objects). `size` is exact: the encoded payload plus
- * the type and correlation id, what `maxEventSize` bounds.
- */
-export interface Encoded {
-  encoding: number;
-  text: string | undefined;
-  bytes: Uint8Array | undefined;
-  size: number;
-}
-
-export function encodePayload(payload: unknown, overhead: number, maxEventSize: number): Encoded {
-  const flat = isFlatPayload(payload);
-  let text: string | undefined;
-  let bytes: Uint8Array | undefined;
-  try {
-    if (flat) text = JSON.stringify(payload);
-    else bytes = serialize(payload);
-  } catch (err) {
-    // A getter or proxy that throws on this second read, or a value only
-    // JSON's estimate let through.
-    throw new BusError('INVALID_PAYLOAD', `payload could not be serialised for the journal: ${errorText(err)}`, { field: 'payload' });
-  }
-  const size = overhead + (text !== undefined ? Buffer.byteLength(text) : (bytes as Uint8Array).length);
-  if (size > maxEventSize) {
-    throw new BusError('EVENT_TOO_LARGE', `event is larger than maxEventSize (${maxEventSize} bytes): ${size} bytes serialised`, {
-      field: 'maxEventSize',
-      limit: maxEventSize,
-      size,
-    });
-  }
-  return { encoding: flat ? JSON_ENCODING : CLONE_ENCODING, text, bytes, size };
-}
-
 interface Batch {
   promise: Promise<void>;
   resolve: () => void;
@@ -74,7 +41,7 @@ function batch(): Batch {
 }
 
 
-export class Journal {
+export class Journal implements LazyEvents {
   readonly #h: BusParts;
   readonly #fsync: boolean;
   #open = false;
@@ -91,9 +58,14 @@ export class Journal {
   #recovered: RecoveredJournal | undefined;
   /** Recovered events (indexes into `#recovered.events`) whose type has no handler yet, by type id. */
   readonly #waiting = new Map<number, number[]>();
-  /** Slots of recovered events already in the slot table (those dead letters hold). */
-  readonly #slotOf = new Map<number, number>();
-  #counts = { recovered: 0, undecodable: 0, rejectedFull: 0, inlineFull: 0 };
+  /** Per recovered event, its slot once it has one (-1: none yet). */
+  #slotOf = new Int32Array(0);
+  /** Per recovered type index, the registry's type id. */
+  #typeIds: number[] = [];
+  #counts = { recovered: 0, undecodable: 0, rejectedFull: 0, inlineFull: 0, truncated: 0, truncatedBytes: 0 };
+  #corruptions: JournalMetrics['corruptions'] = [];
+  /** Recovered events in slots, not yet built: the segments read stay until none is left. */
+  #unbuilt = 0;
 
   constructor(host: BusParts, fsync: boolean) {
     this.#h = host;
@@ -214,14 +186,22 @@ export class Journal {
   open(): RecoveredJournal {
     const rec = callNative(() => this.#h.native.openJournal(this.#onChange));
     this.#recovered = rec;
+    this.#counts.truncated = rec.truncated;
+    this.#counts.truncatedBytes = rec.truncatedBytes;
+    this.#corruptions = rec.corruptions.map((c) => ({ ...c }));
     this.#open = true;
     this.#room = this.#h.native.journalRoom();
+    const count = rec.numbers.length / NUMBERS;
+    this.#slotOf = new Int32Array(count).fill(-1);
+    this.#typeIds = rec.types.map((t) => this.#h.registry.typeId(t));
+    const wanted = new Set(rec.letters.map((l) => l.id));
     const byId = new Map<number, number>();
-    for (let i = 0; i * EVENT_FIELDS < rec.events.length; i++) {
-      const f = i * EVENT_FIELDS;
-      byId.set(rec.events[f + F.ID], i);
-      if (rec.events[f + F.OPEN] !== 1) continue;
-      const typeId = this.#h.registry.typeId(rec.types[rec.events[f + F.TYPE]]);
+    const { numbers, fields } = rec;
+    for (let i = 0; i < count; i++) {
+      const f = i * FIELDS;
+      if (wanted.size > 0 && wanted.has(numbers[i * NUMBERS + N.ID])) byId.set(numbers[i * NUMBERS + N.ID], i);
+      if (!isOpen(fields[f + U.FLAGS])) continue;
+      const typeId = this.#typeIds[fields[f + U.TYPE]];
       let list = this.#waiting.get(typeId);
       if (list === undefined) this.#waiting.set(typeId, (list = []));
       list.push(i);
@@ -229,11 +209,11 @@ export class Journal {
     for (const letter of rec.letters) {
       const i = byId.get(letter.id);
       if (i === undefined) continue;
-      const slot = this.#slotFor(i, false);
-      if (slot === undefined) continue;
-      const f = i * EVENT_FIELDS;
+      const slot = this.#slotFor(i);
+      const f = i * FIELDS;
       // Its work has ended: the letter holds the slot, the books do not.
-      this.#h.native.adoptLetter(slot, this.#h.slots.typeId(slot), rec.events[f + F.LANE], rec.events[f + F.END] - rec.events[f + F.CORRELATION_END], letter);
+      this.#h.native.adoptLetter(slot, this.#h.slots.typeId(slot), lane(fields[f + U.FLAGS]), fields[f + U.END] - fields[f + U.PAYLOAD_START], letter);
+      this.#h.slots.queuedEvent(slot);
     }
     this.flush();
     const registry = this.#h.registry;
@@ -250,75 +230,98 @@ export class Journal {
   #release(typeIds: number[]): void {
     const rec = this.#recovered;
     if (rec === undefined || typeIds.length === 0) return;
-    const order = typeIds.flatMap((t) => this.#waiting.get(t) ?? []).sort((a, b) => a - b);
+    // Each list is in acceptance order already; several are merged by a
+    // numeric typed-array sort (no comparator calls).
+    const lists = typeIds.map((t) => this.#waiting.get(t) ?? []);
+    const order = lists.length === 1 ? lists[0] : Uint32Array.from(lists.flat()).sort();
     for (const t of typeIds) this.#waiting.delete(t);
-    const flat: number[] = [];
+    const flat = new Float64Array(order.length * 7);
+    const { numbers, fields } = rec;
+    let at = 0;
     for (const i of order) {
-      const slot = this.#slotFor(i, true);
-      if (slot === undefined) continue;
-      const f = i * EVENT_FIELDS;
-      const e = rec.events;
-      flat.push(slot, e[f + F.ID], this.#h.slots.typeId(slot), e[f + F.LANE], e[f + F.END] - e[f + F.CORRELATION_END], e[f + F.ATTEMPT], e[f + F.DUE]);
+      const slot = this.#slotFor(i);
+      const f = i * FIELDS;
+      flat[at++] = slot;
+      flat[at++] = numbers[i * NUMBERS + N.ID];
+      flat[at++] = this.#h.slots.typeId(slot);
+      flat[at++] = lane(fields[f + U.FLAGS]);
+      flat[at++] = fields[f + U.END] - fields[f + U.PAYLOAD_START];
+      flat[at++] = fields[f + U.ATTEMPT];
+      flat[at++] = numbers[i * NUMBERS + N.DUE];
       this.#h.books.opened(slot);
     }
-    this.#counts.recovered += flat.length / 7;
-    if (flat.length > 0) this.#h.native.adoptRecovered(Float64Array.from(flat));
+    this.#counts.recovered += order.length;
+    if (order.length > 0) this.#h.native.adoptRecovered(flat);
+    this.#letGo();
   }
 
-  /**
-   * The slot of recovered event `i`, decoding it into the slot table the
-   * first time. One that cannot be decoded becomes a dead letter saying
-   * why (`undefined`: nothing more to do with it).
-   */
-  #slotFor(i: number, open: boolean): number | undefined {
-    const known = this.#slotOf.get(i);
-    if (known !== undefined) return known;
+  /** The slot of recovered event `i`; it is built only when first read (`build`). */
+  #slotFor(i: number): number {
+    const known = this.#slotOf[i];
+    if (known >= 0) return known;
     const rec = this.#recovered as RecoveredJournal;
-    const f = i * EVENT_FIELDS;
-    const e = rec.events;
-    const type = rec.types[e[f + F.TYPE]];
-    const typeId = this.#h.registry.typeId(type);
-    const lane = e[f + F.LANE];
-    const bytes = rec.bytes;
-    const id = bytes.toString('utf8', e[f + F.START], e[f + F.ID_END]);
-    const correlationId = e[f + F.CORRELATION_END] > e[f + F.ID_END] ? bytes.toString('utf8', e[f + F.ID_END], e[f + F.CORRELATION_END]) : undefined;
-    const timestamp = e[f + F.TIMESTAMP];
-    const decoded = decode(bytes.subarray(e[f + F.CORRELATION_END], e[f + F.END]), e[f + F.ENCODING]);
-    if (decoded.failure !== undefined) {
-      const slot = this.#h.slots.add(id, type, typeId, undefined, lane, correlationId, timestamp);
-      this.#h.books.opened(slot);
-      this.#h.native.adoptUndecodable(slot, e[f + F.ID], typeId, lane, `recovered event's payload could not be decoded: ${decoded.failure}`);
-      this.#counts.undecodable++;
-      this.#slotOf.set(i, slot);
-      return open ? undefined : slot;
-    }
-    const slot = this.#h.slots.add(id, type, typeId, decoded.payload, lane, correlationId, timestamp);
-    this.#slotOf.set(i, slot);
+    const f = i * FIELDS;
+    const typeId = this.#typeIds[rec.fields[f + U.TYPE]];
+    const slot = this.#h.slots.addLazy(this, i, typeId, lane(rec.fields[f + U.FLAGS]));
+    this.#slotOf[i] = slot;
+    this.#unbuilt++;
     return slot;
+  }
+
+  /** Recovered event `i`, decoded (LazyEvents). */
+  build(i: number): RecoveredFields {
+    const rec = this.#recovered as RecoveredJournal;
+    const f = i * FIELDS;
+    const e = rec.fields;
+    const bytes = rec.buffers[e[f + U.BUFFER]];
+    const corrStart = e[f + U.CORRELATION_START];
+    const corrEnd = e[f + U.CORRELATION_END];
+    const decoded = decode(bytes.subarray(e[f + U.PAYLOAD_START], e[f + U.END]), encoding(e[f + U.FLAGS]));
+    if (decoded.failure !== undefined) this.#counts.undecodable++;
+    const fields = {
+      id: bytes.toString('utf8', e[f + U.START], e[f + U.ID_END]),
+      type: rec.types[e[f + U.TYPE]],
+      payload: decoded.payload,
+      correlationId: corrEnd > corrStart ? bytes.toString('utf8', corrStart, corrEnd) : undefined,
+      timestamp: rec.numbers[i * NUMBERS + N.TIMESTAMP],
+      failure: decoded.failure,
+    };
+    this.#unbuilt--;
+    this.#letGo();
+    return fields;
+  }
+
+  /** Once every recovered event is built, the segments read at recovery can go. */
+  #letGo(): void {
+    if (this.#unbuilt === 0 && this.#waiting.size === 0) this.#recovered = undefined;
   }
 
   /** Recovered events still waiting for a handler: not finished, and in the journal still. */
   waitingEvents(): QueuedEvent[] {
     const out: QueuedEvent[] = [];
     for (const list of this.#waiting.values()) {
-      for (const i of list) {
-        const slot = this.#slotFor(i, false);
-        if (slot === undefined) continue;
-        out.push(this.#h.slots.queuedEvent(slot));
-      }
+      for (const i of list) out.push(this.#h.slots.queuedEvent(this.#slotFor(i)));
     }
     return out;
   }
 
-  /** Writes and syncs everything, settles what waited, and releases the directory. */
-  close(): void {
+  /**
+   * Writes and syncs everything, settles what waited, and releases the
+   * directory. Returns the error if the journal could not be closed
+   * cleanly (a failed write: what it holds may be short of what the
+   * shutdown report lists).
+   */
+  close(): BusError | undefined {
     if (!this.#open) {
       this.#batch?.reject(new BusError('SHUTTING_DOWN', 'the bus was shut down before initialize() opened its journal'));
-      return;
+      return undefined;
     }
     this.flush();
     try {
       callNative(() => this.#h.native.closeJournal());
+      return undefined;
+    } catch (err) {
+      return asJournalError(err);
     } finally {
       this.#open = false;
       this.#onChange();
@@ -326,7 +329,6 @@ export class Journal {
   }
 
   metrics(native: NativeJournalStats | null | undefined): JournalMetrics {
-    const rec = this.#recovered;
     let waiting = 0;
     for (const list of this.#waiting.values()) waiting += list.length;
     return {
@@ -343,9 +345,9 @@ export class Journal {
       recovered: this.#counts.recovered,
       recoveredWaiting: waiting,
       undecodable: this.#counts.undecodable,
-      truncated: rec?.truncated ?? 0,
-      truncatedBytes: rec?.truncatedBytes ?? 0,
-      corruptions: (rec?.corruptions ?? []).map((c) => ({ ...c })),
+      truncated: this.#counts.truncated,
+      truncatedBytes: this.#counts.truncatedBytes,
+      corruptions: this.#corruptions.map((c) => ({ ...c })),
       rejectedFull: this.#counts.rejectedFull,
       inlineFull: this.#counts.inlineFull,
       failure: native?.failure ?? null,
@@ -371,15 +373,4 @@ export interface NativeJournalStats {
 function asJournalError(err: unknown): BusError {
   if (err instanceof BusError && err.code === 'JOURNAL_ERROR') return err;
   return new BusError('JOURNAL_ERROR', `the journal could not take the event: ${errorText(err)}`);
-}
-
-/** A payload from the journal, or why it cannot be read. */
-function decode(bytes: Buffer, encoding: number): { payload?: unknown; failure?: string } {
-  try {
-    if (encoding === JSON_ENCODING) return { payload: JSON.parse(bytes.toString('utf8')) };
-    if (encoding === CLONE_ENCODING) return { payload: deserialize(bytes) };
-    return { failure: `unknown encoding ${encoding}` };
-  } catch (err) {
-    return { failure: errorText(err) };
-  }
 }

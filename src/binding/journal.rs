@@ -5,7 +5,7 @@
 use std::path::PathBuf;
 use std::sync::Arc;
 
-use napi::bindgen_prelude::{Buffer, Float64Array, Function};
+use napi::bindgen_prelude::{Buffer, Float64Array, Function, Uint32Array};
 use napi::threadsafe_function::ThreadsafeFunctionCallMode;
 use napi_derive::napi;
 
@@ -18,23 +18,29 @@ use crate::core::error::BusError;
 use crate::core::journal::{DurableNotifier, Journal, JournalOptions, Recovered};
 use crate::core::schedule::dead_letters::{AttemptError, DeadLetter};
 
-/// Fields per event in `RecoveredJournal::events`.
-const EVENT_FIELDS: usize = 12;
+/// Numbers per event in `RecoveredJournal::numbers` and `::fields`.
+const NUMBERS: usize = 3;
+const FIELDS: usize = 10;
 /// Fields per event `adoptRecovered` takes.
 const ADOPT_FIELDS: usize = 7;
 
 /// What `openJournal` found.
 #[napi(object)]
 pub struct RecoveredJournal {
-    /// Per event, `[journal id, lane, encoding (0 JSON, 1 structured
-    /// clone), type index, start, id end, correlation end, end, attempt,
-    /// due (Unix ms), open, timestamp]`; `bytes[start..id end]` is the
-    /// event id, then the correlation id (empty: the event id), then the
-    /// payload. Open events first, in the order they were accepted, then
-    /// those only dead letters hold.
-    pub events: Float64Array,
+    /// Per event, `[journal id, due (Unix ms), timestamp]`.
+    pub numbers: Float64Array,
+    /// Per event, `[flags, type index, buffer, start, id end, correlation
+    /// start, correlation end, payload start, end, attempt]`; flags are
+    /// `lane | encoding << 2 | open << 3` (encoding 0 JSON, 1 structured
+    /// clone; open 0 when only dead letters hold the event). In
+    /// `buffers[buffer]`, `[start..id end]` is the event id, `[correlation
+    /// start..end]` the correlation id (empty: the event id), `[payload
+    /// start..end]` the payload. Open events first, in the order they were
+    /// accepted, then those only dead letters hold.
+    pub fields: Uint32Array,
     pub types: Vec<String>,
-    pub bytes: Buffer,
+    /// The journal's segments as read (the events are not copied out).
+    pub buffers: Vec<Buffer>,
     pub letters: Vec<RecoveredLetterEntry>,
     pub records: f64,
     pub truncated: u32,
@@ -71,27 +77,30 @@ impl DurableNotifier for TsfnDurable {
 }
 
 fn converted(rec: Recovered) -> RecoveredJournal {
-    let mut events = Vec::with_capacity(rec.events.len() * EVENT_FIELDS);
+    let mut numbers = Vec::with_capacity(rec.events.len() * NUMBERS);
+    let mut fields = Vec::with_capacity(rec.events.len() * FIELDS);
+    let offset = |n: usize| u32::try_from(n).unwrap_or(u32::MAX);
     for e in &rec.events {
-        events.extend_from_slice(&[
-            e.id as f64,
-            e.lane as f64,
-            e.encoding as f64,
-            e.type_index as f64,
-            e.start as f64,
-            e.id_end as f64,
-            e.correlation_end as f64,
-            e.end as f64,
-            e.attempt as f64,
-            e.due_ms as f64,
-            if e.open { 1.0 } else { 0.0 },
-            e.timestamp,
+        numbers.extend_from_slice(&[e.id as f64, e.due_ms as f64, e.timestamp]);
+        let flags = u32::from(e.lane) | u32::from(e.encoding) << 2 | u32::from(e.open) << 3;
+        fields.extend_from_slice(&[
+            flags,
+            e.type_index,
+            e.buffer,
+            offset(e.start),
+            offset(e.id_end),
+            offset(e.correlation_start),
+            offset(e.correlation_end),
+            offset(e.payload_start),
+            offset(e.end),
+            e.attempt,
         ]);
     }
     RecoveredJournal {
-        events: Float64Array::new(events),
+        numbers: Float64Array::new(numbers),
+        fields: Uint32Array::new(fields),
         types: rec.types,
-        bytes: Buffer::from(rec.bytes),
+        buffers: rec.buffers.into_iter().map(Buffer::from).collect(),
         letters: rec
             .letters
             .into_iter()
@@ -250,14 +259,6 @@ impl NativeBus {
             timestamp: entry.timestamp as u64,
         };
         self.engine.adopt_letter(entry.id as u64, letter);
-    }
-
-    /// A recovered event whose envelope JavaScript could not decode: it
-    /// becomes a dead letter with `reason`.
-    #[napi]
-    pub fn adopt_undecodable(&self, slot: u32, id: f64, type_id: u32, lane: u32, reason: String) {
-        self.engine
-            .adopt_undecodable(slot, id as u64, type_id, lane.min(2) as u8, reason);
     }
 
     /// Writes and syncs what is queued and releases the directory.

@@ -8,7 +8,7 @@ use super::{unix_ms, Engine, Inner};
 use crate::core::error::BusError;
 use crate::core::journal::Journal;
 use crate::core::schedule::books::Report;
-use crate::core::schedule::dead_letters::{AttemptError, DeadLetter};
+use crate::core::schedule::dead_letters::DeadLetter;
 use crate::core::schedule::retry_queue::Redelivery;
 use crate::core::shm::ring::Record;
 
@@ -51,10 +51,10 @@ impl Engine {
         };
         let now_ms = unix_ms();
         let now = Instant::now();
+        journal.adopt_all(events.iter().map(|e| (e.slot, e.id)));
         {
             let mut books = self.inner.books.lock();
             for e in events {
-                journal.adopt(e.slot, e.id);
                 books.opened(e.slot);
             }
         }
@@ -102,49 +102,6 @@ impl Engine {
         if let Some(evicted) = evicted {
             self.inner.books.lock().unlettered(evicted.slot);
         }
-    }
-}
-
-impl Engine {
-    /// A recovered event whose envelope cannot be decoded (JavaScript put
-    /// a placeholder in `slot`): a dead letter saying why, so recovery
-    /// goes on and nothing is dropped unseen.
-    pub fn adopt_undecodable(&self, slot: u32, id: u64, type_id: u32, lane: u8, reason: String) {
-        let Some(journal) = self.journal() else {
-            return;
-        };
-        journal.adopt(slot, id);
-        let now = unix_ms();
-        let letter = DeadLetter {
-            id: 0,
-            slot,
-            handler_id: 0,
-            handler: "(journal recovery)".into(),
-            type_id,
-            lane,
-            size: 0,
-            arena: 0,
-            attempts: 0,
-            errors: vec![AttemptError {
-                message: reason,
-                name: "JournalDecodeError".into(),
-                stack: None,
-                timed_out: false,
-                at: now,
-            }],
-            timestamp: now,
-        };
-        let mut books = self.inner.books.lock();
-        books.opened(slot);
-        books.lettered(slot);
-        if let (_, Some(evicted)) = self.inner.queue.dead_letter(letter) {
-            books.unlettered(evicted.slot);
-        }
-        books.work_done(slot, false);
-        self.inner
-            .metrics
-            .dead_lettered
-            .fetch_add(1, std::sync::atomic::Ordering::Relaxed);
     }
 }
 

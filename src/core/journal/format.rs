@@ -21,6 +21,8 @@ pub const ENCODING_JSON: u8 = 0;
 pub const ENCODING_CLONE: u8 = 1;
 
 const ACCEPTED: u8 = 1;
+/// The first body byte of an `Accepted` record.
+pub const ACCEPTED_KIND: u8 = ACCEPTED;
 const FINISHED: u8 = 2;
 const REOPENED: u8 = 3;
 const LETTERED: u8 = 4;
@@ -36,10 +38,11 @@ pub enum Entry<'a> {
         encoding: u8,
         /// Milliseconds since the Unix epoch, as the event carries it.
         timestamp: f64,
-        event_type: &'a str,
-        event_id: &'a str,
+        /// UTF-8, as JavaScript wrote them; read back by JavaScript.
+        event_type: &'a [u8],
+        event_id: &'a [u8],
         /// Empty when it is the event id.
-        correlation: &'a str,
+        correlation: &'a [u8],
         payload: &'a [u8],
     },
     /// All of its work ended (every handler succeeded, or dead-lettered).
@@ -115,9 +118,9 @@ pub fn encode(entry: &Entry<'_>, out: &mut Vec<u8>) -> usize {
             out.push(lane);
             out.push(encoding);
             out.extend_from_slice(&timestamp.to_le_bytes());
-            put_bytes(out, event_type.as_bytes());
-            put_bytes(out, event_id.as_bytes());
-            put_bytes(out, correlation.as_bytes());
+            put_bytes(out, event_type);
+            put_bytes(out, event_id);
+            put_bytes(out, correlation);
             put_bytes(out, payload);
         }
         Entry::Finished { id } => {
@@ -207,6 +210,14 @@ pub fn decode(buf: &[u8]) -> Frame<'_> {
     }
 }
 
+/// The record of a frame replay has already checked (no second checksum).
+pub fn parse_checked(frame: &[u8]) -> Frame<'_> {
+    match frame.get(FRAME_HEADER..).and_then(parse) {
+        Some(entry) => Frame::Record(entry, frame.len()),
+        None => Frame::Corrupt("unknown or malformed record"),
+    }
+}
+
 fn parse(body: &[u8]) -> Option<Entry<'_>> {
     let mut r = Reader { buf: body, at: 1 };
     let entry = match *body.first()? {
@@ -215,9 +226,9 @@ fn parse(body: &[u8]) -> Option<Entry<'_>> {
             lane: r.u8()?,
             encoding: r.u8()?,
             timestamp: f64::from_bits(r.u64()?),
-            event_type: r.text()?,
-            event_id: r.text()?,
-            correlation: r.text()?,
+            event_type: r.bytes()?,
+            event_id: r.bytes()?,
+            correlation: r.bytes()?,
             payload: r.bytes()?,
         },
         FINISHED => Entry::Finished { id: r.u64()? },
@@ -294,9 +305,9 @@ mod tests {
                 lane: 2,
                 encoding: ENCODING_JSON,
                 timestamp: 1_764_000_000_000.5,
-                event_type: "user.created",
-                event_id: "ab12-7",
-                correlation: "",
+                event_type: b"user.created",
+                event_id: b"ab12-7",
+                correlation: b"",
                 payload: br#"{"n":1}"#,
             },
             Entry::Finished { id: 7 },

@@ -57,9 +57,89 @@ impl Hasher for IdHasher {
 
 pub type IdMap<K, V> = HashMap<K, V, BuildHasherDefault<IdHasher>>;
 
+/// Events by id, kept in the order they were inserted: the map holds only
+/// positions (small entries, fewer cache misses), the events sit in a
+/// vector written sequentially, and iterating it yields journal order,
+/// which is nearly id order (recovery sorts what copying forward moved).
+/// Removed events leave a hole until holes outnumber events.
+#[derive(Default)]
+pub struct EventTable {
+    positions: IdMap<u64, u32>,
+    arena: Vec<(u64, Option<Event>)>,
+    holes: usize,
+}
+
+impl EventTable {
+    pub fn len(&self) -> usize {
+        self.positions.len()
+    }
+
+    #[cfg(test)]
+    pub fn is_empty(&self) -> bool {
+        self.positions.is_empty()
+    }
+
+    pub fn reserve(&mut self, more: usize) {
+        self.positions.reserve(more);
+        self.arena.reserve(more);
+    }
+
+    pub fn get(&self, id: &u64) -> Option<&Event> {
+        let &at = self.positions.get(id)?;
+        self.arena[at as usize].1.as_ref()
+    }
+
+    pub fn get_mut(&mut self, id: &u64) -> Option<&mut Event> {
+        let &at = self.positions.get(id)?;
+        self.arena[at as usize].1.as_mut()
+    }
+
+    /// Adds `ev` at the end; returns the event it replaces.
+    pub fn insert(&mut self, id: u64, ev: Event) -> Option<Event> {
+        let at = self.arena.len() as u32;
+        self.arena.push((id, Some(ev)));
+        let old = self.positions.insert(id, at)?;
+        self.holes += 1;
+        self.arena[old as usize].1.take()
+    }
+
+    pub fn remove(&mut self, id: &u64) -> Option<Event> {
+        let at = self.positions.remove(id)?;
+        let ev = self.arena[at as usize].1.take();
+        self.holes += 1;
+        if self.holes > 1024 && self.holes * 2 > self.arena.len() {
+            self.close_holes();
+        }
+        ev
+    }
+
+    fn close_holes(&mut self) {
+        self.arena.retain(|(_, ev)| ev.is_some());
+        for (at, (id, _)) in self.arena.iter().enumerate() {
+            self.positions.insert(*id, at as u32);
+        }
+        self.holes = 0;
+    }
+
+    /// Live events in insertion order.
+    pub fn iter(&self) -> impl Iterator<Item = (&u64, &Event)> {
+        self.arena
+            .iter()
+            .filter_map(|(id, ev)| ev.as_ref().map(|ev| (id, ev)))
+    }
+}
+
+#[cfg(test)]
+impl std::ops::Index<&u64> for EventTable {
+    type Output = Event;
+    fn index(&self, id: &u64) -> &Event {
+        self.get(id).expect("no such event in the journal index")
+    }
+}
+
 #[derive(Default)]
 pub struct Index {
-    pub events: IdMap<u64, Event>,
+    pub events: EventTable,
     pub letters: IdMap<u64, Letter>,
     live: IdMap<u32, u64>,
     /// Records naming an event or letter the index does not hold.
@@ -67,6 +147,11 @@ pub struct Index {
 }
 
 impl Index {
+    /// Room for this many more events without growing.
+    pub fn reserve(&mut self, events: usize) {
+        self.events.reserve(events);
+    }
+
     pub fn live_bytes(&self, segment: u32) -> u64 {
         self.live.get(&segment).copied().unwrap_or(0)
     }
@@ -201,18 +286,6 @@ impl Index {
         ids.dedup();
         ids
     }
-
-    /// The letters holding event `id`, oldest first.
-    pub fn letters_of(&self, id: u64) -> Vec<(u64, Letter)> {
-        let mut found: Vec<(u64, Letter)> = self
-            .letters
-            .iter()
-            .filter(|(_, l)| l.id == id)
-            .map(|(&n, &l)| (n, l))
-            .collect();
-        found.sort_unstable_by_key(|(n, _)| *n);
-        found
-    }
 }
 
 #[cfg(test)]
@@ -233,9 +306,9 @@ mod tests {
             lane: 1,
             encoding: 0,
             timestamp: 0.0,
-            event_type: "t",
-            event_id: "e",
-            correlation: "",
+            event_type: b"t",
+            event_id: b"e",
+            correlation: b"",
             payload: b"{}",
         }
     }

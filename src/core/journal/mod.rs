@@ -14,8 +14,10 @@
 //! they come, without waiting: losing one costs a repeated delivery
 //! (at-least-once), never an event.
 
+mod extract;
 mod format;
 mod index;
+mod intake;
 mod replay;
 mod segments;
 #[cfg(test)]
@@ -34,6 +36,8 @@ use crate::core::observe::histogram::{Histogram, Summary};
 use format::Entry;
 pub use format::{ENCODING_CLONE, ENCODING_JSON};
 use index::Index;
+pub use intake::PACKED_HEADER;
+use intake::{set_slot, slot_id, unpack, SlotIds};
 pub use replay::{Corruption, PendingEvent, Recovered, RecoveredLetter};
 use segments::{DirLock, Segments};
 
@@ -113,13 +117,6 @@ pub struct Journal {
     shared: Arc<Shared>,
     writer: Mutex<Option<JoinHandle<()>>>,
 }
-
-/// One accepted event as JavaScript packs it for `accept`: `[slot
-/// u32][lane u8][encoding u8][type length u16][timestamp f64][id length
-/// u16][correlation length u16][payload length u32]`, then the type, the
-/// event id, the correlation id (empty: the event id) and the payload;
-/// little-endian.
-pub const PACKED_HEADER: usize = 24;
 
 impl Journal {
     /// Locks `dir` (creating it), replays what is there, and starts the
@@ -238,7 +235,15 @@ impl Journal {
 
     /// A recovered event now sits in `slot`.
     pub fn adopt(&self, slot: u32, id: u64) {
-        set_slot(&mut self.shared.queue.lock().slots, slot, id);
+        self.adopt_all([(slot, id)]);
+    }
+
+    /// Recovered events now sit in these slots (`(slot, id)`).
+    pub fn adopt_all(&self, events: impl IntoIterator<Item = (u32, u64)>) {
+        let mut q = self.shared.queue.lock();
+        for (slot, id) in events {
+            set_slot(&mut q.slots, slot, id);
+        }
     }
 
     /// The work of the events in these slots ended.
@@ -389,7 +394,7 @@ impl Journal {
             let _ = writer.join();
         }
         let result = self.shared.flush(true).and_then(|_| self.shared.sync());
-        self.shared.files.lock().segments.finish_spare();
+        self.shared.files.lock().segments.close();
         self.shared.lock.lock().take();
         result
     }
@@ -399,72 +404,4 @@ impl Drop for Journal {
     fn drop(&mut self) {
         let _ = self.close();
     }
-}
-
-/// Slots are dense (JavaScript reuses freed ones first): a vector below
-/// this, a map above, so a wild slot number costs an entry, not memory.
-const DENSE_SLOTS: usize = 1 << 20;
-
-#[derive(Default)]
-struct SlotIds {
-    dense: Vec<u64>,
-    sparse: index::IdMap<u32, u64>,
-}
-
-fn set_slot(slots: &mut SlotIds, slot: u32, id: u64) {
-    let i = slot as usize;
-    if i >= DENSE_SLOTS {
-        if id == 0 {
-            slots.sparse.remove(&slot);
-        } else {
-            slots.sparse.insert(slot, id);
-        }
-        return;
-    }
-    if i >= slots.dense.len() {
-        if id == 0 {
-            return;
-        }
-        slots.dense.resize(i + 1, 0);
-    }
-    slots.dense[i] = id;
-}
-
-fn slot_id(slots: &SlotIds, slot: u32) -> Option<u64> {
-    let id = match slot as usize {
-        i if i < DENSE_SLOTS => slots.dense.get(i).copied(),
-        _ => slots.sparse.get(&slot).copied(),
-    };
-    id.filter(|&id| id != 0)
-}
-
-/// One packed accepted event at `at`: its slot, its record, the next offset.
-fn unpack(buf: &[u8], at: usize) -> Option<(u32, Entry<'_>, usize)> {
-    let h = buf.get(at..at.checked_add(PACKED_HEADER)?)?;
-    let u16_at = |i: usize| u16::from_le_bytes([h[i], h[i + 1]]) as usize;
-    let slot = u32::from_le_bytes([h[0], h[1], h[2], h[3]]);
-    let mut ts = [0u8; 8];
-    ts.copy_from_slice(&h[8..16]);
-    let payload_len = u32::from_le_bytes([h[20], h[21], h[22], h[23]]) as usize;
-    let mut next = at + PACKED_HEADER;
-    let mut take = |n: usize| {
-        let s = buf.get(next..next.checked_add(n)?)?;
-        next += n;
-        Some(s)
-    };
-    let event_type = std::str::from_utf8(take(u16_at(6))?).ok()?;
-    let event_id = std::str::from_utf8(take(u16_at(16))?).ok()?;
-    let correlation = std::str::from_utf8(take(u16_at(18))?).ok()?;
-    let payload = take(payload_len)?;
-    let entry = Entry::Accepted {
-        id: 0,
-        lane: h[4],
-        encoding: h[5],
-        timestamp: f64::from_le_bytes(ts),
-        event_type,
-        event_id,
-        correlation,
-        payload,
-    };
-    Some((slot, entry, next))
 }

@@ -9,6 +9,7 @@
 use std::fs::{self, OpenOptions};
 use std::path::Path;
 
+use super::extract::extract;
 use super::format::{self, Entry, Frame, FRAME_HEADER, SEGMENT_HEADER};
 use super::index::Index;
 use super::segments::{list, segment_path, Loc};
@@ -22,12 +23,15 @@ pub struct PendingEvent {
     pub timestamp: f64,
     /// Index into `Recovered::types`.
     pub type_index: u32,
-    /// `Recovered::bytes[start..id_end]` is the event id,
-    /// `[id_end..correlation_end]` its correlation id (empty: the event
-    /// id), `[correlation_end..end]` its payload.
+    /// In `Recovered::buffers[buffer]`, `[start..id_end]` is the event id,
+    /// `[correlation_start..correlation_end]` its correlation id (empty:
+    /// the event id), `[payload_start..end]` its payload.
+    pub buffer: u32,
     pub start: usize,
     pub id_end: usize,
+    pub correlation_start: usize,
     pub correlation_end: usize,
+    pub payload_start: usize,
     pub end: usize,
     /// Runs made before (0: it never failed), and when the next is due
     /// (Unix ms; 0 = now).
@@ -62,7 +66,8 @@ pub struct Recovered {
     /// Open events first by id, then events kept only by dead letters.
     pub events: Vec<PendingEvent>,
     pub types: Vec<String>,
-    pub bytes: Vec<u8>,
+    /// The segments as read: recovered events are not copied out of them.
+    pub buffers: Vec<Vec<u8>>,
     pub letters: Vec<RecoveredLetter>,
     pub records: u64,
     /// Torn tails cut off (one per crash, at most).
@@ -89,11 +94,13 @@ pub fn replay(dir: &Path) -> Result<Replayed, String> {
         ..Recovered::default()
     };
     let mut index = Index::default();
+    // Read first, so the index is sized once for every event in them.
     let mut files = Vec::with_capacity(numbers.len());
-    let mut kept = Vec::new();
+    let mut accepted = 0;
     for (i, &n) in numbers.iter().enumerate() {
         let path = segment_path(dir, n);
-        let buf = fs::read(&path).map_err(|e| format!("cannot read {}: {e}", path.display()))?;
+        let (buf, count) =
+            read_data(&path).map_err(|e| format!("cannot read {}: {e}", path.display()))?;
         let header = buf.get(..SEGMENT_HEADER).unwrap_or(&buf);
         if let Err(why) = format::read_segment_header(header) {
             if i + 1 == numbers.len() && buf.iter().all(|&b| b == 0) {
@@ -103,24 +110,83 @@ pub fn replay(dir: &Path) -> Result<Replayed, String> {
             }
             return Err(format!("{}: {why}", path.display()));
         }
-        let last = i + 1 == numbers.len();
-        let end = scan(n, &buf, last, &mut index, &mut rec);
+        accepted += count;
+        files.push((n, buf));
+    }
+    index.reserve(accepted);
+    let mut kept = Vec::with_capacity(files.len());
+    for (i, (n, buf)) in files.iter().enumerate() {
+        let last = i + 1 == files.len();
+        let end = scan(*n, buf, last, &mut index, &mut rec);
         if last && end < buf.len() as u64 && !is_zero(&buf[end as usize..]) {
             // The torn tail goes, so the next replay does not count it again.
+            let path = segment_path(dir, *n);
             rec.truncated += 1;
             rec.truncated_bytes += tail_len(&buf[end as usize..]);
             zero_from(&path, end, buf.len() as u64)
                 .map_err(|e| format!("cannot truncate {}: {e}", path.display()))?;
         }
-        kept.push((n, end));
-        files.push((n, buf));
+        kept.push((*n, end));
     }
     extract(&index, &files, &mut rec);
+    rec.buffers = files.into_iter().map(|(_, buf)| buf).collect();
     Ok(Replayed {
         recovered: rec,
         index,
         segments: kept,
     })
+}
+
+/// A segment's bytes up to the end of what was written, and how many
+/// `Accepted` records it holds: read in chunks until its frames reach the
+/// zeros of its preallocated tail, which is not read. A frame that does not
+/// add up makes it read the whole file, so replay can tell a torn tail from
+/// damage in the middle.
+fn read_data(path: &Path) -> std::io::Result<(Vec<u8>, usize)> {
+    use std::os::unix::fs::FileExt;
+    const CHUNK: usize = 4 << 20;
+    let file = fs::File::open(path)?;
+    let len = file.metadata()?.len() as usize;
+    let mut buf: Vec<u8> = Vec::new();
+    let mut at = SEGMENT_HEADER;
+    let mut accepted = 0;
+    let mut whole = false;
+    loop {
+        let want = if whole {
+            len
+        } else {
+            (buf.len() + CHUNK).min(len)
+        };
+        if want > buf.len() {
+            let from = buf.len();
+            buf.resize(want, 0);
+            file.read_exact_at(&mut buf[from..], from as u64)?;
+        }
+        if buf.len() == len && whole {
+            return Ok((buf, accepted));
+        }
+        // Walk the frames by their length words only; replay checks them.
+        while at + FRAME_HEADER <= buf.len() {
+            let word = |i: usize| u32::from_le_bytes([buf[i], buf[i + 1], buf[i + 2], buf[i + 3]]);
+            let (body, crc) = (word(at) as usize, word(at + 4));
+            if body == 0 && crc == 0 {
+                return Ok((buf, accepted));
+            }
+            if body == 0 || body > format::MAX_BODY {
+                whole = true;
+                break;
+            }
+            if at + FRAME_HEADER + body > buf.len() {
+                whole = buf.len() == len;
+                break;
+            }
+            accepted += usize::from(buf[at + FRAME_HEADER] == format::ACCEPTED_KIND);
+            at += FRAME_HEADER + body;
+        }
+        if buf.len() == len {
+            return Ok((buf, accepted));
+        }
+    }
 }
 
 /// Reads one segment's frames into the index; returns where its good
@@ -213,95 +279,4 @@ fn zero_from(path: &Path, from: u64, to: u64) -> std::io::Result<()> {
         at += n as u64;
     }
     file.sync_data()
-}
-
-/// Copies out the envelopes of open events and of those dead letters hold.
-fn extract(index: &Index, files: &[(u32, Vec<u8>)], rec: &mut Recovered) {
-    let mut ids: Vec<u64> = index.events.keys().copied().collect();
-    ids.sort_unstable();
-    // Open events first, in acceptance order: they go back into their lanes.
-    ids.sort_by_key(|id| !index.events[id].open);
-    let mut types: std::collections::HashMap<String, u32> = Default::default();
-    for id in ids {
-        let ev = &index.events[&id];
-        let Some(buf) = files
-            .iter()
-            .find(|(n, _)| *n == ev.accepted.segment)
-            .map(|(_, b)| b)
-        else {
-            continue;
-        };
-        let off = ev.accepted.offset as usize;
-        let Frame::Record(
-            Entry::Accepted {
-                encoding,
-                timestamp,
-                event_type,
-                event_id,
-                correlation,
-                payload,
-                ..
-            },
-            _,
-        ) = format::decode(&buf[off..])
-        else {
-            continue;
-        };
-        let next = types.len() as u32;
-        let type_index = *types.entry(event_type.to_owned()).or_insert_with(|| {
-            rec.types.push(event_type.to_owned());
-            next
-        });
-        let start = rec.bytes.len();
-        rec.bytes.extend_from_slice(event_id.as_bytes());
-        let id_end = rec.bytes.len();
-        rec.bytes.extend_from_slice(correlation.as_bytes());
-        let correlation_end = rec.bytes.len();
-        rec.bytes.extend_from_slice(payload);
-        rec.events.push(PendingEvent {
-            id,
-            lane: ev.lane,
-            encoding,
-            timestamp,
-            type_index,
-            start,
-            id_end,
-            correlation_end,
-            end: rec.bytes.len(),
-            attempt: ev.attempt,
-            due_ms: ev.due_ms,
-            open: ev.open,
-        });
-    }
-    let mut letters: Vec<_> = index.letters.iter().collect();
-    letters.sort_unstable_by_key(|(n, _)| **n);
-    for (&letter, l) in letters {
-        let Some(buf) = files
-            .iter()
-            .find(|(n, _)| *n == l.loc.segment)
-            .map(|(_, b)| b)
-        else {
-            continue;
-        };
-        if let Frame::Record(
-            Entry::Lettered {
-                attempts,
-                at_ms,
-                handler,
-                errors,
-                ..
-            },
-            _,
-        ) = format::decode(&buf[l.loc.offset as usize..])
-        {
-            rec.letters.push(RecoveredLetter {
-                letter,
-                id: l.id,
-                attempts,
-                at_ms,
-                handler: handler.to_owned(),
-                errors: String::from_utf8_lossy(errors).into_owned(),
-            });
-        }
-    }
 }

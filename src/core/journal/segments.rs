@@ -257,13 +257,14 @@ impl Segments {
         Ok(())
     }
 
-    pub fn read(&self, loc: Loc) -> io::Result<Vec<u8>> {
+    /// What was written in a segment, header included.
+    pub fn read_written(&self, segment: u32) -> io::Result<Vec<u8>> {
         let seg = self
             .open
-            .get(&loc.segment)
-            .ok_or_else(|| io::Error::other(format!("segment {} is gone", loc.segment)))?;
-        let mut buf = vec![0u8; loc.len as usize];
-        seg.file.read_exact_at(&mut buf, loc.offset)?;
+            .get(&segment)
+            .ok_or_else(|| io::Error::other(format!("segment {segment} is gone")))?;
+        let mut buf = vec![0u8; seg.end as usize];
+        seg.file.read_exact_at(&mut buf, 0)?;
         Ok(buf)
     }
 
@@ -361,10 +362,12 @@ impl Segments {
         }
     }
 
-    /// Waits for the segment being prepared, which the next run takes.
-    pub fn finish_spare(&mut self) {
+    /// Waits for the segment being prepared (the next run takes it) and
+    /// closes every file: nothing is written after this.
+    pub fn close(&mut self) {
         if let Some(spare) = self.spare.take() {
             let _ = spare.take();
         }
+        self.open.clear();
     }
 }

@@ -57,7 +57,10 @@ fn envelopes(rec: &Recovered) -> Vec<String> {
     rec.events
         .iter()
         .filter(|e| e.open)
-        .map(|e| String::from_utf8_lossy(&rec.bytes[e.correlation_end..e.end]).into_owned())
+        .map(|e| {
+            let buf = &rec.buffers[e.buffer as usize];
+            String::from_utf8_lossy(&buf[e.payload_start..e.end]).into_owned()
+        })
         .collect()
 }
 
@@ -84,7 +87,10 @@ fn unfinished_events_come_back_in_order_with_their_retries() {
     assert_eq!((retry.attempt, retry.due_ms), (2, 123_456));
     assert_eq!(rec.types[rec.events[0].type_index as usize], "a");
     let first = &rec.events[0];
-    assert_eq!(&rec.bytes[first.start..first.id_end], b"id-0");
+    assert_eq!(
+        &rec.buffers[first.buffer as usize][first.start..first.id_end],
+        b"id-0"
+    );
     assert_eq!(first.timestamp, 1.5);
     assert_eq!(rec.next_id, 4);
 }
@@ -188,14 +194,21 @@ fn a_torn_tail_is_cut_and_counted_once() {
     assert_eq!(rec.truncated, 0, "the tail was cut, not counted again");
 }
 
+/// Three events in `dir`, with a byte of event `i`'s record flipped;
+/// returns the segment and the record's offset.
+fn flipped(dir: &Path, i: usize) -> (PathBuf, usize) {
+    let path = three_events(dir);
+    let mut buf = fs::read(&path).unwrap();
+    let at = frame_of(&buf, i);
+    buf[at + 12] ^= 1;
+    fs::write(&path, &buf).unwrap();
+    (path, at)
+}
+
 #[test]
 fn a_flipped_byte_in_the_last_record_is_a_torn_tail() {
     let tmp = TempDir::new("flip-last");
-    let path = three_events(&tmp.0);
-    let mut buf = fs::read(&path).unwrap();
-    let last = frame_of(&buf, 2);
-    buf[last + 12] ^= 1;
-    fs::write(&path, &buf).unwrap();
+    flipped(&tmp.0, 2);
     let (_j, rec) = open(&tmp.0, 64);
     assert_eq!(envelopes(&rec), ["e0", "e1"]);
     assert_eq!(rec.truncated, 1);
@@ -204,11 +217,7 @@ fn a_flipped_byte_in_the_last_record_is_a_torn_tail() {
 #[test]
 fn a_flipped_byte_in_the_middle_is_reported_and_skipped() {
     let tmp = TempDir::new("flip-middle");
-    let path = three_events(&tmp.0);
-    let mut buf = fs::read(&path).unwrap();
-    let middle = frame_of(&buf, 1);
-    buf[middle + 12] ^= 1;
-    fs::write(&path, &buf).unwrap();
+    let (path, middle) = flipped(&tmp.0, 1);
     let (_j, rec) = open(&tmp.0, 64);
     assert_eq!(envelopes(&rec), ["e0", "e2"]);
     assert_eq!(rec.truncated, 0);
@@ -232,4 +241,32 @@ fn accepts_see_the_room_left_under_the_disk_bound() {
     let envelope = "y".repeat(1000);
     j.accept(&pack(&[(0, "a", &envelope)])).unwrap();
     assert!(j.room() < before);
+}
+
+/// Not a test: `cargo test --release --lib replay_speed -- --ignored --nocapture`.
+#[test]
+#[ignore]
+fn replay_speed() {
+    let tmp = TempDir::new("speed");
+    let n: u32 = std::env::var("EVENTS")
+        .ok()
+        .and_then(|v| v.parse().ok())
+        .unwrap_or(100_000);
+    {
+        let (j, _) = open(&tmp.0, 32 << 10);
+        let payload = r#"{"i":1,"user":"u-1","amount":42}"#;
+        for chunk in (0..n).collect::<Vec<_>>().chunks(1000) {
+            let batch: Vec<(u32, &str, &str)> =
+                chunk.iter().map(|&s| (s, "pending", payload)).collect();
+            j.accept(&pack(&batch)).unwrap();
+        }
+        j.flush().unwrap();
+    }
+    let started = std::time::Instant::now();
+    let (_j, rec) = open(&tmp.0, 32 << 10);
+    eprintln!(
+        "open + replay of {n}: {:?} ({} events)",
+        started.elapsed(),
+        rec.events.len()
+    );
 }

@@ -6,6 +6,7 @@ use std::sync::atomic::Ordering;
 use std::time::{Duration, Instant};
 
 use super::format::{self, Entry, Frame, FRAME_HEADER};
+use super::index::IdMap;
 use super::segments::Loc;
 use super::{Files, Queue, Shared};
 
@@ -186,35 +187,53 @@ impl Shared {
         undone && !on_writer
     }
 
-    /// Re-writes each event pinning `segment` as one run: its `Accepted`
-    /// record, its letters, then its state, the order replay needs.
+    /// Re-writes each event pinning `segment` after everything else: its
+    /// `Accepted` record, its letters, then its state, the order replay
+    /// needs. One read per segment involved and one write for them all.
     pub(super) fn copy_forward(&self, files: &mut Files, segment: u32) -> std::io::Result<()> {
         let ids = files.index.pinned_by(segment);
-        let mut run = Vec::new();
-        for id in ids {
+        let mut letters: IdMap<u64, Vec<(u64, Loc)>> = IdMap::default();
+        for (&n, l) in &files.index.letters {
+            letters.entry(l.id).or_default().push((n, l.loc));
+        }
+        let mut contents: IdMap<u32, Vec<u8>> = IdMap::default();
+        let mut out = Vec::new();
+        for &id in &ids {
             let Some(ev) = files.index.events.get(&id).cloned() else {
                 continue;
             };
-            run.clear();
-            run.extend(files.segments.read(ev.accepted)?);
-            for (_, letter) in files.index.letters_of(id) {
-                run.extend(files.segments.read(letter.loc)?);
+            let mut locs = vec![ev.accepted];
+            if let Some(held) = letters.get_mut(&id) {
+                held.sort_unstable_by_key(|(n, _)| *n);
+                locs.extend(held.iter().map(|(_, loc)| *loc));
+            }
+            for loc in locs {
+                let bytes = match contents.entry(loc.segment) {
+                    std::collections::hash_map::Entry::Occupied(e) => e.into_mut(),
+                    std::collections::hash_map::Entry::Vacant(e) => {
+                        e.insert(files.segments.read_written(loc.segment)?)
+                    }
+                };
+                let frame = bytes
+                    .get(loc.offset as usize..loc.offset as usize + loc.len as usize)
+                    .ok_or_else(|| {
+                        std::io::Error::other("a live record lies past its segment's end")
+                    })?;
+                out.extend_from_slice(frame);
             }
             if !ev.open {
-                format::encode(&Entry::Finished { id }, &mut run);
+                format::encode(&Entry::Finished { id }, &mut out);
             } else if ev.state.is_some() {
                 let entry = Entry::Reopened {
                     id,
                     attempt: ev.attempt,
                     due_ms: ev.due_ms,
                 };
-                format::encode(&entry, &mut run);
+                format::encode(&entry, &mut out);
             }
-            let run_bytes = std::mem::take(&mut run);
-            self.write(files, &run_bytes)?;
-            run = run_bytes;
-            self.copied.fetch_add(1, Ordering::Relaxed);
         }
+        self.write(files, &out)?;
+        self.copied.fetch_add(ids.len() as u64, Ordering::Relaxed);
         if files.index.live_bytes(segment) == 0 && files.segments.remove(segment).is_ok() {
             self.deleted.fetch_add(1, Ordering::Relaxed);
         }

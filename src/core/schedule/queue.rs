@@ -288,6 +288,19 @@ impl EventQueue for LocalQueue {
         }
     }
 
+    fn restore(&self, deliveries: Vec<(Option<Instant>, Redelivery)>) {
+        // One lock for all: a recovery hands over up to millions.
+        let mut retries = self.retries.lock();
+        for (due, d) in deliveries {
+            match due {
+                Some(due) => {
+                    retries.schedule(due, d);
+                }
+                None => retries.push_ready(d, false),
+            }
+        }
+    }
+
     fn drain(&self) -> Leftovers {
         Leftovers {
             records: std::iter::from_fn(|| self.ring.pop_next()).collect(),

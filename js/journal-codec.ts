@@ -1,0 +1,54 @@
+// How a durable bus writes payloads into its journal and reads them back.
+import { deserialize, serialize } from 'node:v8';
+import { BusError, errorText } from './errors';
+import { isFlatPayload } from './payload';
+
+export const JSON_ENCODING = 0;
+export const CLONE_ENCODING = 1;
+
+/**
+ * A payload as the journal keeps it: JSON when JSON carries it exactly (a
+ * flat object: portable across Node versions), else V8's structured clone
+ * (Dates, Maps, nested objects). `size` is exact: the encoded payload plus
+ * the type and correlation id, what `maxEventSize` bounds.
+ */
+export interface Encoded {
+  encoding: number;
+  text: string | undefined;
+  bytes: Uint8Array | undefined;
+  size: number;
+}
+
+export function encodePayload(payload: unknown, overhead: number, maxEventSize: number): Encoded {
+  const flat = isFlatPayload(payload);
+  let text: string | undefined;
+  let bytes: Uint8Array | undefined;
+  try {
+    if (flat) text = JSON.stringify(payload);
+    else bytes = serialize(payload);
+  } catch (err) {
+    // A getter or proxy that throws on this second read, or a value only
+    // JSON's estimate let through.
+    throw new BusError('INVALID_PAYLOAD', `payload could not be serialised for the journal: ${errorText(err)}`, { field: 'payload' });
+  }
+  const size = overhead + (text !== undefined ? Buffer.byteLength(text) : (bytes as Uint8Array).length);
+  if (size > maxEventSize) {
+    throw new BusError('EVENT_TOO_LARGE', `event is larger than maxEventSize (${maxEventSize} bytes): ${size} bytes serialised`, {
+      field: 'maxEventSize',
+      limit: maxEventSize,
+      size,
+    });
+  }
+  return { encoding: flat ? JSON_ENCODING : CLONE_ENCODING, text, bytes, size };
+}
+
+/** A payload from the journal, or why it cannot be read. */
+export function decode(bytes: Buffer, encoding: number): { payload?: unknown; failure?: string } {
+  try {
+    if (encoding === JSON_ENCODING) return { payload: JSON.parse(bytes.toString('utf8')) };
+    if (encoding === CLONE_ENCODING) return { payload: deserialize(bytes) };
+    return { failure: `unknown encoding ${encoding}` };
+  } catch (err) {
+    return { failure: errorText(err) };
+  }
+}
