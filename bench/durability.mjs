@@ -66,7 +66,7 @@ async function burst(durability, events, dir) {
   return { rate: events / seconds, bytesPerEvent: journal ? journal.bytesWritten / events : 0 };
 }
 
-async function w1(durability, events, dir) {
+async function w1(durability, events, dir, producers = 16) {
   const { bus, all } = await startBus(durability, events, dir);
   const latencies = new Float64Array(events);
   let next = 0;
@@ -79,7 +79,7 @@ async function w1(durability, events, dir) {
       latencies[i] = Number(process.hrtime.bigint() - t0) / 1e3;
     }
   };
-  await Promise.all(Array.from({ length: 16 }, producer));
+  await Promise.all(Array.from({ length: producers }, producer));
   await all;
   const seconds = Number(process.hrtime.bigint() - started) / 1e9;
   const journal = bus.getMetrics().journal;
@@ -91,6 +91,7 @@ async function w1(durability, events, dir) {
     p99: percentile(sorted, 0.99),
     bytesPerEvent: journal ? journal.bytesWritten / events : 0,
     fsyncs: journal?.fsyncs.count ?? 0,
+    syncP50: journal?.fsyncs.p50 ?? 0,
   };
 }
 
@@ -175,6 +176,13 @@ async function main() {
       `| ${durability} | ${Math.round(m('rate')).toLocaleString('en')} | ${m('p50').toFixed(1)} | ${m('p99').toFixed(1)} | ${m('bytesPerEvent').toFixed(0)} | ${Math.round(m('fsyncs'))} |`,
     );
   }
+  console.log('\nfsync, awaited, by producers (each waits for its own sync), median of 3');
+  console.log('| producers | events/s | emit p50 µs | events per sync |');
+  console.log('| ---: | ---: | ---: | ---: |');
+  for (const producers of [16, 64, 256]) {
+    const rs = [0, 1, 2].map(() => withDir((dir) => child('w1', 'fsync', events, dir, producers)));
+    console.log(`| ${producers} | ${Math.round(median(rs.map((x) => x.rate))).toLocaleString('en')} | ${median(rs.map((x) => x.p50)).toFixed(0)} | ${(events / median(rs.map((x) => x.fsyncs))).toFixed(1)} |`);
+  }
   console.log(`\nW1 fire-and-forget (bursts of 1000, then setImmediate), ${events} events, median of ${runs} runs`);
   console.log('| durability | events/s | journal bytes/event |');
   console.log('| --- | ---: | ---: |');
@@ -205,7 +213,7 @@ async function main() {
 }
 
 const modes = {
-  w1: () => w1(args[0], Number(args[1]), args[2]),
+  w1: () => w1(args[0], Number(args[1]), args[2], Number(args[3] ?? 16)),
   burst: () => burst(args[0], Number(args[1]), args[2]),
   fill: () => fill(Number(args[0]), args[1]),
   recover: () => recover(Number(args[0]), args[1]),

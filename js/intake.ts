@@ -12,7 +12,7 @@ import type { Serialised } from './isolates/handlers';
 import type { Journal } from './journal';
 import { type Encoded, encodePayload } from './journal-codec';
 import type { BusParts } from './parts';
-import { measurePayload } from './payload';
+import { measuredFlat, measurePayload } from './payload';
 
 /** measurePayload, with what a hostile payload throws (a getter, a Proxy trap, nesting past the stack) as INVALID_PAYLOAD. */
 export function measure(payload: unknown, limit: number, overhead: number): number {
@@ -146,7 +146,7 @@ export class Intake {
       size = serialised.bytes.length + 1;
     }
     if (journal !== undefined) {
-      encoded = encodePayload(payload, type.length + (given?.length ?? 0), this.#h.config().maxEventSize);
+      encoded = encodePayload(payload, type.length + (given?.length ?? 0), this.#h.config().maxEventSize, measuredFlat());
       if (!isolated) size = encoded.size;
     }
     const slot = this.#h.slots.add(id, type, typeId, payload, lane, given, timestamp);

@@ -9,8 +9,9 @@ export const CLONE_ENCODING = 1;
 /**
  * A payload as the journal keeps it: JSON when JSON carries it exactly (a
  * flat object: portable across Node versions), else V8's structured clone
- * (Dates, Maps, nested objects). `size` is exact: the encoded payload plus
- * the type and correlation id, what `maxEventSize` bounds.
+ * (Dates, Maps, nested objects). `size` is the encoded payload plus the
+ * type and correlation id, what `maxEventSize` bounds exactly (JSON text
+ * that cannot reach the bound is counted in UTF-16 units).
  */
 export interface Encoded {
   encoding: number;
@@ -19,8 +20,7 @@ export interface Encoded {
   size: number;
 }
 
-export function encodePayload(payload: unknown, overhead: number, maxEventSize: number): Encoded {
-  const flat = isFlatPayload(payload);
+export function encodePayload(payload: unknown, overhead: number, maxEventSize: number, flat = isFlatPayload(payload)): Encoded {
   let text: string | undefined;
   let bytes: Uint8Array | undefined;
   try {
@@ -31,7 +31,10 @@ export function encodePayload(payload: unknown, overhead: number, maxEventSize: 
     // JSON's estimate let through.
     throw new BusError('INVALID_PAYLOAD', `payload could not be serialised for the journal: ${errorText(err)}`, { field: 'payload' });
   }
-  const size = overhead + (text !== undefined ? Buffer.byteLength(text) : (bytes as Uint8Array).length);
+  // A UTF-16 unit takes at most 3 UTF-8 bytes: only text that might not
+  // fit is measured exactly.
+  const fits = text !== undefined && overhead + 3 * text.length <= maxEventSize;
+  const size = overhead + (text === undefined ? (bytes as Uint8Array).length : fits ? text.length : Buffer.byteLength(text));
   if (size > maxEventSize) {
     throw new BusError('EVENT_TOO_LARGE', `event is larger than maxEventSize (${maxEventSize} bytes): ${size} bytes serialised`, {
       field: 'maxEventSize',

@@ -81,15 +81,15 @@ export class Journal implements LazyEvents {
     const buf = this.#staging;
     const head = this.#used;
     let at = head + PACKED_HEADER;
-    const typeLen = buf.write(type, at, 'utf8');
+    const typeLen = writeText(buf, at, type);
     at += typeLen;
-    const idLen = buf.write(id, at, 'utf8');
+    const idLen = writeText(buf, at, id);
     at += idLen;
-    const corrLen = corr.length === 0 ? 0 : buf.write(corr, at, 'utf8');
+    const corrLen = corr.length === 0 ? 0 : writeText(buf, at, corr);
     at += corrLen;
     let payloadLen: number;
     if (encoded.text !== undefined) {
-      payloadLen = buf.write(encoded.text, at, 'utf8');
+      payloadLen = writeText(buf, at, encoded.text);
     } else {
       buf.set(encoded.bytes as Uint8Array, at);
       payloadLen = (encoded.bytes as Uint8Array).length;
@@ -368,6 +368,22 @@ export interface NativeJournalStats {
   copiedForward: number;
   segmentsDeleted: number;
   failure: string | null;
+}
+
+/**
+ * Writes `text` as UTF-8 at `at`; returns the bytes written. Short ASCII
+ * strings (ids, types, small JSON payloads) are copied here: four native
+ * calls per event cost more than the loop.
+ */
+function writeText(buf: Buffer, at: number, text: string): number {
+  const n = text.length;
+  if (n > 96) return buf.write(text, at, 'utf8');
+  for (let i = 0; i < n; i++) {
+    const c = text.charCodeAt(i);
+    if (c > 127) return buf.write(text, at, 'utf8');
+    buf[at + i] = c;
+  }
+  return n;
 }
 
 function asJournalError(err: unknown): BusError {

@@ -15,6 +15,7 @@ export function measurePayload(payload: unknown, limit: number, overhead = 0): n
     throw new BusError('INVALID_PAYLOAD', 'payload is undefined; pass null or an object', { field: 'payload' });
   }
   const flat = measureFlat(payload, overhead);
+  lastWasFlat = flat >= 0;
   if (flat >= 0 && flat <= limit) return flat;
   ancestors.length = 0;
   return visit(payload, overhead, limit, 'payload');
@@ -23,6 +24,13 @@ export function measurePayload(payload: unknown, limit: number, overhead = 0): n
 /** Whether the payload is a plain object of strings, numbers and booleans only (JSON carries it exactly). */
 export function isFlatPayload(payload: unknown): boolean {
   return measureFlat(payload, 0) >= 0;
+}
+
+let lastWasFlat = false;
+
+/** isFlatPayload of the payload measurePayload last measured (saves walking it twice). */
+export function measuredFlat(): boolean {
+  return lastWasFlat;
 }
 
 /**
