@@ -172,6 +172,26 @@ test('recovered events keep their id, payload, priority and correlation id; dead
   await third.shutdown();
 });
 
+test('a restart with only dead letters left brings each back under its id', async (t) => {
+  const dir = tempDir(t, 'letters');
+  const bus = durableBus(dir, { retryAttempts: 0 });
+  bus.registerHandler('fail', () => {
+    throw new Error('no');
+  });
+  await bus.initialize();
+  for (const n of [1, 2, 3]) await bus.emitEvent('fail', { n });
+  await waitFor(() => bus.getDeadLetterQueue().length === 3, 'three dead letters');
+  const before = bus.getDeadLetterQueue().map((d) => [d.id, (d.payload as { n: number }).n]);
+  await bus.shutdown();
+  const again = durableBus(dir);
+  await again.initialize();
+  assert.deepEqual(
+    again.getDeadLetterQueue().map((d) => [d.id, (d.payload as { n: number }).n]),
+    before,
+  );
+  await again.shutdown();
+});
+
 test('one bus per journal directory: a second opener gets JOURNAL_LOCKED, in this process or another', async (t) => {
   const dir = tempDir(t, 'lock');
   const first = durableBus(dir);

@@ -326,6 +326,8 @@ export class BufferedEventBusService extends EventEmitter implements PublicBus {
     super.emit('worker_error', err);
     if (!this.#config.fallbackToSync) {
       this.#state = 'failed';
+      // Nothing will run here: the journal (and its directory) is free for another bus.
+      this.#journal?.close();
       throw err;
     }
     // Handle everything on this thread from now on, starting with what

@@ -21,7 +21,7 @@ const encoding = (flags: number): number => (flags >> 2) & 1;
 const isOpen = (flags: number): boolean => (flags & 8) !== 0;
 
 /** See `PACKED_HEADER` in src/core/journal/mod.rs. */
-const PACKED_HEADER = 24;
+const PACKED_HEADER = 32;
 interface Batch {
   promise: Promise<void>;
   resolve: () => void;
@@ -66,6 +66,8 @@ export class Journal implements LazyEvents {
   #corruptions: JournalMetrics['corruptions'] = [];
   /** Recovered events in slots, not yet built: the segments read stay until none is left. */
   #unbuilt = 0;
+  /** `open` is putting recovered events into slots: nothing lets go of them. */
+  #opening = false;
 
   constructor(host: BusParts, fsync: boolean) {
     this.#h = host;
@@ -76,7 +78,9 @@ export class Journal implements LazyEvents {
   stage(slot: number, lane: number, type: string, id: string, correlationId: string | undefined, timestamp: number, encoded: Encoded): Promise<string> {
     const corr = correlationId ?? '';
     // At most 3 bytes per UTF-16 unit; the exact lengths are patched in.
-    const need = PACKED_HEADER + 3 * (type.length + id.length + corr.length) + encoded.size;
+    const text = encoded.text;
+    const payloadRoom = text !== undefined ? 3 * text.length : (encoded.bytes as Uint8Array).length;
+    const need = PACKED_HEADER + 3 * (type.length + id.length + corr.length) + payloadRoom;
     if (this.#used + need > this.#staging.length) this.#grow(need);
     const buf = this.#staging;
     const head = this.#used;
@@ -88,8 +92,8 @@ export class Journal implements LazyEvents {
     const corrLen = corr.length === 0 ? 0 : writeText(buf, at, corr);
     at += corrLen;
     let payloadLen: number;
-    if (encoded.text !== undefined) {
-      payloadLen = writeText(buf, at, encoded.text);
+    if (text !== undefined) {
+      payloadLen = writeText(buf, at, text);
     } else {
       buf.set(encoded.bytes as Uint8Array, at);
       payloadLen = (encoded.bytes as Uint8Array).length;
@@ -97,11 +101,12 @@ export class Journal implements LazyEvents {
     buf.writeUInt32LE(slot, head);
     buf[head + 4] = lane;
     buf[head + 5] = encoded.encoding;
-    buf.writeUInt16LE(typeLen, head + 6);
+    buf.writeUInt16LE(0, head + 6);
     buf.writeDoubleLE(timestamp, head + 8);
-    buf.writeUInt16LE(idLen, head + 16);
-    buf.writeUInt16LE(corrLen, head + 18);
-    buf.writeUInt32LE(payloadLen, head + 20);
+    buf.writeUInt32LE(typeLen, head + 16);
+    buf.writeUInt32LE(idLen, head + 20);
+    buf.writeUInt32LE(corrLen, head + 24);
+    buf.writeUInt32LE(payloadLen, head + 28);
     this.#used = at + payloadLen;
     const current = (this.#batch ??= batch());
     if (!this.#flushScheduled) {
@@ -185,6 +190,17 @@ export class Journal implements LazyEvents {
    */
   open(): RecoveredJournal {
     const rec = callNative(() => this.#h.native.openJournal(this.#onChange));
+    this.#opening = true;
+    try {
+      this.#adopt(rec);
+    } finally {
+      this.#opening = false;
+    }
+    this.#letGo();
+    return rec;
+  }
+
+  #adopt(rec: RecoveredJournal): void {
     this.#recovered = rec;
     this.#counts.truncated = rec.truncated;
     this.#counts.truncatedBytes = rec.truncatedBytes;
@@ -218,7 +234,6 @@ export class Journal implements LazyEvents {
     this.flush();
     const registry = this.#h.registry;
     this.#release([...this.#waiting.keys()].filter((t) => registry.has(registry.typeName(t))));
-    return rec;
   }
 
   /** A type got its first handler: its recovered events go to the engine. */
@@ -293,7 +308,7 @@ export class Journal implements LazyEvents {
 
   /** Once every recovered event is built, the segments read at recovery can go. */
   #letGo(): void {
-    if (this.#unbuilt === 0 && this.#waiting.size === 0) this.#recovered = undefined;
+    if (this.#unbuilt === 0 && this.#waiting.size === 0 && !this.#opening) this.#recovered = undefined;
   }
 
   /** Recovered events still waiting for a handler: not finished, and in the journal still. */

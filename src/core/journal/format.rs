@@ -210,6 +210,20 @@ pub fn decode(buf: &[u8]) -> Frame<'_> {
     }
 }
 
+/// Whether a good frame starts `buf`, for finding one in damaged bytes:
+/// parsed before the checksum, since garbage rarely parses, so a search
+/// does not checksum a large body at every offset.
+pub fn starts_record(buf: &[u8]) -> bool {
+    if buf.len() < FRAME_HEADER {
+        return false;
+    }
+    let len = u32_at(buf, 0) as usize;
+    let Some(body) = buf.get(FRAME_HEADER..FRAME_HEADER.saturating_add(len)) else {
+        return false;
+    };
+    len > 0 && len <= MAX_BODY && parse(body).is_some() && crc32fast::hash(body) == u32_at(buf, 4)
+}
+
 /// The record of a frame replay has already checked (no second checksum).
 pub fn parse_checked(frame: &[u8]) -> Frame<'_> {
     match frame.get(FRAME_HEADER..).and_then(parse) {

@@ -174,23 +174,24 @@ impl Index {
         match *entry {
             Entry::Accepted { id, lane, .. } => {
                 self.add(loc);
-                let old = self.events.insert(
-                    id,
-                    Event {
-                        accepted: loc,
-                        lane,
-                        open: true,
-                        attempt: 0,
-                        due_ms: 0,
-                        state: None,
-                        letters: 0,
-                    },
-                );
-                // Copied forward: the event's later records are re-written
-                // after this one.
-                if let Some(old) = old {
-                    self.release(&old);
+                // Copied forward: only the record moves; the event keeps
+                // its state, so a copy cut short by a crash before the
+                // state's record changes nothing.
+                if let Some(ev) = self.events.get_mut(&id) {
+                    let old = std::mem::replace(&mut ev.accepted, loc);
+                    self.drop_loc(old);
+                    return;
                 }
+                let ev = Event {
+                    accepted: loc,
+                    lane,
+                    open: true,
+                    attempt: 0,
+                    due_ms: 0,
+                    state: None,
+                    letters: 0,
+                };
+                self.events.insert(id, ev);
             }
             Entry::Finished { id } => self.set_state(id, loc, false, 0, 0),
             Entry::Reopened {
@@ -199,21 +200,24 @@ impl Index {
                 due_ms,
             } => self.set_state(id, loc, true, attempt, due_ms),
             Entry::Lettered { letter, id, .. } => {
-                let Some(ev) = self.events.get_mut(&id) else {
+                if self.events.get(&id).is_none() {
                     self.strays += 1;
                     return;
-                };
-                ev.letters += 1;
+                }
                 self.add(loc);
-                // A letter copied forward replaces itself; its event was
-                // re-written just before, with no letters yet.
-                if let Some(old) = self.letters.insert(letter, Letter { id, loc }) {
+                let old = self.letters.insert(letter, Letter { id, loc });
+                if let Some(old) = old {
                     self.drop_loc(old.loc);
-                    if old.id != id {
-                        if let Some(ev) = self.events.get_mut(&old.id) {
-                            ev.letters = ev.letters.saturating_sub(1);
-                        }
+                    // A letter copied forward: the same letter, moved.
+                    if old.id == id {
+                        return;
                     }
+                    if let Some(other) = self.events.get_mut(&old.id) {
+                        other.letters = other.letters.saturating_sub(1);
+                    }
+                }
+                if let Some(ev) = self.events.get_mut(&id) {
+                    ev.letters += 1;
                 }
             }
             Entry::Unlettered { letter } => {
@@ -347,6 +351,37 @@ mod tests {
         ix.apply(&Entry::Unlettered { letter: 5 }, at(3, 42));
         assert!(ix.events.is_empty());
         assert_eq!(ix.live_bytes(1) + ix.live_bytes(2) + ix.live_bytes(3), 0);
+    }
+
+    #[test]
+    fn a_copy_cut_short_after_its_accepted_record_changes_no_state() {
+        let mut ix = Index::default();
+        ix.apply(&accepted(1), at(1, 32));
+        let letter = Entry::Lettered {
+            letter: 5,
+            id: 1,
+            attempts: 1,
+            at_ms: 0,
+            handler: "h",
+            errors: b"[]",
+        };
+        ix.apply(&letter, at(1, 42));
+        ix.apply(&Entry::Finished { id: 1 }, at(1, 52));
+        // Copying forward wrote the Accepted record again, then the crash.
+        ix.apply(&accepted(1), at(2, 32));
+        let ev = &ix.events[&1];
+        assert!(!ev.open, "a dead-lettered event is not run again");
+        assert_eq!((ev.letters, ev.accepted.segment), (1, 2));
+        ix.apply(&letter, at(2, 42));
+        assert_eq!(
+            ix.events[&1].letters, 1,
+            "the copied letter is the same letter"
+        );
+        assert_eq!(
+            ix.live_bytes(1),
+            10,
+            "only the Finished record is left in segment 1"
+        );
     }
 
     #[test]

@@ -1,15 +1,16 @@
 //! What JavaScript hands the journal: batches of accepted events packed
-//! into one buffer, and which journal id the event in each slot has.
+//! into one buffer, and which journal id the event in each slot has (and
+//! what was recorded about an event before it had one).
 
-use super::format::Entry;
+use super::format::{self, Entry};
 use super::index::IdMap;
 
 /// One accepted event as JavaScript packs it for `accept`: `[slot
-/// u32][lane u8][encoding u8][type length u16][timestamp f64][id length
-/// u16][correlation length u16][payload length u32]`, then the type, the
-/// event id, the correlation id (empty: the event id) and the payload;
-/// little-endian.
-pub const PACKED_HEADER: usize = 24;
+/// u32][lane u8][encoding u8][unused u16][timestamp f64][type length
+/// u32][id length u32][correlation length u32][payload length u32]`, then
+/// the type, the event id, the correlation id (empty: the event id) and
+/// the payload; little-endian.
+pub const PACKED_HEADER: usize = 32;
 
 /// Slots are dense (JavaScript reuses freed ones first): a vector below
 /// this, a map above, so a wild slot number costs an entry, not memory.
@@ -51,21 +52,19 @@ pub fn slot_id(slots: &SlotIds, slot: u32) -> Option<u64> {
 /// One packed accepted event at `at`: its slot, its record, the next offset.
 pub fn unpack(buf: &[u8], at: usize) -> Option<(u32, Entry<'_>, usize)> {
     let h = buf.get(at..at.checked_add(PACKED_HEADER)?)?;
-    let u16_at = |i: usize| u16::from_le_bytes([h[i], h[i + 1]]) as usize;
-    let slot = u32::from_le_bytes([h[0], h[1], h[2], h[3]]);
+    let word = |i: usize| u32::from_le_bytes([h[i], h[i + 1], h[i + 2], h[i + 3]]) as usize;
     let mut ts = [0u8; 8];
     ts.copy_from_slice(&h[8..16]);
-    let payload_len = u32::from_le_bytes([h[20], h[21], h[22], h[23]]) as usize;
     let mut next = at + PACKED_HEADER;
     let mut take = |n: usize| {
         let s = buf.get(next..next.checked_add(n)?)?;
         next += n;
         Some(s)
     };
-    let event_type = take(u16_at(6))?;
-    let event_id = take(u16_at(16))?;
-    let correlation = take(u16_at(18))?;
-    let payload = take(payload_len)?;
+    let event_type = take(word(16))?;
+    let event_id = take(word(20))?;
+    let correlation = take(word(24))?;
+    let payload = take(word(28))?;
     let entry = Entry::Accepted {
         id: 0,
         lane: h[4],
@@ -76,5 +75,47 @@ pub fn unpack(buf: &[u8], at: usize) -> Option<(u32, Entry<'_>, usize)> {
         correlation,
         payload,
     };
-    Some((slot, entry, next))
+    Some((word(0) as u32, entry, next))
+}
+
+/// A record about an event's work, before the event has its journal id.
+pub enum Early {
+    Reopened {
+        attempt: u32,
+        due_ms: u64,
+    },
+    Lettered {
+        letter: u64,
+        attempts: u32,
+        at_ms: u64,
+        handler: String,
+        errors: String,
+    },
+}
+
+impl Early {
+    pub fn encode(&self, id: u64, out: &mut Vec<u8>) {
+        let entry = match self {
+            Early::Reopened { attempt, due_ms } => Entry::Reopened {
+                id,
+                attempt: *attempt,
+                due_ms: *due_ms,
+            },
+            Early::Lettered {
+                letter,
+                attempts,
+                at_ms,
+                handler,
+                errors,
+            } => Entry::Lettered {
+                letter: *letter,
+                id,
+                attempts: *attempts,
+                at_ms: *at_ms,
+                handler,
+                errors: errors.as_bytes(),
+            },
+        };
+        format::encode(&entry, out);
+    }
 }

@@ -37,7 +37,7 @@ use format::Entry;
 pub use format::{ENCODING_CLONE, ENCODING_JSON};
 use index::Index;
 pub use intake::PACKED_HEADER;
-use intake::{set_slot, slot_id, unpack, SlotIds};
+use intake::{set_slot, slot_id, unpack, Early, SlotIds};
 pub use replay::{Corruption, PendingEvent, Recovered, RecoveredLetter};
 use segments::{DirLock, Segments};
 
@@ -80,6 +80,9 @@ struct Queue {
     writer_waiting: bool,
     /// Accepted events wait for the writer (`Fsync`): write at once.
     urgent: bool,
+    /// Records about events whose acceptance has not reached the journal
+    /// yet, by slot (see `Journal::about`).
+    early: index::IdMap<u32, Vec<Early>>,
     stop: bool,
 }
 
@@ -150,6 +153,7 @@ impl Journal {
                 next_id: recovered.next_id,
                 writer_waiting: false,
                 urgent: false,
+                early: Default::default(),
                 stop: false,
             }),
             wake: Condvar::new(),
@@ -219,6 +223,11 @@ impl Journal {
                 }
                 set_slot(&mut q.slots, slot, id);
                 format::encode(&entry, &mut q.frames);
+                if let Some(early) = q.early.remove(&slot) {
+                    for record in early {
+                        record.encode(id, &mut q.frames);
+                    }
+                }
             }
             q.seq += 1;
             if self.shared.fsync {
@@ -262,21 +271,16 @@ impl Journal {
         let mut q = self.shared.queue.lock();
         for slot in slots {
             set_slot(&mut q.slots, slot, 0);
+            // An event that never reached the journal (its batch failed).
+            if !q.early.is_empty() {
+                q.early.remove(&slot);
+            }
         }
     }
 
     /// The event in `slot` runs again at `due_ms` (Unix ms) as `attempt`.
     pub fn reopened(&self, slot: u32, attempt: u32, due_ms: u64) {
-        self.record(|q| {
-            if let Some(id) = slot_id(&q.slots, slot) {
-                let entry = Entry::Reopened {
-                    id,
-                    attempt,
-                    due_ms,
-                };
-                format::encode(&entry, &mut q.frames);
-            }
-        });
+        self.about(slot, Early::Reopened { attempt, due_ms });
     }
 
     pub fn lettered(
@@ -288,18 +292,26 @@ impl Journal {
         handler: &str,
         errors: &str,
     ) {
-        self.record(|q| {
-            if let Some(id) = slot_id(&q.slots, slot) {
-                let entry = Entry::Lettered {
-                    letter,
-                    id,
-                    attempts,
-                    at_ms,
-                    handler,
-                    errors: errors.as_bytes(),
-                };
-                format::encode(&entry, &mut q.frames);
-            }
+        let early = Early::Lettered {
+            letter,
+            attempts,
+            at_ms,
+            handler: handler.to_owned(),
+            errors: errors.to_owned(),
+        };
+        self.about(slot, early);
+    }
+
+    /// Records a retry or a dead letter of the event in `slot`. An event
+    /// handled in an isolate can fail there before the main thread has
+    /// handed its acceptance over (that happens at the end of the
+    /// synchronous run that emitted it): the record then waits for it.
+    /// The slot cannot change hands meanwhile: only the main thread frees
+    /// it, after taking the event's reports.
+    fn about(&self, slot: u32, record: Early) {
+        self.record(|q| match slot_id(&q.slots, slot) {
+            Some(id) => record.encode(id, &mut q.frames),
+            None => q.early.entry(slot).or_default().push(record),
         });
     }
 

@@ -102,13 +102,24 @@ pub fn replay(dir: &Path) -> Result<Replayed, String> {
         let (buf, count) =
             read_data(&path).map_err(|e| format!("cannot read {}: {e}", path.display()))?;
         let header = buf.get(..SEGMENT_HEADER).unwrap_or(&buf);
-        if let Err(why) = format::read_segment_header(header) {
-            if i + 1 == numbers.len() && buf.iter().all(|&b| b == 0) {
+        match format::read_segment_header(header) {
+            Ok(_) => {}
+            Err(_) if i + 1 == numbers.len() && buf.iter().all(|&b| b == 0) => {
                 // Created, not yet headed, when the process died.
                 let _ = fs::remove_file(&path);
                 continue;
             }
-            return Err(format!("{}: {why}", path.display()));
+            Err(why) if why.contains("newer") => return Err(format!("{}: {why}", path.display())),
+            Err(_) => {
+                // A damaged header: its records are read as if it were whole
+                // (each frame checks itself), and the damage is reported.
+                rec.corruptions.push(Corruption {
+                    segment: n,
+                    offset: 0,
+                    reason: "damaged segment header",
+                    skipped: 0,
+                });
+            }
         }
         accepted += count;
         files.push((n, buf));
@@ -178,6 +189,11 @@ fn read_data(path: &Path) -> std::io::Result<(Vec<u8>, usize)> {
             }
             if at + FRAME_HEADER + body > buf.len() {
                 whole = buf.len() == len;
+                break;
+            }
+            // A damaged length could land on zeros and end the walk early.
+            if crc32fast::hash(&buf[at + FRAME_HEADER..at + FRAME_HEADER + body]) != crc {
+                whole = true;
                 break;
             }
             accepted += usize::from(buf[at + FRAME_HEADER] == format::ACCEPTED_KIND);
@@ -250,7 +266,7 @@ fn resync(buf: &[u8], from: usize) -> Option<usize> {
             at = (at + next).saturating_sub(3).max(at + 1);
             continue;
         }
-        if matches!(format::decode(&buf[at..]), Frame::Record(..)) {
+        if format::starts_record(&buf[at..]) {
             return Some(at);
         }
         at += 1;

@@ -40,11 +40,11 @@ fn pack(events: &[(u32, &str, &str)]) -> Vec<u8> {
         out.extend_from_slice(&slot.to_le_bytes());
         out.push(1);
         out.push(ENCODING_JSON);
-        out.extend_from_slice(&(ty.len() as u16).to_le_bytes());
-        out.extend_from_slice(&1.5f64.to_le_bytes());
-        out.extend_from_slice(&(id.len() as u16).to_le_bytes());
         out.extend_from_slice(&0u16.to_le_bytes());
-        out.extend_from_slice(&(payload.len() as u32).to_le_bytes());
+        out.extend_from_slice(&1.5f64.to_le_bytes());
+        for len in [ty.len(), id.len(), 0, payload.len()] {
+            out.extend_from_slice(&(len as u32).to_le_bytes());
+        }
         out.extend_from_slice(ty.as_bytes());
         out.extend_from_slice(id.as_bytes());
         out.extend_from_slice(payload.as_bytes());
@@ -93,6 +93,21 @@ fn unfinished_events_come_back_in_order_with_their_retries() {
     );
     assert_eq!(first.timestamp, 1.5);
     assert_eq!(rec.next_id, 4);
+}
+
+#[test]
+fn a_retry_recorded_before_its_event_was_journaled_follows_it() {
+    let tmp = TempDir::new("early");
+    {
+        let (j, _) = open(&tmp.0, 64);
+        // An isolate failed the event before the main thread's batch came.
+        j.reopened(3, 1, 77);
+        j.accept(&pack(&[(3, "a", "e3")])).unwrap();
+        j.flush().unwrap();
+    }
+    let (_j, rec) = open(&tmp.0, 64);
+    assert_eq!(envelopes(&rec), ["e3"]);
+    assert_eq!((rec.events[0].attempt, rec.events[0].due_ms), (1, 77));
 }
 
 #[test]
@@ -145,6 +160,45 @@ fn settled_segments_are_deleted_and_pinned_records_copied_forward() {
     let (_j, rec) = open(&tmp.0, 16);
     assert_eq!(rec.events.len(), 1);
     assert_eq!((rec.events[0].attempt, rec.events[0].due_ms), (1, 42));
+}
+
+#[test]
+fn finished_events_stay_finished_while_older_segments_remain() {
+    let tmp = TempDir::new("order-of-deletion");
+    let payload = "p".repeat(380);
+    {
+        let (j, _) = open(&tmp.0, 16);
+        // 38 records of 429 bytes fill the first segment, which stays over
+        // a quarter live and is kept as is.
+        for slot in 0..38u32 {
+            j.accept(&pack(&[(slot, "a", &payload)])).unwrap();
+        }
+        // Their ends (and later segments' churn) land in newer segments,
+        // which hold nothing live themselves.
+        j.finished(0..20);
+        j.freed(0..20);
+        for round in 0..200u32 {
+            let slot = 1000 + round % 10;
+            j.accept(&pack(&[(slot, "b", &payload)])).unwrap();
+            j.finished([slot]);
+            j.freed([slot]);
+            j.flush().unwrap();
+        }
+    }
+    let (_j, rec) = open(&tmp.0, 16);
+    let open_slots: Vec<String> = rec
+        .events
+        .iter()
+        .filter(|e| e.open)
+        .map(|e| {
+            String::from_utf8_lossy(&rec.buffers[e.buffer as usize][e.start..e.id_end]).into_owned()
+        })
+        .collect();
+    let expected: Vec<String> = (20..38).map(|s| format!("id-{s}")).collect();
+    assert_eq!(
+        open_slots, expected,
+        "exactly the unfinished events come back"
+    );
 }
 
 #[test]

@@ -73,10 +73,13 @@ impl Shared {
     /// (`on_writer`) deletes and compacts segments: an emitting thread
     /// only writes, and wakes the writer when there is tidying to do.
     pub(super) fn flush(&self, on_writer: bool) -> Result<(), String> {
+        let mut files = self.files.lock();
+        // Checked under `files`, which every failure is recorded under: a
+        // batch another thread took and failed to write is not reported
+        // written here.
         if let Some(why) = &*self.failure.read() {
             return Err(why.clone());
         }
-        let mut files = self.files.lock();
         if self.lock.lock().is_none() {
             // Closed: the directory may be another bus's by now.
             return Ok(());
@@ -155,17 +158,35 @@ impl Shared {
     /// left for accepts. Returns whether tidying was left undone.
     pub(super) fn tidy(&self, files: &mut Files, on_writer: bool) -> bool {
         let current = files.segments.current();
+        // Oldest first, and only while nothing older remains: a segment's
+        // records may cancel records in older ones (an end of work, a dead
+        // letter gone), which would come back if it went first.
         let idle: Vec<u32> = files
             .segments
             .segments()
-            .filter(|&s| s != current && files.index.live_bytes(s) == 0)
+            .take_while(|&s| s != current && files.index.live_bytes(s) == 0)
             .collect();
-        // A segment takes its full preallocated size however little of it
-        // is live: copying out a quarter of a segment at most frees it all.
-        let sparse = files.segments.segments().find(|&s| {
-            let live = files.index.live_bytes(s);
-            s != current && live > 0 && live * 4 < files.segments.size(s)
-        });
+        // The oldest segment still needed is copied forward when it is
+        // mostly settled (it takes its full preallocated size however
+        // little of it is live: copying out a quarter at most frees it
+        // all), or when the disk is half full, so a backlog in it cannot
+        // keep settled segments after it on disk for ever.
+        let half_full = files.segments.disk_bytes() * 2 > self.max_disk;
+        let sparse = files
+            .segments
+            .segments()
+            .find(|&s| files.index.live_bytes(s) > 0 || s == current)
+            .filter(|&s| {
+                let live = files.index.live_bytes(s);
+                let size = files.segments.size(s);
+                // Under pressure, only when it frees at least a quarter.
+                let worth = if half_full {
+                    live * 4 < size * 3
+                } else {
+                    live * 4 < size
+                };
+                s != current && worth
+            });
         let undone = !idle.is_empty() || sparse.is_some();
         if on_writer {
             for s in idle {
