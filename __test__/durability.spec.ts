@@ -181,14 +181,22 @@ test('a restart with only dead letters left brings each back under its id', asyn
   await bus.initialize();
   for (const n of [1, 2, 3]) await bus.emitEvent('fail', { n });
   await waitFor(() => bus.getDeadLetterQueue().length === 3, 'three dead letters');
+  const last = bus.getDeadLetterQueue()[2].id;
+  assert.equal(bus.removeDeadLetter(last), true);
   const before = bus.getDeadLetterQueue().map((d) => [d.id, (d.payload as { n: number }).n]);
   await bus.shutdown();
-  const again = durableBus(dir);
+  const again = durableBus(dir, { retryAttempts: 0 });
+  again.registerHandler('fail', () => {
+    throw new Error('again');
+  });
   await again.initialize();
   assert.deepEqual(
     again.getDeadLetterQueue().map((d) => [d.id, (d.payload as { n: number }).n]),
     before,
   );
+  await again.emitEvent('fail', { n: 4 });
+  await waitFor(() => again.getDeadLetterQueue().length === 3, 'a new dead letter');
+  assert.ok(again.getDeadLetterQueue()[2].id > last, 'ids used before the restart are not given out again');
   await again.shutdown();
 });
 

@@ -168,6 +168,7 @@ impl NativeBus {
             .build()
             .map_err(napi_to_js)?;
         journal.set_notifier(Arc::new(TsfnDurable(tsfn)));
+        self.engine.skip_dead_letter_ids(recovered.next_letter);
         self.engine
             .attach_journal(Arc::new(journal))
             .map_err(to_js)?;

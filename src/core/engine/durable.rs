@@ -37,6 +37,11 @@ impl Engine {
             .map_err(|_| BusError::InvalidState("the journal is already open".into()))
     }
 
+    /// Dead letters made from now on get ids from `next` on.
+    pub fn skip_dead_letter_ids(&self, next: u64) {
+        self.inner.queue.skip_dead_letter_ids(next);
+    }
+
     pub fn journal(&self) -> Option<&Arc<Journal>> {
         self.inner.journal.get()
     }

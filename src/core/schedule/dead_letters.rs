@@ -83,6 +83,11 @@ impl DeadLetterQueue {
         evicted
     }
 
+    /// Ids below `next` are not given out.
+    pub fn skip_ids(&mut self, next: u64) {
+        self.next_id = self.next_id.max(next);
+    }
+
     /// The id of the entry added last.
     pub fn last_id(&self) -> u64 {
         self.entries.back().map_or(0, |e| e.id)

@@ -131,6 +131,10 @@ impl EventQueue for JournaledQueue {
         (id, evicted)
     }
 
+    fn skip_dead_letter_ids(&self, next: u64) {
+        self.local.skip_dead_letter_ids(next)
+    }
+
     fn restore(&self, deliveries: Vec<(Option<Instant>, Redelivery)>) {
         self.local.restore(deliveries)
     }

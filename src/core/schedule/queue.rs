@@ -106,6 +106,9 @@ pub trait EventQueue: Send + Sync {
     fn restore_dead_letter(&self, letter: DeadLetter) -> (u64, Option<DeadLetter>) {
         self.dead_letter(letter)
     }
+    /// New dead letters get ids from `next` on (ids used before a restart
+    /// are not given out again).
+    fn skip_dead_letter_ids(&self, _next: u64) {}
     /// What the books reported of events, before JavaScript learns it.
     fn reported(&self, _reports: &[Report]) {}
     /// Deliveries that come back from before a restart: made ready, or
@@ -286,6 +289,10 @@ impl EventQueue for LocalQueue {
             dead_letters,
             dead_letters_evicted,
         }
+    }
+
+    fn skip_dead_letter_ids(&self, next: u64) {
+        self.dead_letters.lock().skip_ids(next);
     }
 
     fn restore(&self, deliveries: Vec<(Option<Instant>, Redelivery)>) {
