@@ -304,6 +304,17 @@ mod tests {
         }
     }
 
+    fn letter_of(id: u64, letter: u64) -> Entry<'static> {
+        Entry::Lettered {
+            letter,
+            id,
+            attempts: 1,
+            at_ms: 0,
+            handler: "h",
+            errors: b"[]",
+        }
+    }
+
     fn accepted(id: u64) -> Entry<'static> {
         Entry::Accepted {
             id,
@@ -333,14 +344,7 @@ mod tests {
     fn a_dead_letter_keeps_the_event_and_its_finish_until_it_leaves() {
         let mut ix = Index::default();
         ix.apply(&accepted(1), at(1, 32));
-        let letter = Entry::Lettered {
-            letter: 5,
-            id: 1,
-            attempts: 1,
-            at_ms: 0,
-            handler: "h",
-            errors: b"[]",
-        };
+        let letter = letter_of(1, 5);
         ix.apply(&letter, at(2, 32));
         ix.apply(&Entry::Finished { id: 1 }, at(3, 32));
         assert_eq!(
@@ -357,14 +361,7 @@ mod tests {
     fn a_copy_cut_short_after_its_accepted_record_changes_no_state() {
         let mut ix = Index::default();
         ix.apply(&accepted(1), at(1, 32));
-        let letter = Entry::Lettered {
-            letter: 5,
-            id: 1,
-            attempts: 1,
-            at_ms: 0,
-            handler: "h",
-            errors: b"[]",
-        };
+        let letter = letter_of(1, 5);
         ix.apply(&letter, at(1, 42));
         ix.apply(&Entry::Finished { id: 1 }, at(1, 52));
         // Copying forward wrote the Accepted record again, then the crash.
