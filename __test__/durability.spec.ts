@@ -9,9 +9,10 @@ import os from 'node:os';
 import path from 'node:path';
 import { test } from 'node:test';
 import { BufferedEventBusService, type BufferedEvent } from '..';
-import { deferred, rejectsWithCode, waitFor } from './helpers';
+import { deferred, listenToIsolates, rejectsWithCode, waitFor } from './helpers';
 
 const app = path.join(__dirname, 'fixtures', 'durable-app.js');
+const isolateHandlers = path.join(__dirname, 'fixtures', 'isolate-handlers.js');
 
 function tempDir(t: { after(fn: () => void): void }, name: string): string {
   const dir = mkdtempSync(path.join(os.tmpdir(), `bfy-${name}-`));
@@ -198,6 +199,24 @@ test('a restart with only dead letters left brings each back under its id', asyn
   await waitFor(() => again.getDeadLetterQueue().length === 3, 'a new dead letter');
   assert.ok(again.getDeadLetterQueue()[2].id > last, 'ids used before the restart are not given out again');
   await again.shutdown();
+});
+
+test('events of types handled in worker isolates are journaled as the isolates read them, and come back', async (t) => {
+  const dir = tempDir(t, 'isolates');
+  const reports = listenToIsolates(t);
+  const bus = durableBus(dir, { workerIsolates: 1, concurrency: 1 });
+  await bus.initialize();
+  await bus.registerWorkerHandler('job', isolateHandlers, { exportName: 'burn' });
+  const when = new Date('2026-03-04T05:06:07Z');
+  for (let n = 0; n < 4; n++) await bus.emitEvent('job', { n, ms: n === 0 ? 2000 : 1, when });
+  const report = await bus.shutdown({ timeout: 50 });
+  assert.equal(report.remaining.length + report.inFlightAborted.length, 4);
+  const again = durableBus(dir, { workerIsolates: 1 });
+  await again.initialize();
+  await again.registerWorkerHandler('job', isolateHandlers, { exportName: 'burn' });
+  await waitFor(() => new Set(reports.map((r) => r.n)).size === 4, 'all four ran in an isolate', 30_000);
+  assert.ok(reports.every((r) => r.isDate), 'the payload kept its Date through the journal');
+  await again.shutdown({ timeout: 100 });
 });
 
 test('one bus per journal directory: a second opener gets JOURNAL_LOCKED, in this process or another', async (t) => {

@@ -209,8 +209,9 @@ export interface RecoveredJournal {
   /**
    * Per event, `[flags, type index, buffer, start, id end, correlation
    * start, correlation end, payload start, end, attempt]`; flags are
-   * `lane | encoding << 2 | open << 3` (encoding 0 JSON, 1 structured
-   * clone; open 0 when only dead letters hold the event). In
+   * `lane | encoding << 2 | open << 4` (encoding 0 JSON, 1 structured
+   * clone, 2 and 3 the whole event as isolates read it, in JSON or
+   * structured clone; open 0 when only dead letters hold the event). In
    * `buffers[buffer]`, `[start..id end]` is the event id, `[correlation
    * start..end]` the correlation id (empty: the event id), `[payload
    * start..end]` the payload. Open events first, in the order they were

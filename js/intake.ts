@@ -10,7 +10,8 @@ import { CoarseClock } from './event-record';
 import { checkType, describe } from './handlers';
 import type { Serialised } from './isolates/handlers';
 import type { Journal } from './journal';
-import { type Encoded, encodePayload } from './journal-codec';
+import { ENCODING } from './arena';
+import { type Encoded, encodedEnvelope, encodePayload } from './journal-codec';
 import type { BusParts } from './parts';
 import { measuredFlat, measurePayload } from './payload';
 
@@ -139,14 +140,19 @@ export class Intake {
     const journal = this.#h.journal;
     let serialised: Serialised | undefined;
     let encoded: Encoded | undefined;
-    // Serialised once, here: isolates read these bytes in place, the
-    // journal writes its own, and maxEventSize is exact for both.
+    // Serialised once, here: isolates read these bytes in place (and the
+    // journal keeps them), other types' payloads go to the journal alone;
+    // maxEventSize is exact for both.
     if (isolated) {
       serialised = this.#h.workers.serialise({ id, type, payload, lane, correlationId: given ?? id, timestamp });
       size = serialised.bytes.length + 1;
     }
     if (journal !== undefined) {
-      encoded = encodePayload(payload, type.length + (given?.length ?? 0), this.#h.config().maxEventSize, measuredFlat());
+      const overhead = type.length + (given?.length ?? 0);
+      encoded =
+        serialised !== undefined
+          ? encodedEnvelope(serialised.bytes, serialised.tag === ENCODING.JSON, overhead)
+          : encodePayload(payload, overhead, this.#h.config().maxEventSize, measuredFlat());
       if (!isolated) size = encoded.size;
     }
     const slot = this.#h.slots.add(id, type, typeId, payload, lane, given, timestamp);

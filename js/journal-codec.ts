@@ -5,6 +5,18 @@ import { isFlatPayload } from './payload';
 
 export const JSON_ENCODING = 0;
 export const CLONE_ENCODING = 1;
+/**
+ * The whole event as isolates read it (`{ id, type, payload, ... }`, JSON
+ * or structured clone): an isolate-handled type's event is serialised once,
+ * for the arena, and the journal keeps those bytes.
+ */
+export const ENVELOPE_JSON_ENCODING = 2;
+export const ENVELOPE_CLONE_ENCODING = 3;
+
+/** An isolate event's serialised envelope (`Serialised`, tag JSON or not), as the journal keeps it. */
+export function encodedEnvelope(bytes: Uint8Array, json: boolean, overhead: number): Encoded {
+  return { encoding: json ? ENVELOPE_JSON_ENCODING : ENVELOPE_CLONE_ENCODING, text: undefined, bytes, size: overhead + bytes.length };
+}
 
 /**
  * A payload as the journal keeps it: JSON when JSON carries it exactly (a
@@ -50,6 +62,11 @@ export function decode(bytes: Buffer, encoding: number): { payload?: unknown; fa
   try {
     if (encoding === JSON_ENCODING) return { payload: JSON.parse(bytes.toString('utf8')) };
     if (encoding === CLONE_ENCODING) return { payload: deserialize(bytes) };
+    if (encoding === ENVELOPE_JSON_ENCODING || encoding === ENVELOPE_CLONE_ENCODING) {
+      const envelope: unknown = encoding === ENVELOPE_JSON_ENCODING ? JSON.parse(bytes.toString('utf8')) : deserialize(bytes);
+      if (envelope === null || typeof envelope !== 'object') return { failure: 'not an event envelope' };
+      return { payload: (envelope as { payload?: unknown }).payload };
+    }
     return { failure: `unknown encoding ${encoding}` };
   } catch (err) {
     return { failure: errorText(err) };

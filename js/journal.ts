@@ -17,8 +17,8 @@ const NUMBERS = 3;
 const U = { FLAGS: 0, TYPE: 1, BUFFER: 2, START: 3, ID_END: 4, CORRELATION_START: 5, CORRELATION_END: 6, PAYLOAD_START: 7, END: 8, ATTEMPT: 9 } as const;
 const FIELDS = 10;
 const lane = (flags: number): number => flags & 3;
-const encoding = (flags: number): number => (flags >> 2) & 1;
-const isOpen = (flags: number): boolean => (flags & 8) !== 0;
+const encoding = (flags: number): number => (flags >> 2) & 3;
+const isOpen = (flags: number): boolean => (flags & 16) !== 0;
 
 /** See `PACKED_HEADER` in src/core/journal/mod.rs. */
 const PACKED_HEADER = 32;

@@ -31,8 +31,9 @@ pub struct RecoveredJournal {
     pub numbers: Float64Array,
     /// Per event, `[flags, type index, buffer, start, id end, correlation
     /// start, correlation end, payload start, end, attempt]`; flags are
-    /// `lane | encoding << 2 | open << 3` (encoding 0 JSON, 1 structured
-    /// clone; open 0 when only dead letters hold the event). In
+    /// `lane | encoding << 2 | open << 4` (encoding 0 JSON, 1 structured
+    /// clone, 2 and 3 the whole event as isolates read it, in JSON or
+    /// structured clone; open 0 when only dead letters hold the event). In
     /// `buffers[buffer]`, `[start..id end]` is the event id, `[correlation
     /// start..end]` the correlation id (empty: the event id), `[payload
     /// start..end]` the payload. Open events first, in the order they were
@@ -82,7 +83,7 @@ fn converted(rec: Recovered) -> RecoveredJournal {
     let offset = |n: usize| u32::try_from(n).unwrap_or(u32::MAX);
     for e in &rec.events {
         numbers.extend_from_slice(&[e.id as f64, e.due_ms as f64, e.timestamp]);
-        let flags = u32::from(e.lane) | u32::from(e.encoding) << 2 | u32::from(e.open) << 3;
+        let flags = u32::from(e.lane) | u32::from(e.encoding & 3) << 2 | u32::from(e.open) << 4;
         fields.extend_from_slice(&[
             flags,
             e.type_index,

@@ -15,8 +15,9 @@ pub const FRAME_HEADER: usize = 8;
 /// No record is larger: a length word above it is corruption, not a record.
 pub const MAX_BODY: usize = 1 << 28;
 
-/// How an accepted event's payload was encoded; both are decoded in
-/// JavaScript, which dead-letters what it cannot read.
+/// How an accepted event's payload was encoded (JSON, structured clone,
+/// or the whole event as worker isolates read it in either: 2, 3); all
+/// are decoded in JavaScript, which dead-letters what it cannot read.
 pub const ENCODING_JSON: u8 = 0;
 pub const ENCODING_CLONE: u8 = 1;
 
