@@ -338,6 +338,27 @@ test('a damaged journal: the middle is reported and skipped, an undecodable even
   await again.shutdown();
 });
 
+test('a payload that throws when the journal serialises it is refused with INVALID_PAYLOAD; the bus carries on', async (t) => {
+  const dir = tempDir(t, 'hostile');
+  const bus = durableBus(dir);
+  const seen: number[] = [];
+  bus.registerHandler('job', (e: BufferedEvent<{ n: number }>) => void seen.push(e.payload.n));
+  await bus.initialize();
+  let reads = 0;
+  const tricky = {
+    get n(): number {
+      // Read once to check the payload, then again to serialise it.
+      if (++reads > 1) throw new Error('gotcha');
+      return 1;
+    },
+  };
+  await rejectsWithCode(() => bus.emitEvent('job', tricky), 'INVALID_PAYLOAD', 'gotcha');
+  await bus.emitEvent('job', { n: 2 });
+  await waitFor(() => seen.length === 1, 'the next event ran');
+  assert.deepEqual(seen, [2]);
+  await bus.shutdown();
+});
+
 test('durable configuration is validated: the mode, a directory, segment and disk sizes', async () => {
   const bad: [Record<string, unknown>, RegExp][] = [
     [{ durability: 'disk' }, /durability must be one of 'memory', 'process', 'fsync', got "disk"/],
