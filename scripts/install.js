@@ -1,9 +1,11 @@
 #!/usr/bin/env node
-// Builds the native addon from source when no binary is present: the case
-// of a project that installs this package from the registry or a tarball.
-// Needs a Rust toolchain (cargo) on the PATH. A repository checkout builds
-// through `npm run build` (the prepare script) instead, which also
-// regenerates the binding's loader and typings.
+// Install step of a project that depends on this package. A prebuilt
+// binary (the `@bootifyjs/native-events-<platform>` optional dependency,
+// which npm installs only on its own platform) needs nothing done, so
+// package managers that skip install scripts still get a working package.
+// Only when no binary fits do we build from source, which needs cargo. A
+// repository checkout builds through `npm run build` (the prepare script)
+// instead, which also regenerates the binding's loader and typings.
 
 'use strict';
 
@@ -12,7 +14,8 @@ const fs = require('node:fs');
 const path = require('node:path');
 
 const root = path.resolve(__dirname, '..');
-const { binaryName } = require(path.join(root, 'package.json')).napi;
+const manifest = require(path.join(root, 'package.json'));
+const { binaryName } = manifest.napi;
 
 function platformSuffix() {
   const { platform, arch } = process;
@@ -31,11 +34,36 @@ function libraryFile(targetDir) {
   return path.join(targetDir, 'release', name);
 }
 
-const binary = path.join(root, 'js', `${binaryName}.${platformSuffix()}.node`);
-if (fs.existsSync(binary)) process.exit(0);
+/** The prebuilt package's directory when npm installed it, else null. */
+function prebuiltPackage(name) {
+  try {
+    return path.dirname(require.resolve(`${name}/package.json`, { paths: [root] }));
+  } catch {
+    return null;
+  }
+}
 
+function fail(lines) {
+  console.error(lines.map((l) => `@bootifyjs/native-events: ${l}`).join('\n'));
+  process.exit(1);
+}
+
+const suffix = platformSuffix();
+const fileName = `${binaryName}.${suffix}.node`;
+const binary = path.join(root, 'js', fileName);
+const prebuiltName = `${manifest.name}-${suffix}`;
+const prebuilt = prebuiltPackage(prebuiltName);
+if (fs.existsSync(binary) || (prebuilt && fs.existsSync(path.join(prebuilt, fileName)))) process.exit(0);
+
+const offered = Object.keys(manifest.optionalDependencies ?? {}).includes(prebuiltName);
+const lookedFor = [
+  offered
+    ? `no prebuilt binary was installed for ${suffix} (looked for the package ${prebuiltName}: an install with --no-optional or --omit=optional skips it)`
+    : `no prebuilt binary is published for ${suffix} (prebuilt: ${Object.keys(manifest.optionalDependencies ?? {}).join(', ') || 'none'})`,
+  `and none was built at ${binary}.`,
+];
 const targetDir = process.env.CARGO_TARGET_DIR ? path.resolve(process.env.CARGO_TARGET_DIR) : path.join(root, 'target');
-console.log(`@bootifyjs/native-events: building the native addon with cargo (target dir ${targetDir})`);
+console.log(`@bootifyjs/native-events: ${lookedFor.join(' ')} Building from source with cargo (target dir ${targetDir}).`);
 try {
   execFileSync('cargo', ['build', '--release', '--lib', '--locked'], {
     cwd: root,
@@ -43,7 +71,11 @@ try {
     env: { ...process.env, CARGO_TARGET_DIR: targetDir },
   });
 } catch (err) {
-  console.error('@bootifyjs/native-events: the native build failed; a Rust toolchain (cargo) is required.');
-  process.exit(1);
+  const missing = err && err.code === 'ENOENT';
+  fail([
+    ...lookedFor,
+    missing ? 'Building from source needs a Rust toolchain, and cargo is not on the PATH.' : 'The build from source failed (its output is above).',
+    'To fix it: install Rust (https://rustup.rs, 1.89 or newer) and reinstall, or install on a platform with a prebuilt binary.',
+  ]);
 }
 fs.copyFileSync(libraryFile(targetDir), binary);
