@@ -251,7 +251,49 @@ export type BufferedEventConfigInput = {
     : BufferedEventConfig[K] extends object
       ? { [P in keyof BufferedEventConfig[K]]?: BufferedEventConfig[K][P] extends object ? Partial<BufferedEventConfig[K][P]> : BufferedEventConfig[K][P] }
       : BufferedEventConfig[K];
-} & CompatibilityConfigNames;
+} & CompatibilityConfigNames & LoggerOption;
+
+/** A log level of the bus's records. */
+export type LogLevel = 'error' | 'warn' | 'info' | 'debug' | 'trace';
+
+/**
+ * A pino-style logger: each method is called as `logger[level](fields, message)`,
+ * `fields` holding `target` (the part of the bus: `events::worker`,
+ * `events::retry`, `events::dead_letter`, `events::journal`, `events::queue`,
+ * `events::isolate`, `events::shutdown`, `events::log`) and the record's
+ * values. `trace` falls back to `debug` when absent. A logger with `child()`
+ * (pino) is used as `logger.child({ component: '@bootifyjs/native-events' })`.
+ */
+export interface LoggerLike {
+  error(fields: object, message: string): unknown;
+  warn(fields: object, message: string): unknown;
+  info(fields: object, message: string): unknown;
+  debug(fields: object, message: string): unknown;
+  trace?(fields: object, message: string): unknown;
+  child?(bindings: object): LoggerLike;
+  /** pino's level name; it sets which records the native core keeps unless `BOOTIFY_EVENTS_LOG` does. */
+  level?: string;
+}
+
+/**
+ * Where the bus logs: lifecycle points and slow paths only (workers started,
+ * scaled, stopped or panicked; retries scheduled; events dead-lettered;
+ * queue overflow; isolates replaced; journal recovery, compaction and
+ * failures; shutdown and its report), never once per event on the hot path.
+ */
+export interface LoggerOption {
+  /**
+   * Receives the bus's records, the native core's delivered in batches
+   * (a pending batch never keeps the process alive). Level: the
+   * `BOOTIFY_EVENTS_LOG` environment variable (a level, or `RUST_LOG`-style
+   * directives such as `warn,events::journal=debug`), else `logger.level`,
+   * else `info`. Without a logger, each kind of warning and error goes to
+   * `process.emitWarning` once, or, with `BOOTIFY_EVENTS_LOG` set, every
+   * record at that level to stderr as a JSON line. Not part of
+   * `getConfig()`; `updateConfig({ logger })` replaces it.
+   */
+  logger?: LoggerLike;
+}
 
 /**
  * Names from BootifyJS's published "Buffered Events" guide. Compatibility
@@ -278,7 +320,7 @@ export interface CompatibilityConfigNames {
  * The TypeScript bus's constructor options, accepted as an equivalent of a
  * bare config: `{ config, fallbackToSync, enableMetrics, enableHealthMonitoring }`.
  */
-export interface BufferedEventBusOptions {
+export interface BufferedEventBusOptions extends LoggerOption {
   /** The configuration. */
   config?: BufferedEventConfigInput;
   /** Same as `config.fallbackToSync`. */

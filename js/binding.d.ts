@@ -139,6 +139,25 @@ export declare class NativeBus {
   /** Writes and syncs what is queued and releases the directory. */
   closeJournal(): void
   /**
+   * Sets the log filter (`RUST_LOG`-style directives) and the callback
+   * told, weakly, when records are waiting.
+   */
+  attachLogs(filter: string, onRecords: () => void): void
+  /**
+   * Changes the log filter; throws `INVALID_CONFIG` naming the directive
+   * it cannot read.
+   */
+  setLogFilter(filter: string): void
+  /** The records waiting, oldest first. */
+  takeLogs(): LogBatch
+  /**
+   * Whether a record at `level` for `target` would be kept: the filter
+   * JavaScript's own records go through.
+   */
+  logEnabled(level: string, target: string): boolean
+  /** Drops the log callback (and the JavaScript function it holds). */
+  detachLogs(): void
+  /**
    * Counters, depths, histograms and worker states as a JSON string,
    * read without stopping anything. A string because JSON.parse builds
    * the object several times faster than setting its properties one by
@@ -201,6 +220,28 @@ export declare function isolateRegionLayout(concurrency: number): any
 
 /** Words an isolate's hand-off buffer needs for a window of `concurrency`. */
 export declare function isolateRegionWords(concurrency: number): number
+
+/** What `takeLogs` returns. */
+export interface LogBatch {
+  records: Array<LogEntry>
+  /**
+   * Records dropped since the last batch because JavaScript did not take
+   * them in time.
+   */
+  dropped: number
+}
+
+/** One record of the native core's log. */
+export interface LogEntry {
+  /** `error`, `warn`, `info`, `debug` or `trace`. */
+  level: string
+  /** The part of the bus, e.g. `events::journal`. */
+  target: string
+  message: string
+  fields: any
+  /** Milliseconds since the Unix epoch. */
+  time: number
+}
 
 /** What `openJournal` found. */
 export interface RecoveredJournal {

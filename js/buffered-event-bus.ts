@@ -26,6 +26,7 @@ import { describe, HandlerRegistry } from './handlers';
 import { checkLetterId, Intake, readPage, type State } from './intake';
 import { WorkerHandlers } from './isolates/handlers';
 import { Journal } from './journal';
+import { BusLog, readLogger } from './logs';
 import { native, type NativeBus } from './native';
 import { Observer } from './observer';
 import type { BusParts } from './parts';
@@ -60,6 +61,7 @@ export class BufferedEventBusService extends EventEmitter implements PublicBus {
   readonly #workers: WorkerHandlers;
   readonly #dispatch: Dispatcher;
   readonly #intake: Intake;
+  readonly #log: BusLog;
   /** A durable bus's journal (`durability` other than 'memory'). */
   readonly #journal: Journal | undefined;
   #state: State = 'created';
@@ -68,9 +70,11 @@ export class BufferedEventBusService extends EventEmitter implements PublicBus {
   constructor(config?: BufferedEventConfigInput | BufferedEventBusOptions) {
     super();
     this.#config = resolveConfig(config);
+    const logger = readLogger(config);
     const words = SharedRing.allocate(this.#config.maxQueueSize, this.#config.concurrency);
     this.#native = callNative(() => new native.NativeBus(this.#config, words));
     nativeOf.set(this, this.#native);
+    this.#log = new BusLog(this.#native, logger);
     this.#ring = new SharedRing(words);
     this.#registry = new HandlerRegistry(
       (typeId, count) => {
@@ -104,6 +108,7 @@ export class BufferedEventBusService extends EventEmitter implements PublicBus {
       observer: this.#observer,
       books: this.#books,
       workers: this.#workers,
+      log: this.#log,
       config: () => this.#config,
     };
     this.#dispatch = new Dispatcher({
@@ -156,7 +161,9 @@ export class BufferedEventBusService extends EventEmitter implements PublicBus {
       throw new BusError('SHUTTING_DOWN', 'cannot update the configuration of a bus that is shutting down');
     }
     const { tree, problems } = readConfigInput(partial);
+    const logger = readLogger(partial);
     const next = callNative(() => this.#native.updateConfig(tree, problems)) as BufferedEventConfig;
+    if (logger !== undefined) this.#log.setLogger(logger);
     const before = this.#config;
     this.#config = next;
     if (next.handlerTimeout !== before.handlerTimeout) {
@@ -351,6 +358,7 @@ export class BufferedEventBusService extends EventEmitter implements PublicBus {
    * surfaces as an uncaught exception as any listener's would.
    */
   #notify(event: 'handler_error' | 'worker_error' | 'journal_error', value: unknown): void {
+    if (event === 'worker_error') this.#logWorkerError(value);
     try {
       super.emit(event, value);
     } catch (err) {
@@ -358,6 +366,20 @@ export class BufferedEventBusService extends EventEmitter implements PublicBus {
         throw err;
       });
     }
+  }
+
+  /** What the core did not log itself: isolates' deaths, handler modules that failed to load. */
+  #logWorkerError(err: unknown): void {
+    const code = err instanceof BusError ? err.code : 'NATIVE_ERROR';
+    if (code === 'WORKER_PANIC') return;
+    const details = err instanceof BusError ? err.details : undefined;
+    const message =
+      code === 'ISOLATE_DIED'
+        ? 'worker isolate died; it is replaced after its restart delay'
+        : code === 'HANDLER_MODULE_ERROR'
+          ? 'worker handler module failed to load in an isolate'
+          : 'internal error between the JavaScript layer and the native core';
+    this.#log.write('error', code === 'NATIVE_ERROR' ? 'events::bus' : 'events::isolate', message, { code, error: errorText(err), ...details });
   }
 
   /** Dead letters removed: the books say which events may now be freed. Returns how many. */
@@ -382,15 +404,19 @@ export class BufferedEventBusService extends EventEmitter implements PublicBus {
     this.#state = 'draining';
     const finishedBefore = this.#observer.finishedCount();
     const books = this.#books;
+    this.#log.write('info', 'events::shutdown', 'shutdown started; draining the queue', { outstanding: books.outstanding, timeoutMs: timeout });
     if (wasRunning && books.outstanding > 0) {
-      await new Promise<void>((resolve) => {
-        const timer = setTimeout(resolve, timeout);
+      const drained = await new Promise<boolean>((resolve) => {
+        const timer = setTimeout(() => resolve(false), timeout);
         books.onDrained = () => {
           clearTimeout(timer);
-          resolve();
+          resolve(true);
         };
       });
       books.onDrained = undefined;
+      if (!drained) {
+        this.#log.write('warn', 'events::shutdown', 'shutdown deadline reached with events outstanding', { outstanding: books.outstanding, timeoutMs: timeout });
+      }
     }
     const undelivered = this.#native.stop();
     live.delete(this.#native);
@@ -432,6 +458,12 @@ export class BufferedEventBusService extends EventEmitter implements PublicBus {
       remaining,
       inFlightAborted,
     };
+    this.#log.write('info', 'events::shutdown', 'shutdown finished', {
+      drained: report.drained,
+      remaining: remaining.length,
+      inFlightAborted: inFlightAborted.length,
+    });
+    this.#log.close();
     super.emit('shutdown', report);
     return report;
   }

@@ -92,6 +92,8 @@ export type State = 'created' | 'running' | 'inline' | 'failed' | 'draining' | '
 
 /** Context carriers are dropped with their slot; no destroy hook is owed. */
 const NO_DESTROY = { requireManualDestroy: true } as const;
+/** How often a full queue is logged while it stays full. */
+const OVERFLOW_LOG_MS = 10_000;
 
 export interface IntakeHost extends BusParts {
   readonly dispatch: Dispatcher;
@@ -109,6 +111,8 @@ type Limit = 'maxQueueSize' | 'maxMemoryMB' | 'journal.maxDiskMB';
  */
 export class Intake {
   readonly #h: IntakeHost;
+  #overflows = 0;
+  #overflowLogged = -Infinity;
   readonly #clock: CoarseClock;
   readonly #idPrefix = `${randomBytes(4).toString('hex')}-`;
   #nextId = 0;
@@ -220,6 +224,7 @@ export class Intake {
   #overflow(slot: number, limit: Limit, isolated = false): Promise<string> {
     this.#depthBound--;
     const config = this.#h.config();
+    this.#logOverflow(limit, config.fallbackToSync && !isolated);
     if (!config.fallbackToSync || isolated) {
       const type = this.#h.slots.type(slot);
       this.#h.books.release(slot);
@@ -231,5 +236,21 @@ export class Intake {
     }
     if (limit === 'journal.maxDiskMB') this.#h.journal?.ranInline();
     return this.#h.dispatch.runInline(slot);
+  }
+
+  /**
+   * Overflow is logged when it starts and then at most every
+   * OVERFLOW_LOG_MS with the count since, never once per emission.
+   */
+  #logOverflow(limit: Limit, inline: boolean): void {
+    const now = Date.now();
+    this.#overflows++;
+    if (now - this.#overflowLogged < OVERFLOW_LOG_MS) return;
+    this.#h.log.write('warn', 'events::queue', inline ? 'queue full; emissions run inline (fallbackToSync)' : 'queue full; emissions are refused with QUEUE_FULL', {
+      limit,
+      overflows: this.#overflows,
+    });
+    this.#overflowLogged = now;
+    this.#overflows = 0;
   }
 }

@@ -2,6 +2,7 @@ import type { BufferedEventConfig } from '../index';
 import type { Books } from './books';
 import type { SlotTable } from './event-record';
 import type { HandlerRegistry } from './handlers';
+import type { BusLog } from './logs';
 import type { WorkerHandlers } from './isolates/handlers';
 import type { NativeBus } from './native';
 import type { Observer } from './observer';
@@ -16,6 +17,7 @@ export interface BusParts {
   readonly observer: Observer;
   readonly books: Books;
   readonly workers: WorkerHandlers;
+  readonly log: BusLog;
   /** The running configuration (it changes with `updateConfig`). */
   config(): BufferedEventConfig;
 }

@@ -160,6 +160,7 @@ impl NativeBus {
             max_disk_bytes: mb(config.journal.max_disk_mb),
             segment_bytes: mb(config.journal.segment_mb),
             fsync: config.durability == Durability::Fsync,
+            logs: self.engine.logs().clone(),
         })
         .map_err(to_js)?;
         let tsfn = on_change

@@ -6,6 +6,7 @@ mod dead_letters;
 mod error;
 pub mod isolates;
 mod journal;
+mod logs;
 mod shared_view;
 mod sink;
 pub mod stats;

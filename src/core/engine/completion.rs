@@ -239,6 +239,16 @@ impl Engine {
                     errors,
                 };
                 rearm |= inner.queue.retry(now + delay, retry);
+                inner.logs.emit(|| {
+                    tracing::debug!(
+                        target: "events::retry",
+                        r#type = inner.types.name(record.type_id),
+                        handler = failure.handler_name,
+                        attempt = attempt + 1,
+                        delay_ms = delay.as_secs_f64() * 1000.0,
+                        "retry scheduled"
+                    )
+                });
                 inner.metrics.retries.fetch_add(1, Ordering::Relaxed);
                 bump(types, record.type_id, |s| &s.retries);
                 completion.fates.push(Fate::Retry);
@@ -260,7 +270,40 @@ impl Engine {
                     errors,
                     timestamp: unix_ms(),
                 };
-                if let (_, Some(evicted)) = inner.queue.dead_letter(letter) {
+                let cause = if !failure.retryable {
+                    "non-retryable error"
+                } else if stopped {
+                    "the bus is stopping"
+                } else {
+                    "retries exhausted"
+                };
+                let (ty, handler, error) = (
+                    inner.types.name(record.type_id),
+                    letter.handler.clone(),
+                    letter.errors.last().map(|e| e.message.clone()),
+                );
+                let (id, evicted) = inner.queue.dead_letter(letter);
+                inner.logs.emit(|| {
+                    tracing::warn!(
+                        target: "events::dead_letter",
+                        r#type = ty,
+                        handler,
+                        attempts = attempt + 1,
+                        cause,
+                        error,
+                        dead_letter_id = id,
+                        "handler gave up; event dead-lettered"
+                    )
+                });
+                if let Some(evicted) = evicted {
+                    inner.logs.emit(|| {
+                        tracing::warn!(
+                            target: "events::dead_letter",
+                            evicted_id = evicted.id,
+                            r#type = inner.types.name(evicted.type_id),
+                            "dead-letter queue full; its oldest letter was dropped"
+                        )
+                    });
                     books.unlettered(evicted.slot);
                     completion.evicted.push(evicted.slot);
                 }

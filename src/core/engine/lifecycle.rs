@@ -64,6 +64,7 @@ impl Engine {
             return Err(BusError::ShuttingDown("the bus is shutting down".into()));
         }
         let mut workers = self.workers.lock();
+        let started = count.saturating_sub(workers.len() as u32);
         while workers.len() < count as usize {
             let id = self.next_worker_id.fetch_add(1, Ordering::Relaxed);
             let stop = Arc::new(AtomicBool::new(false));
@@ -90,6 +91,17 @@ impl Engine {
         }
         let surplus: Vec<Worker> = workers.drain(count as usize..).collect();
         drop(workers);
+        if started > 0 || !surplus.is_empty() {
+            self.inner.logs.emit(|| {
+                tracing::info!(
+                    target: "events::worker",
+                    workers = count,
+                    started,
+                    stopping = surplus.len(),
+                    "worker pool scaled"
+                )
+            });
+        }
         join_all(&self.inner, surplus);
         Ok(())
     }
@@ -106,6 +118,9 @@ impl Engine {
             let _ = timer.join();
         }
         *self.inner.notifier.write() = None;
+        self.inner
+            .logs
+            .emit(|| tracing::info!(target: "events::worker", "workers and retry timer stopped"));
         let _dispatch = self.inner.dispatch.lock();
         // The main thread's notifier holds its JavaScript callback, and so
         // the bus that owns this engine: dropping it is what lets a bus that

@@ -43,6 +43,7 @@ pub use sinks::{Detached, Sink};
 
 use crate::core::config::Config;
 use crate::core::journal::Journal;
+use crate::core::observe::log::Logs;
 use crate::core::observe::metrics::Metrics;
 use crate::core::observe::rates::{RateWindow, Rates};
 use crate::core::observe::type_stats::{TypeSnapshot, TypeTable};
@@ -154,6 +155,8 @@ struct Inner {
     worker_errors: Mutex<Vec<WorkerError>>,
     /// Dispatches done by `Inner::refill` on the calling thread.
     refill_stats: WorkerStats,
+    /// This bus's logs (see `observe::log`).
+    logs: Logs,
 }
 
 /// What waits and what runs, read without stopping the workers.
@@ -230,6 +233,7 @@ impl Engine {
                 start_fails: AtomicBool::new(false),
                 worker_errors: Mutex::new(Vec::new()),
                 refill_stats: WorkerStats::default(),
+                logs: Logs::default(),
             }),
             mem,
             layout,
@@ -356,6 +360,12 @@ impl Engine {
     /// records); JavaScript stamps records with it to measure queue waits.
     pub fn elapsed_us(&self) -> u64 {
         self.inner.started.elapsed().as_micros() as u64
+    }
+
+    /// This bus's logs: the binding attaches JavaScript's logger to them
+    /// and hands them to the journal.
+    pub fn logs(&self) -> &Logs {
+        &self.inner.logs
     }
 
     /// Test hook: the next worker that takes a batch panics while holding it.

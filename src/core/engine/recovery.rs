@@ -77,6 +77,15 @@ impl Inner {
             .fetch_add(requeued as u64, Ordering::Relaxed);
         stats.restarts.fetch_add(1, Ordering::Relaxed);
         stats.busy.store(false, Ordering::Relaxed);
+        self.logs.emit(|| {
+            tracing::error!(
+                target: "events::worker",
+                worker,
+                panic = message.as_str(),
+                requeued,
+                "worker thread panicked; its deliveries were put back and it carries on"
+            )
+        });
         self.worker_errors.lock().push(WorkerError {
             worker,
             message,

@@ -97,6 +97,8 @@ impl Inner {
         // recover.
         let mut batch: Vec<Taken> = Vec::new();
         let mut stage = Stage::Published;
+        self.logs
+            .emit(|| tracing::debug!(target: "events::worker", worker = id, "worker started"));
         while !self.should_stop(stop) {
             let outcome = catch_unwind(AssertUnwindSafe(|| {
                 self.collect_and_deliver(&mut batch, &mut stage, stats, true)
@@ -118,6 +120,8 @@ impl Inner {
                 }
             }
         }
+        self.logs
+            .emit(|| tracing::debug!(target: "events::worker", worker = id, "worker stopped"));
     }
 
     /// Takes the next deliveries in priority order that fit in the window

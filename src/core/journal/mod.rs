@@ -33,6 +33,7 @@ use parking_lot::{Condvar, Mutex, RwLock};
 
 use crate::core::error::BusError;
 use crate::core::observe::histogram::{Histogram, Summary};
+use crate::core::observe::log::Logs;
 use format::Entry;
 pub use format::{ENCODING_CLONE, ENCODING_JSON};
 use index::Index;
@@ -48,6 +49,8 @@ pub struct JournalOptions {
     pub segment_bytes: u64,
     /// `fdatasync` before an accepted batch counts as durable.
     pub fsync: bool,
+    /// The bus's logs, for recovery, compaction and failures.
+    pub logs: Logs,
 }
 
 /// Told (from the writer thread) when accepted batches became durable or
@@ -94,6 +97,7 @@ struct Files {
 }
 
 struct Shared {
+    logs: Logs,
     fsync: bool,
     max_disk: u64,
     /// Accepts leave this much disk for records about work and copying.
@@ -142,7 +146,9 @@ impl Journal {
             ))
         })?;
         let recovered = replayed.recovered;
+        log_recovery(&opts, &recovered);
         let shared = Arc::new(Shared {
+            logs: opts.logs.clone(),
             fsync: opts.fsync,
             max_disk: opts.max_disk_bytes,
             reserve: opts.segment_bytes,
@@ -415,5 +421,44 @@ impl Journal {
 impl Drop for Journal {
     fn drop(&mut self) {
         let _ = self.close();
+    }
+}
+
+/// What recovery found, at `info`, and any damage, at `warn` (one record per
+/// damaged place, never per event).
+fn log_recovery(opts: &JournalOptions, r: &Recovered) {
+    let dir = opts.dir.display().to_string();
+    opts.logs.emit(|| {
+        tracing::info!(
+            target: "events::journal",
+            dir,
+            events = r.events.len(),
+            dead_letters = r.letters.len(),
+            records = r.records,
+            "journal opened and replayed"
+        )
+    });
+    if r.truncated > 0 {
+        opts.logs.emit(|| {
+            tracing::warn!(
+                target: "events::journal",
+                dir,
+                bytes = r.truncated_bytes,
+                "torn tail of the last write cut off (the process died mid-write)"
+            )
+        });
+    }
+    for c in &r.corruptions {
+        opts.logs.emit(|| {
+            tracing::warn!(
+                target: "events::journal",
+                dir,
+                segment = c.segment,
+                offset = c.offset,
+                reason = c.reason,
+                skipped = c.skipped,
+                "damaged journal record skipped"
+            )
+        });
     }
 }

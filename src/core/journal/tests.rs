@@ -29,6 +29,7 @@ fn options(dir: &Path, segment_kb: u64) -> JournalOptions {
         max_disk_bytes: 64 << 20,
         segment_bytes: segment_kb << 10,
         fsync: false,
+        logs: Logs::default(),
     }
 }
 

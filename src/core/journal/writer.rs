@@ -65,6 +65,15 @@ impl Shared {
 
     pub(super) fn fail(&self, why: String) -> String {
         let mut f = self.failure.write();
+        if f.is_none() {
+            self.logs.emit(|| {
+                tracing::error!(
+                    target: "events::journal",
+                    error = why.as_str(),
+                    "journal write failed; durable emissions are refused from now on"
+                )
+            });
+        }
         f.get_or_insert(why).clone()
     }
 
@@ -192,9 +201,20 @@ impl Shared {
             for s in idle {
                 if files.segments.remove(s).is_ok() {
                     self.deleted.fetch_add(1, Ordering::Relaxed);
+                    self.logs.emit(|| {
+                        tracing::debug!(target: "events::journal", segment = s, "segment with nothing live deleted")
+                    });
                 }
             }
             if let Some(s) = sparse {
+                self.logs.emit(|| {
+                    tracing::debug!(
+                        target: "events::journal",
+                        segment = s,
+                        live_bytes = files.index.live_bytes(s),
+                        "copying a mostly dead segment's live records forward"
+                    )
+                });
                 if let Err(e) = self.copy_forward(files, s) {
                     // The old segment stays; nothing is lost, disk is.
                     self.fail(format!("journal compaction failed: {e}"));

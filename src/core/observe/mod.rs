@@ -2,6 +2,7 @@
 //! statistics, and the Prometheus text rendering of them.
 
 pub mod histogram;
+pub mod log;
 pub mod metrics;
 pub mod prometheus;
 pub mod rates;

@@ -57,6 +57,15 @@ impl TypeTable {
         names[i] = name.to_string();
     }
 
+    /// The type's name, for logs; empty until JavaScript sent it.
+    pub fn name(&self, type_id: u32) -> String {
+        self.names
+            .read()
+            .get(type_id as usize)
+            .cloned()
+            .unwrap_or_default()
+    }
+
     pub fn set_handlers(&self, type_id: u32, count: u32) {
         self.ensure(type_id);
         if let Some(s) = self.stats.read().get(type_id as usize) {
