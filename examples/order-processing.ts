@@ -39,7 +39,7 @@ class PaymentService {
 }
 
 @EventListener()
-class OrderEventHandler {
+export class OrderEventHandler {
   constructor(private readonly payments: PaymentService) {}
 
   @OnEvent('order.created')

@@ -36,7 +36,7 @@ class UserRepository {
 }
 
 @EventListener()
-class UserEventHandler {
+export class UserEventHandler {
   constructor(
     private readonly mailer: Mailer,
     private readonly users: UserRepository,
