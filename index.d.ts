@@ -260,7 +260,7 @@ export type LogLevel = 'error' | 'warn' | 'info' | 'debug' | 'trace';
  * A pino-style logger: each method is called as `logger[level](fields, message)`,
  * `fields` holding `target` (the part of the bus: `events::worker`,
  * `events::retry`, `events::dead_letter`, `events::journal`, `events::queue`,
- * `events::isolate`, `events::shutdown`, `events::log`) and the record's
+ * `events::isolate`, `events::shutdown`, `events::bus`, `events::log`) and the record's
  * values. `trace` falls back to `debug` when absent. A logger with `child()`
  * (pino) is used as `logger.child({ component: '@bootifyjs/native-events' })`.
  */
@@ -287,7 +287,7 @@ export interface LoggerOption {
    * (a pending batch never keeps the process alive). Level: the
    * `BOOTIFY_EVENTS_LOG` environment variable (a level, or `RUST_LOG`-style
    * directives such as `warn,events::journal=debug`), else `logger.level`,
-   * else `info`. Without a logger, each kind of warning and error goes to
+   * else `info` (`warn` with no logger). Without a logger, each kind of warning and error goes to
    * `process.emitWarning` once, or, with `BOOTIFY_EVENTS_LOG` set, every
    * record at that level to stderr as a JSON line. Not part of
    * `getConfig()`; `updateConfig({ logger })` replaces it.

@@ -12,7 +12,12 @@ import { test } from 'node:test';
 
 const root = path.resolve(__dirname, '..');
 const fixture = path.join(root, '__test__', 'fixtures', 'project');
-const manifest = JSON.parse(readFileSync(path.join(root, 'package.json'), 'utf8')) as { name: string; napi: { binaryName: string } };
+const manifest = JSON.parse(readFileSync(path.join(root, 'package.json'), 'utf8')) as {
+  name: string;
+  version: string;
+  napi: { binaryName: string };
+  optionalDependencies: Record<string, string>;
+};
 const platform = 'linux-x64-gnu';
 const prebuiltName = `${manifest.name}-${platform}`;
 const binaryFile = `${manifest.napi.binaryName}.${platform}.node`;
@@ -35,13 +40,27 @@ function pack(dir: string, into: string): string {
   return path.join(into, packed[0].filename);
 }
 
-/** The platform package as the release publishes it: its manifest plus the binary. */
-function packPrebuilt(into: string): string {
-  const dir = path.join(into, 'prebuilt');
+/** The platform package as the release publishes it: its manifest (at `version`) plus the binary. */
+function packPrebuilt(into: string, version?: string): string {
+  const dir = path.join(into, `prebuilt-${version ?? 'same'}`);
   cpSync(path.join(root, 'npm', platform), dir, { recursive: true });
   cpSync(path.join(root, 'js', binaryFile), path.join(dir, binaryFile));
+  if (version !== undefined) {
+    const m = JSON.parse(readFileSync(path.join(dir, 'package.json'), 'utf8'));
+    writeFileSync(path.join(dir, 'package.json'), JSON.stringify({ ...m, version }));
+  }
   return pack(dir, into);
 }
+
+test('every platform package is an optional dependency at this version', () => {
+  for (const dir of readdirSync(path.join(root, 'npm'))) {
+    const m = JSON.parse(readFileSync(path.join(root, 'npm', dir, 'package.json'), 'utf8')) as { name: string; version: string; main: string };
+    assert.equal(m.version, manifest.version, m.name);
+    assert.equal(manifest.optionalDependencies[m.name], manifest.version, m.name);
+    assert.equal(m.main, `${manifest.napi.binaryName}.${dir}.node`);
+  }
+  assert.ok(manifest.optionalDependencies[prebuiltName], 'the platform CI tests is prebuilt');
+});
 
 function makeApp(into: string, tarballs: Record<string, string>): string {
   const app = path.join(into, 'app');
@@ -86,7 +105,9 @@ test('with the prebuilt platform package it installs with scripts ignored and no
   inTempDir((dir) => {
     const app = makeApp(dir, { [manifest.name]: pack(root, dir), [prebuiltName]: packPrebuilt(dir) });
     const env = withoutRust(baseEnv());
-    assert.notEqual(spawnSync('sh', ['-c', 'command -v cargo'], { env }).status, 0, 'cargo is hidden');
+    const probe = spawnSync('/bin/sh', ['-c', 'command -v cargo'], { env });
+    assert.equal(probe.error, undefined);
+    assert.notEqual(probe.status, 0, 'cargo is hidden');
     run(['install', '--ignore-scripts', '--no-audit', '--no-fund', '--prefer-offline'], app, env);
     const installed = path.join(app, 'node_modules', ...manifest.name.split('/'));
     assert.deepEqual(
@@ -116,6 +137,16 @@ test('without a prebuilt package the install step builds the addon from source',
       'the install step built the addon',
     );
     assertIntegrationPasses(app, env);
+  });
+});
+
+test('a platform package of another version is not used: the install says why, and builds from source instead (here without cargo: it fails saying so)', { timeout: 10 * 60_000 }, () => {
+  inTempDir((dir) => {
+    const app = makeApp(dir, { [manifest.name]: pack(root, dir), [prebuiltName]: packPrebuilt(dir, '0.0.1-stale') });
+    const r = npm(['install', '--no-audit', '--no-fund', '--prefer-offline', '--foreground-scripts'], app, withoutRust(baseEnv()));
+    assert.notEqual(r.status, 0, 'no cargo to build with');
+    assert.match(`${r.stdout}\n${r.stderr}`, /cargo is not on the PATH/);
+    assert.match(`${r.stdout}\n${r.stderr}`, new RegExp(`${prebuiltName} cannot be used: it is version 0\\.0\\.1-stale, this package ${manifest.version.replace(/\./g, '\\.')}`));
   });
 });
 

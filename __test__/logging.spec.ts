@@ -82,12 +82,14 @@ test('pino receives the native core structured records: workers, retries, dead l
   assert.ok(typeof retry.delay_ms === 'number' && retry.delay_ms >= 75 && retry.delay_ms <= 125, `jittered delay ${retry.delay_ms}`);
   assert.equal(retry.component, '@bootifyjs/native-events', 'written through logger.child()');
 
+  // The first letter is a warning; more within 10 s are debug records
+  // (an outage can dead-letter every event), counted by the next warning.
   const letters = lines.filter((l) => l.msg === 'handler gave up; event dead-lettered');
   assert.deepEqual(
-    letters.map((l) => [l.level, l.type, l.cause, l.attempts, l.error]).sort(),
+    letters.map((l) => [l.level, l.type, l.cause, l.attempts, l.error, l.more_since_last]),
     [
-      [WARN, 'audit', 'non-retryable error', 1, 'malformed'],
-      [WARN, 'charge', 'retries exhausted', 2, 'card declined'],
+      [WARN, 'audit', 'non-retryable error', 1, 'malformed', 0],
+      [DEBUG, 'charge', 'retries exhausted', 2, 'card declined', undefined],
     ],
   );
   assert.equal(typeof letters[0].dead_letter_id, 'number');
@@ -172,6 +174,8 @@ test('a bad BOOTIFY_EVENTS_LOG or logger is INVALID_CONFIG naming it', () => {
   }
   const bus = new BufferedEventBusService({ config: { workerCount: 1 }, logger: console });
   assert.equal(bus.getConfig().workerCount, 1);
+  const nested = new BufferedEventBusService({ config: { workerCount: 1, logger: console } });
+  assert.equal(nested.getConfig().workerCount, 1);
   assert.equal('logger' in bus.getConfig(), false, 'the logger is not configuration');
 });
 
@@ -242,6 +246,30 @@ test('a full queue is logged when it starts, not once per refused emission', asy
   assert.equal(full[0].level, WARN);
   assert.equal(full[0].msg, 'queue full; emissions are refused with QUEUE_FULL');
   assert.equal(full[0].limit, 'maxQueueSize');
+});
+
+test('a logger that emits on the bus it logs for does not recurse', async () => {
+  let warned = 0;
+  let bus: BufferedEventBusService | undefined;
+  const logger: LoggerLike = {
+    error() {},
+    info() {},
+    debug() {},
+    warn() {
+      warned++;
+      // An audit trail on the same bus: it is full too, and overflows again.
+      void bus?.emitEvent('audit', { warned }).catch(() => {});
+    },
+  };
+  bus = new BufferedEventBusService({ concurrency: 1, maxQueueSize: 100, fallbackToSync: false, logger });
+  await bus.initialize();
+  const release = await blockWindow(bus);
+  bus.registerHandler('x', () => {});
+  bus.registerHandler('audit', () => {});
+  for (let i = 0; i < 150; i++) await bus.emitEvent('x', { i }).catch(() => {});
+  assert.equal(warned, 1, 'the overflow inside the logger was counted, not logged through it again');
+  release();
+  await bus.shutdown();
 });
 
 test('a worker isolate that dies is logged with what happened to its deliveries', async () => {

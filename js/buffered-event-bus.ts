@@ -330,6 +330,11 @@ export class BufferedEventBusService extends EventEmitter implements PublicBus {
   }
 
   async #workersUnavailable(err: BusError): Promise<void> {
+    this.#log.write('error', 'events::worker', err.code === 'WORKERS_UNAVAILABLE' ? 'native workers could not start' : 'the bus could not start', {
+      code: err.code,
+      error: err.message,
+      fallbackToSync: this.#config.fallbackToSync,
+    });
     super.emit('worker_error', err);
     if (!this.#config.fallbackToSync) {
       this.#state = 'failed';

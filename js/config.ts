@@ -90,7 +90,7 @@ export function readConfigInput(input: unknown): { tree: unknown; problems: stri
     const out: Record<string, unknown> = {};
     for (const key of keys) {
       // Not configuration JSON: the bus takes it aside (js/logs.ts).
-      if (depth === 0 && key === 'logger') continue;
+      if (key === 'logger' && (path === '' || path === 'config')) continue;
       const at = path ? `${path}.${key}` : key;
       const child = copy(read(key, at), at, depth + 1);
       if (child !== undefined) out[key] = child;

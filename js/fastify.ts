@@ -56,22 +56,37 @@ function invalid(field: string, message: string): BusError {
   return new BusError('INVALID_CONFIG', message, { field });
 }
 
-/** The plugin's options, checked; each error names the field. */
+/** `obj[key]`, or an INVALID_CONFIG naming `field` when reading it throws. */
+function option(obj: object, key: string, field: string): unknown {
+  try {
+    return (obj as Record<string, unknown>)[key];
+  } catch (err) {
+    throw invalid(field, `reading the plugin option ${field} threw: ${errorText(err)}`);
+  }
+}
+
+/** The plugin's options, checked; each error names the field. Read once each: getters may throw or change. */
 function readSettings(options: NativeEventsPluginOptions | undefined): Settings {
-  const { bus, dashboard = true, admin } = options ?? ({} as NativeEventsPluginOptions);
-  const missing = bus !== null && typeof bus === 'object' ? BUS_METHODS.find((m) => typeof bus[m] !== 'function') : 'getMetrics';
+  const given: object = options !== null && typeof options === 'object' ? options : {};
+  const bus = option(given, 'bus', 'bus') as BufferedEventBusService;
+  const dashboard = option(given, 'dashboard', 'dashboard') ?? true;
+  const admin = option(given, 'admin', 'admin') as NativeEventsAdminOptions | null | undefined;
+  const missing = bus !== null && typeof bus === 'object' ? BUS_METHODS.find((m) => typeof option(bus, m, 'bus') !== 'function') : 'getMetrics';
   if (missing !== undefined) {
     throw invalid('bus', `bus must be a BufferedEventBusService (one with ${missing}()), got ${what(bus)}`);
   }
   if (typeof dashboard !== 'boolean') throw invalid('dashboard', `dashboard must be a boolean, got ${what(dashboard)}`);
-  if (admin !== undefined && (admin === null || typeof admin !== 'object' || typeof admin.authorize !== 'function')) {
-    const got = admin !== null && typeof admin === 'object' ? what(admin.authorize) : `admin: ${what(admin)}`;
+  if (admin === undefined) return { bus, dashboard };
+  const authorize = admin !== null && typeof admin === 'object' ? option(admin, 'authorize', 'admin.authorize') : undefined;
+  if (typeof authorize !== 'function') {
+    const got = admin !== null && typeof admin === 'object' ? what(authorize) : `admin: ${what(admin)}`;
     throw invalid(
       'admin.authorize',
       `admin.authorize must be a function (request) => boolean | Promise<boolean> deciding who may use the dead-letter routes, got ${got}; leave admin out to have no such routes`,
     );
   }
-  return { bus, dashboard, admin };
+  // Bound to its object, read once: what was checked is what runs.
+  return { bus, dashboard, admin: { authorize: (request) => (authorize as NativeEventsAdminOptions['authorize']).call(admin, request) } };
 }
 
 /** The page, and a Content-Security-Policy allowing exactly its inline script and style. */

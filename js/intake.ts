@@ -246,11 +246,13 @@ export class Intake {
     const now = Date.now();
     this.#overflows++;
     if (now - this.#overflowLogged < OVERFLOW_LOG_MS) return;
-    this.#h.log.write('warn', 'events::queue', inline ? 'queue full; emissions run inline (fallbackToSync)' : 'queue full; emissions are refused with QUEUE_FULL', {
-      limit,
-      overflows: this.#overflows,
-    });
+    // Counted before the logger runs: it may emit on this bus, and overflow.
+    const overflows = this.#overflows;
     this.#overflowLogged = now;
     this.#overflows = 0;
+    this.#h.log.write('warn', 'events::queue', inline ? 'queue full; emissions run inline (fallbackToSync)' : 'queue full; emissions are refused with QUEUE_FULL', {
+      limit,
+      overflows,
+    });
   }
 }

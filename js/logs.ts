@@ -33,6 +33,11 @@ export function readLogger(input: unknown): LoggerLike | undefined {
   let logger: unknown;
   try {
     logger = (input as { logger?: unknown }).logger;
+    // BufferedEventBusOptions: `{ config: { logger } }` as well as `{ config, logger }`.
+    if (logger === undefined) {
+      const config = (input as { config?: unknown }).config;
+      if (config !== null && typeof config === 'object') logger = (config as { logger?: unknown }).logger;
+    }
   } catch (err) {
     throw new BusError('INVALID_CONFIG', `invalid configuration: reading logger threw: ${errorText(err)}`, { field: 'logger' });
   }
@@ -64,21 +69,37 @@ function filterFor(logger: LoggerLike | undefined, env: NodeJS.ProcessEnv): stri
   return 'info';
 }
 
+/**
+ * The native side holds this callback strongly (a threadsafe function),
+ * so it may reach the bus only weakly, or a bus never shut down could
+ * never be collected. Made out here: a closure made in the constructor
+ * would share its scope, which holds the native bus itself.
+ */
+function drainer(log: WeakRef<BusLog>): () => void {
+  return () => log.deref()?.drain();
+}
+
+/** Records a logger call writes while one is running wait for it to return. */
+const MAX_NESTED = 64;
+
 export class BusLog {
   readonly #native: NativeBus;
   readonly #env: NodeJS.ProcessEnv;
   #logger: LoggerLike | undefined;
   #loggerFailed = false;
+  /** Set while the logger runs: a logger that emits on this bus must not recurse through it. */
+  #nested: Entry[] | undefined;
 
   constructor(native: NativeBus, logger: LoggerLike | undefined, env: NodeJS.ProcessEnv = process.env) {
     this.#native = native;
     this.#env = env;
     this.#logger = childOf(logger);
-    // Weakly: the native side holds the callback, and a callback holding
-    // this (and so the bus) would keep a bus that was never shut down
-    // alive forever.
-    const self = new WeakRef(this);
-    callNative(() => native.attachLogs(filterFor(logger, env), () => self.deref()?.drain()));
+    const filter = filterFor(logger, env);
+    try {
+      native.attachLogs(filter, drainer(new WeakRef(this)));
+    } catch (err) {
+      throw new BusError('INVALID_CONFIG', errorText(err), { field: ENV, value: filter });
+    }
   }
 
   /** A new logger from `updateConfig`; its level applies unless the environment sets one. */
@@ -114,6 +135,24 @@ export class BusLog {
   }
 
   #emit(entry: Entry): void {
+    if (this.#nested !== undefined) {
+      if (this.#nested.length < MAX_NESTED) this.#nested.push(entry);
+      return;
+    }
+    this.#nested = [];
+    try {
+      this.#write(entry);
+      // What the logger caused (it emitted, the queue overflowed, ...),
+      // once, without letting it cause more.
+      const caused = this.#nested;
+      this.#nested = caused.slice(0, 0);
+      for (const e of caused) this.#write(e);
+    } finally {
+      this.#nested = undefined;
+    }
+  }
+
+  #write(entry: Entry): void {
     const logger = this.#logger;
     if (logger === undefined) return this.#fallback(entry);
     const level = entry.level === 'trace' && typeof readSafely(logger, 'trace') !== 'function' ? 'debug' : entry.level;
@@ -156,7 +195,8 @@ function childOf(logger: LoggerLike | undefined): LoggerLike | undefined {
   if (typeof child !== 'function') return logger;
   try {
     const made = child.call(logger, { component: '@bootifyjs/native-events' }) as unknown;
-    return made !== null && typeof made === 'object' && typeof readSafely(made, 'warn') === 'function' ? (made as LoggerLike) : logger;
+    const complete = made !== null && typeof made === 'object' && LEVELS.slice(0, 4).every((l) => typeof readSafely(made, l) === 'function');
+    return complete ? (made as LoggerLike) : logger;
   } catch {
     return logger;
   }

@@ -9,7 +9,7 @@
 
 'use strict';
 
-const { execFileSync } = require('node:child_process');
+const { execFileSync, spawnSync } = require('node:child_process');
 const fs = require('node:fs');
 const path = require('node:path');
 
@@ -43,6 +43,20 @@ function prebuiltPackage(name) {
   }
 }
 
+/**
+ * Why `file` cannot serve this package, or null when it can: it must
+ * load here (a binary built against a newer glibc does not) and come from
+ * this very version (the JavaScript and native halves share a memory
+ * layout). Loaded in a child process, so a crash cannot take this one.
+ */
+function unusable(file, version) {
+  if (version !== undefined && version !== manifest.version) return `it is version ${version}, this package ${manifest.version}`;
+  const r = spawnSync(process.execPath, ['-e', `require(${JSON.stringify(file)})`], { encoding: 'utf8', timeout: 60_000 });
+  if (r.status === 0) return null;
+  const why = (r.stderr || r.error?.message || `exit ${r.status}`).trim().split('\n').find((l) => /Error/.test(l));
+  return `it does not load here (${why ?? 'unknown error'})`;
+}
+
 function fail(lines) {
   console.error(lines.map((l) => `@bootifyjs/native-events: ${l}`).join('\n'));
   process.exit(1);
@@ -53,13 +67,21 @@ const fileName = `${binaryName}.${suffix}.node`;
 const binary = path.join(root, 'js', fileName);
 const prebuiltName = `${manifest.name}-${suffix}`;
 const prebuilt = prebuiltPackage(prebuiltName);
-if (fs.existsSync(binary) || (prebuilt && fs.existsSync(path.join(prebuilt, fileName)))) process.exit(0);
+if (fs.existsSync(binary)) process.exit(0);
+let rejected = null;
+if (prebuilt && fs.existsSync(path.join(prebuilt, fileName))) {
+  const version = JSON.parse(fs.readFileSync(path.join(prebuilt, 'package.json'), 'utf8')).version;
+  rejected = unusable(path.join(prebuilt, fileName), version);
+  if (rejected === null) process.exit(0);
+}
 
 const offered = Object.keys(manifest.optionalDependencies ?? {}).includes(prebuiltName);
 const lookedFor = [
-  offered
-    ? `no prebuilt binary was installed for ${suffix} (looked for the package ${prebuiltName}: an install with --no-optional or --omit=optional skips it)`
-    : `no prebuilt binary is published for ${suffix} (prebuilt: ${Object.keys(manifest.optionalDependencies ?? {}).join(', ') || 'none'})`,
+  rejected
+    ? `the prebuilt binary in ${prebuiltName} cannot be used: ${rejected},`
+    : offered
+      ? `no prebuilt binary was installed for ${suffix} (looked for the package ${prebuiltName}: an install with --no-optional or --omit=optional skips it, as does a lockfile made on another platform)`
+      : `no prebuilt binary is published for ${suffix} (prebuilt: ${Object.keys(manifest.optionalDependencies ?? {}).join(', ') || 'none'})`,
   `and none was built at ${binary}.`,
 ];
 const targetDir = process.env.CARGO_TARGET_DIR ? path.resolve(process.env.CARGO_TARGET_DIR) : path.join(root, 'target');

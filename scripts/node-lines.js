@@ -21,6 +21,13 @@ for (const major of majors.length ? majors : [22, 24]) {
   }
   const env = { ...process.env, PATH: `${path.dirname(node)}${path.delimiter}${process.env.PATH}` };
   const version = spawnSync(node, ['--version'], { encoding: 'utf8' }).stdout.trim();
+  // What npm will run the suite with: the binary first on PATH, checked.
+  const onPath = spawnSync('node', ['--version'], { encoding: 'utf8', env }).stdout?.trim();
+  if (onPath !== version || !version.startsWith(`v${major}.`)) {
+    console.error(`node-lines: expected Node ${major} first on PATH, found ${onPath} (binary ${version})`);
+    failed = true;
+    continue;
+  }
   console.log(`\nnode-lines: the test suite on Node ${version}`);
   const r = spawnSync('npm', ['run', 'test:js'], { cwd: root, env, stdio: 'inherit' });
   if (r.status !== 0) {

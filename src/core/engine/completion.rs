@@ -5,6 +5,8 @@
 use std::sync::atomic::Ordering;
 use std::time::Instant;
 
+use tracing::Level;
+
 use super::{unix_ms, Engine};
 use crate::core::error::BusError;
 use crate::core::observe::metrics::{Outcome, OutcomeTally};
@@ -14,6 +16,10 @@ use crate::core::schedule::dead_letters::{AttemptError, DeadLetter};
 use crate::core::schedule::in_flight::{InFlight, InFlightTable};
 use crate::core::schedule::retry_queue::Redelivery;
 use crate::core::shm::layout::ACK_WORDS;
+
+const LETTER_TARGET: &str = "events::dead_letter";
+/// How often a kind of record that can repeat per event is logged at warn.
+const LOG_EVERY_MS: u64 = 10_000;
 
 /// One handler's failure in a delivery.
 #[derive(Debug, Clone)]
@@ -277,33 +283,53 @@ impl Engine {
                 } else {
                     "retries exhausted"
                 };
-                let (ty, handler, error) = (
-                    inner.types.name(record.type_id),
-                    letter.handler.clone(),
-                    letter.errors.last().map(|e| e.message.clone()),
-                );
-                let (id, evicted) = inner.queue.dead_letter(letter);
-                inner.logs.emit(|| {
-                    tracing::warn!(
-                        target: "events::dead_letter",
-                        r#type = ty,
-                        handler,
-                        attempts = attempt + 1,
-                        cause,
-                        error,
-                        dead_letter_id = id,
-                        "handler gave up; event dead-lettered"
-                    )
-                });
-                if let Some(evicted) = evicted {
-                    inner.logs.emit(|| {
-                        tracing::warn!(
-                            target: "events::dead_letter",
-                            evicted_id = evicted.id,
-                            r#type = inner.types.name(evicted.type_id),
-                            "dead-letter queue full; its oldest letter was dropped"
-                        )
+                // At most one warning per interval (an outage can dead-letter
+                // every event); each letter is a debug record.
+                let warn = inner.letter_log.pass(unix_ms(), LOG_EVERY_MS);
+                let detail = (warn.is_some() || inner.logs.enabled(&Level::DEBUG, LETTER_TARGET))
+                    .then(|| {
+                        let error = letter.errors.last().map(|e| e.message.clone());
+                        (letter.handler.clone(), error)
                     });
+                let (id, evicted) = inner.queue.dead_letter(letter);
+                if let Some((handler, error)) = detail {
+                    let ty = inner.types.name(record.type_id);
+                    inner.logs.emit(|| match warn {
+                        Some(held) => tracing::warn!(
+                            target: LETTER_TARGET,
+                            r#type = ty,
+                            handler,
+                            attempts = attempt + 1,
+                            cause,
+                            error,
+                            dead_letter_id = id,
+                            more_since_last = held,
+                            "handler gave up; event dead-lettered"
+                        ),
+                        None => tracing::debug!(
+                            target: LETTER_TARGET,
+                            r#type = ty,
+                            handler,
+                            attempts = attempt + 1,
+                            cause,
+                            error,
+                            dead_letter_id = id,
+                            "handler gave up; event dead-lettered"
+                        ),
+                    });
+                }
+                if let Some(evicted) = evicted {
+                    if let Some(held) = inner.evict_log.pass(unix_ms(), LOG_EVERY_MS) {
+                        inner.logs.emit(|| {
+                            tracing::warn!(
+                                target: LETTER_TARGET,
+                                evicted_id = evicted.id,
+                                r#type = inner.types.name(evicted.type_id),
+                                more_since_last = held,
+                                "dead-letter queue full; its oldest letter was dropped"
+                            )
+                        });
+                    }
                     books.unlettered(evicted.slot);
                     completion.evicted.push(evicted.slot);
                 }

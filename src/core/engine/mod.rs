@@ -43,7 +43,7 @@ pub use sinks::{Detached, Sink};
 
 use crate::core::config::Config;
 use crate::core::journal::Journal;
-use crate::core::observe::log::Logs;
+use crate::core::observe::log::{Logs, Throttle};
 use crate::core::observe::metrics::Metrics;
 use crate::core::observe::rates::{RateWindow, Rates};
 use crate::core::observe::type_stats::{TypeSnapshot, TypeTable};
@@ -157,6 +157,9 @@ struct Inner {
     refill_stats: WorkerStats,
     /// This bus's logs (see `observe::log`).
     logs: Logs,
+    /// Dead letters and evictions are logged at warn once per interval.
+    letter_log: Throttle,
+    evict_log: Throttle,
 }
 
 /// What waits and what runs, read without stopping the workers.
@@ -234,6 +237,8 @@ impl Engine {
                 worker_errors: Mutex::new(Vec::new()),
                 refill_stats: WorkerStats::default(),
                 logs: Logs::default(),
+                letter_log: Throttle::default(),
+                evict_log: Throttle::default(),
             }),
             mem,
             layout,

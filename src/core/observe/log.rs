@@ -55,8 +55,10 @@ impl Filter {
     }
 
     /// Parses directives; the error names the one it cannot read.
+    /// Directives naming only targets keep the default `warn` for the
+    /// rest, so turning one part up never hides warnings from the others.
     pub fn parse(spec: &str) -> Result<Self, String> {
-        let mut filter = Filter::at(LevelFilter::ERROR);
+        let mut filter = Filter::at(LevelFilter::WARN);
         for directive in spec.split(',').map(str::trim).filter(|d| !d.is_empty()) {
             match directive.split_once('=') {
                 None => match parse_level(directive) {
@@ -85,10 +87,18 @@ impl Filter {
         let limit = self
             .targets
             .iter()
-            .find(|(prefix, _)| target.starts_with(prefix.as_str()))
+            .find(|(prefix, _)| under(target, prefix))
             .map_or(self.default, |(_, l)| *l);
         *level <= limit
     }
+}
+
+/// `events::journal` is under `events::journal` and `events`, not under
+/// `events::jour`.
+fn under(target: &str, prefix: &str) -> bool {
+    target
+        .strip_prefix(prefix)
+        .is_some_and(|rest| rest.is_empty() || rest.starts_with("::"))
 }
 
 fn parse_level(s: &str) -> Option<LevelFilter> {
@@ -106,7 +116,7 @@ fn parse_level(s: &str) -> Option<LevelFilter> {
 /// Every target of this package is under `events`: anything else is a
 /// typo (`debgu`), not a target that happens to match nothing.
 fn is_target(s: &str) -> bool {
-    s.starts_with("events")
+    under(s, "events")
         && s.chars()
             .all(|c| c.is_ascii_alphanumeric() || c == '_' || c == ':')
 }
@@ -127,6 +137,41 @@ struct Buffer {
     /// Called when the buffer goes from empty to not empty: one wake-up per
     /// batch, however many records join it before JavaScript takes them.
     wake: RwLock<Option<Box<dyn Fn() + Send + Sync>>>,
+}
+
+/// Lets a record through at most once per interval, counting the rest:
+/// for what can happen once per event (dead letters in an outage).
+#[derive(Debug, Default)]
+pub struct Throttle {
+    /// Milliseconds since the Unix epoch of the last record let through,
+    /// 0 before the first.
+    last_ms: AtomicU64,
+    held: AtomicU64,
+}
+
+impl Throttle {
+    /// `Some(n)`: log now, `n` occurrences were held back since the last
+    /// record. `None`: counted, not logged.
+    pub fn pass(&self, now_ms: u64, every_ms: u64) -> Option<u64> {
+        let last = self.last_ms.load(Ordering::Relaxed);
+        if last != 0 && now_ms.saturating_sub(last) < every_ms {
+            self.held.fetch_add(1, Ordering::Relaxed);
+            return None;
+        }
+        // One thread wins the interval; the others count.
+        match self.last_ms.compare_exchange(
+            last,
+            now_ms.max(1),
+            Ordering::Relaxed,
+            Ordering::Relaxed,
+        ) {
+            Ok(_) => Some(self.held.swap(0, Ordering::Relaxed)),
+            Err(_) => {
+                self.held.fetch_add(1, Ordering::Relaxed);
+                None
+            }
+        }
+    }
 }
 
 /// One bus's logs: its dispatcher and what it collected.
@@ -181,11 +226,14 @@ impl Logs {
     /// Sets what is called when records are waiting; called at once if some
     /// already are.
     pub fn set_wake(&self, wake: Box<dyn Fn() + Send + Sync>) {
-        let waiting = !self.buffer.records.lock().is_empty();
-        if waiting {
-            wake();
-        }
+        // Stored first: a record arriving between the two steps then
+        // wakes through it, or is seen waiting here.
         *self.buffer.wake.write() = Some(wake);
+        if !self.buffer.records.lock().is_empty() {
+            if let Some(wake) = &*self.buffer.wake.read() {
+                wake();
+            }
+        }
     }
 
     /// Drops the wake-up (the JavaScript callback it holds), at shutdown.
@@ -327,7 +375,19 @@ mod tests {
         assert!(Filter::parse("events::retry")
             .unwrap()
             .enabled(&Level::TRACE, "events::retry"));
-        for bad in ["loud", "events::journal=loud", "a b=info", "=debug"] {
+        let only = Filter::parse("events::journal=debug").unwrap();
+        assert!(
+            only.enabled(&Level::WARN, "events::dead_letter"),
+            "others keep warn"
+        );
+        assert!(!only.enabled(&Level::DEBUG, "events::journalist"));
+        for bad in [
+            "loud",
+            "eventsfoo",
+            "events::journal=loud",
+            "a b=info",
+            "=debug",
+        ] {
             let err = Filter::parse(bad).unwrap_err();
             assert!(
                 err.contains("cannot read the log directive"),
@@ -363,6 +423,16 @@ mod tests {
         // Taken: the next record wakes again.
         a.emit(|| tracing::warn!(target: "events::queue", "again"));
         assert_eq!(wakes.load(Ordering::Relaxed), 2);
+    }
+
+    #[test]
+    fn a_throttle_lets_one_record_through_per_interval_and_counts_the_rest() {
+        let t = Throttle::default();
+        assert_eq!(t.pass(1_000, 10_000), Some(0));
+        assert_eq!(t.pass(2_000, 10_000), None);
+        assert_eq!(t.pass(10_999, 10_000), None);
+        assert_eq!(t.pass(11_000, 10_000), Some(2));
+        assert_eq!(t.pass(30_000, 10_000), Some(0));
     }
 
     #[test]
