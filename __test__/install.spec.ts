@@ -5,7 +5,7 @@
 // prebuilt package), and neither (a clear failure).
 import assert from 'node:assert/strict';
 import { spawnSync } from 'node:child_process';
-import { cpSync, existsSync, mkdtempSync, readdirSync, readFileSync, rmSync, writeFileSync } from 'node:fs';
+import { cpSync, existsSync, mkdirSync, mkdtempSync, readdirSync, readFileSync, rmSync, writeFileSync } from 'node:fs';
 import { tmpdir } from 'node:os';
 import path from 'node:path';
 import { test } from 'node:test';
@@ -15,8 +15,7 @@ const fixture = path.join(root, '__test__', 'fixtures', 'project');
 const manifest = JSON.parse(readFileSync(path.join(root, 'package.json'), 'utf8')) as {
   name: string;
   version: string;
-  napi: { binaryName: string };
-  optionalDependencies: Record<string, string>;
+  napi: { binaryName: string; targets: string[] };
 };
 const platform = 'linux-x64-gnu';
 const prebuiltName = `${manifest.name}-${platform}`;
@@ -35,9 +34,33 @@ function run(args: string[], cwd: string, env: NodeJS.ProcessEnv = process.env):
   return r.stdout;
 }
 
-function pack(dir: string, into: string): string {
-  const packed = JSON.parse(run(['pack', '--json', '--pack-destination', into], dir)) as { filename: string }[];
+function pack(dir: string, into: string, extra: string[] = []): string {
+  const packed = JSON.parse(run(['pack', '--json', '--pack-destination', into, ...extra], dir)) as { filename: string }[];
   return path.join(into, packed[0].filename);
+}
+
+/** The platform packages (`npm/<platform>/package.json`). */
+function platformPackages(): { dir: string; name: string; version: string; main: string }[] {
+  return readdirSync(path.join(root, 'npm')).map((dir) => ({ dir, ...JSON.parse(readFileSync(path.join(root, 'npm', dir, 'package.json'), 'utf8')) }));
+}
+
+/**
+ * The main package as the release publishes it: `napi pre-publish` lists
+ * every platform package in its optionalDependencies (the repository's
+ * manifest does not, or `npm ci` would look for unpublished packages).
+ */
+function packPublished(into: string): string {
+  const plain = pack(root, into);
+  const stage = path.join(into, 'stage');
+  mkdirSync(stage);
+  const untar = spawnSync('tar', ['xzf', plain, '-C', stage]);
+  assert.equal(untar.status, 0, String(untar.stderr));
+  rmSync(plain);
+  const dir = path.join(stage, 'package');
+  const m = JSON.parse(readFileSync(path.join(dir, 'package.json'), 'utf8'));
+  m.optionalDependencies = Object.fromEntries(platformPackages().map((p) => [p.name, manifest.version]));
+  writeFileSync(path.join(dir, 'package.json'), JSON.stringify(m, null, 2));
+  return pack(dir, into, ['--ignore-scripts']);
 }
 
 /** The platform package as the release publishes it: its manifest (at `version`) plus the binary. */
@@ -52,14 +75,15 @@ function packPrebuilt(into: string, version?: string): string {
   return pack(dir, into);
 }
 
-test('every platform package is an optional dependency at this version', () => {
-  for (const dir of readdirSync(path.join(root, 'npm'))) {
-    const m = JSON.parse(readFileSync(path.join(root, 'npm', dir, 'package.json'), 'utf8')) as { name: string; version: string; main: string };
+test('there is a platform package at this version for every release target', () => {
+  const packages = platformPackages();
+  assert.equal(packages.length, manifest.napi.targets.length);
+  for (const m of packages) {
+    assert.equal(m.name, `${manifest.name}-${m.dir}`);
     assert.equal(m.version, manifest.version, m.name);
-    assert.equal(manifest.optionalDependencies[m.name], manifest.version, m.name);
-    assert.equal(m.main, `${manifest.napi.binaryName}.${dir}.node`);
+    assert.equal(m.main, `${manifest.napi.binaryName}.${m.dir}.node`);
   }
-  assert.ok(manifest.optionalDependencies[prebuiltName], 'the platform CI tests is prebuilt');
+  assert.ok(packages.some((p) => p.name === prebuiltName), 'the platform CI tests is prebuilt');
 });
 
 function makeApp(into: string, tarballs: Record<string, string>): string {
@@ -103,7 +127,7 @@ function inTempDir(fn: (dir: string) => void) {
 
 test('with the prebuilt platform package it installs with scripts ignored and no Rust toolchain', { timeout: 10 * 60_000 }, () => {
   inTempDir((dir) => {
-    const app = makeApp(dir, { [manifest.name]: pack(root, dir), [prebuiltName]: packPrebuilt(dir) });
+    const app = makeApp(dir, { [manifest.name]: packPublished(dir), [prebuiltName]: packPrebuilt(dir) });
     const env = withoutRust(baseEnv());
     const probe = spawnSync('/bin/sh', ['-c', 'command -v cargo'], { env });
     assert.equal(probe.error, undefined);
@@ -125,7 +149,7 @@ test('with the prebuilt platform package it installs with scripts ignored and no
 
 test('without a prebuilt package the install step builds the addon from source', { timeout: 20 * 60_000 }, () => {
   inTempDir((dir) => {
-    const app = makeApp(dir, { [manifest.name]: pack(root, dir) });
+    const app = makeApp(dir, { [manifest.name]: packPublished(dir) });
     // Sharing the repository's target dir keeps the dependencies compiled.
     const env: NodeJS.ProcessEnv = { ...baseEnv(), CARGO_TARGET_DIR: path.join(root, 'target') };
     const out = run(['install', '--omit=optional', '--no-audit', '--no-fund', '--prefer-offline', '--foreground-scripts'], app, env);
@@ -142,7 +166,7 @@ test('without a prebuilt package the install step builds the addon from source',
 
 test('a platform package of another version is not used: the install says why, and builds from source instead (here without cargo: it fails saying so)', { timeout: 10 * 60_000 }, () => {
   inTempDir((dir) => {
-    const app = makeApp(dir, { [manifest.name]: pack(root, dir), [prebuiltName]: packPrebuilt(dir, '0.0.1-stale') });
+    const app = makeApp(dir, { [manifest.name]: packPublished(dir), [prebuiltName]: packPrebuilt(dir, '0.0.1-stale') });
     const r = npm(['install', '--no-audit', '--no-fund', '--prefer-offline', '--foreground-scripts'], app, withoutRust(baseEnv()));
     assert.notEqual(r.status, 0, 'no cargo to build with');
     assert.match(`${r.stdout}\n${r.stderr}`, /cargo is not on the PATH/);
@@ -152,7 +176,7 @@ test('a platform package of another version is not used: the install says why, a
 
 test('with neither a prebuilt package nor cargo the install fails saying what it looked for and how to build', { timeout: 10 * 60_000 }, () => {
   inTempDir((dir) => {
-    const app = makeApp(dir, { [manifest.name]: pack(root, dir) });
+    const app = makeApp(dir, { [manifest.name]: packPublished(dir) });
     const r = npm(['install', '--omit=optional', '--no-audit', '--no-fund', '--prefer-offline'], app, withoutRust(baseEnv()));
     assert.notEqual(r.status, 0, 'the install fails');
     const said = `${r.stdout}\n${r.stderr}`;

@@ -10,8 +10,8 @@ use napi::threadsafe_function::ThreadsafeFunctionCallMode;
 use napi_derive::napi;
 
 use super::bus::NativeBus;
-use super::error::{napi_to_js, to_js};
-use super::sink::DeliveryCallback;
+use super::error::to_js;
+use super::sink::{weak_callback, DeliveryCallback};
 use crate::core::config::Durability;
 use crate::core::engine::Adopted;
 use crate::core::error::BusError;
@@ -163,13 +163,7 @@ impl NativeBus {
             logs: self.engine.logs().clone(),
         })
         .map_err(to_js)?;
-        let tsfn = on_change
-            .build_threadsafe_function::<()>()
-            .weak::<true>()
-            .callee_handled::<false>()
-            .build()
-            .map_err(napi_to_js)?;
-        journal.set_notifier(Arc::new(TsfnDurable(tsfn)));
+        journal.set_notifier(Arc::new(TsfnDurable(weak_callback(on_change)?)));
         self.engine.skip_dead_letter_ids(recovered.next_letter);
         self.engine
             .attach_journal(Arc::new(journal))

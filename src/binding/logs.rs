@@ -11,7 +11,8 @@ use serde_json::Value;
 use tracing::Level;
 
 use super::bus::NativeBus;
-use super::error::{napi_to_js, to_js};
+use super::error::to_js;
+use super::sink::weak_callback;
 use crate::core::error::BusError;
 use crate::core::observe::log::Filter;
 
@@ -66,13 +67,7 @@ impl NativeBus {
         on_records: Function<(), ()>,
     ) -> napi::Result<(), String> {
         let filter = parse_filter(&filter)?;
-        let tsfn = on_records
-            .build_threadsafe_function::<()>()
-            .weak::<true>()
-            .callee_handled::<false>()
-            .build()
-            .map_err(napi_to_js)?;
-        let tsfn = Arc::new(tsfn);
+        let tsfn = Arc::new(weak_callback(on_records)?);
         let logs = self.engine.logs();
         logs.set_filter(filter);
         logs.set_wake(Box::new(move || {

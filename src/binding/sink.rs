@@ -1,8 +1,10 @@
+use napi::bindgen_prelude::Function;
 use napi::threadsafe_function::{ThreadsafeFunction, ThreadsafeFunctionCallMode};
 use napi::Status;
 
 use std::sync::Arc;
 
+use super::error::napi_to_js;
 use crate::core::engine::Notifier;
 use crate::core::observe::metrics::LoopLag;
 
@@ -10,6 +12,16 @@ use crate::core::observe::metrics::LoopLag;
 /// alone does not keep the process alive; the JavaScript layer holds the
 /// loop open while it has work outstanding.
 pub type DeliveryCallback = ThreadsafeFunction<(), (), (), Status, false, true>;
+
+/// `f` as a [`DeliveryCallback`]: any thread may call it without blocking,
+/// and a pending call never keeps the process alive.
+pub fn weak_callback(f: Function<(), ()>) -> napi::Result<DeliveryCallback, String> {
+    f.build_threadsafe_function::<()>()
+        .weak::<true>()
+        .callee_handled::<false>()
+        .build()
+        .map_err(napi_to_js)
+}
 
 pub struct TsfnNotifier {
     pub tsfn: DeliveryCallback,

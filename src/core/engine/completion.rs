@@ -294,28 +294,25 @@ impl Engine {
                 let (id, evicted) = inner.queue.dead_letter(letter);
                 if let Some((handler, error)) = detail {
                     let ty = inner.types.name(record.type_id);
+                    // One record, at warn or debug: tracing's levels are static.
+                    macro_rules! letter {
+                        ($macro:ident $(, $more:ident = $value:expr)?) => {
+                            tracing::$macro!(
+                                target: LETTER_TARGET,
+                                r#type = ty,
+                                handler,
+                                attempts = attempt + 1,
+                                cause,
+                                error,
+                                dead_letter_id = id,
+                                $($more = $value,)?
+                                "handler gave up; event dead-lettered"
+                            )
+                        };
+                    }
                     inner.logs.emit(|| match warn {
-                        Some(held) => tracing::warn!(
-                            target: LETTER_TARGET,
-                            r#type = ty,
-                            handler,
-                            attempts = attempt + 1,
-                            cause,
-                            error,
-                            dead_letter_id = id,
-                            more_since_last = held,
-                            "handler gave up; event dead-lettered"
-                        ),
-                        None => tracing::debug!(
-                            target: LETTER_TARGET,
-                            r#type = ty,
-                            handler,
-                            attempts = attempt + 1,
-                            cause,
-                            error,
-                            dead_letter_id = id,
-                            "handler gave up; event dead-lettered"
-                        ),
+                        Some(held) => letter!(warn, more_since_last = held),
+                        None => letter!(debug),
                     });
                 }
                 if let Some(evicted) = evicted {
