@@ -122,6 +122,7 @@ impl Engine {
         failures: Vec<Failure>,
         refill: bool,
     ) -> Result<Completion, BusError> {
+        self.inner.nudge_timer();
         if !acks.len().is_multiple_of(ACK_WORDS) {
             return Err(BusError::InvalidArgument(format!(
                 "acknowledgements must come in groups of {ACK_WORDS} words, got {}",
@@ -347,6 +348,7 @@ impl Engine {
         count: u32,
         failures: Vec<Failure>,
     ) -> Result<Completion, BusError> {
+        self.inner.nudge_timer();
         let sink = self
             .inner
             .sinks

@@ -160,10 +160,16 @@ impl Drop for Engine {
 
 impl Inner {
     /// Releases retries whose backoff has expired and samples the rates,
-    /// then sleeps until the next retry is due or the next sample.
+    /// then sleeps until the next retry is due or the next sample. Once a
+    /// sample finds nothing changed since the last one, it stops sampling
+    /// and sleeps until a retry is due or it is nudged (an emission woke a
+    /// worker, a completion, a read of the rates, a retry scheduled), so an
+    /// idle bus wakes no thread at all. Everything that nudges it takes the
+    /// park lock, which this thread holds except while it waits.
     fn run_timer(&self) {
         let mut guard = self.park.lock();
         let mut next_sample = Instant::now();
+        let mut last = None;
         while !self.stopping.load(Ordering::SeqCst) {
             let now = Instant::now();
             let (moved, next) = self.queue.promote(now);
@@ -171,15 +177,30 @@ impl Inner {
                 self.records_cv.notify_one();
                 self.permits_cv.notify_one();
             }
+            let mut idle = false;
             if now >= next_sample {
-                self.rates
-                    .sample(now, self.ring.tails(), self.metrics.completed());
+                let totals = (self.ring.tails(), self.metrics.completed());
+                self.rates.sample(now, totals.0, totals.1);
+                idle = last == Some(totals);
+                last = Some(totals);
                 next_sample = now + SAMPLE_EVERY;
             }
+            self.timer_idle.store(idle, Ordering::Relaxed);
+            if idle {
+                match next {
+                    Some(due) => {
+                        self.timer_cv.wait_until(&mut guard, due);
+                    }
+                    None => self.timer_cv.wait(&mut guard),
+                }
+                self.timer_idle.store(false, Ordering::Relaxed);
+                // Woken by activity: sample at once, so the window starts here.
+                next_sample = Instant::now();
+                continue;
+            }
             let until = next.map_or(next_sample, |due| due.min(next_sample));
-            let wait = until.saturating_duration_since(Instant::now());
-            if !wait.is_zero() {
-                self.timer_cv.wait_for(&mut guard, wait);
+            if until > Instant::now() {
+                self.timer_cv.wait_until(&mut guard, until);
             }
         }
     }

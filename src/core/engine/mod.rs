@@ -61,8 +61,6 @@ use crate::core::shm::words::SharedWords;
 /// Most deliveries one worker publishes at a time, so the dispatch lock is
 /// never held for long.
 pub const MAX_BATCH: usize = 256;
-/// Upper bound on one park, so a missed wake-up can only ever cost this much.
-const PARK_TIMEOUT: Duration = Duration::from_millis(250);
 
 /// Tells the JavaScript thread that deliveries (or worker errors) wait for
 /// it (through a threadsafe function, in the package).
@@ -147,6 +145,11 @@ struct Inner {
     records_cv: Condvar,
     permits_cv: Condvar,
     timer_cv: Condvar,
+    /// Workers sitting out their restart delay.
+    pause_cv: Condvar,
+    /// The timer found nothing changing and sleeps until a retry is due or
+    /// it is nudged (`Inner::nudge_timer`): an idle bus costs no CPU.
+    timer_idle: AtomicBool,
     permit_waiters: AtomicU32,
     /// Test hook: the next worker to take a batch panics holding it.
     inject_panic: AtomicBool,
@@ -231,6 +234,8 @@ impl Engine {
                 records_cv: Condvar::new(),
                 permits_cv: Condvar::new(),
                 timer_cv: Condvar::new(),
+                pause_cv: Condvar::new(),
+                timer_idle: AtomicBool::new(false),
                 permit_waiters: AtomicU32::new(0),
                 inject_panic: AtomicBool::new(false),
                 start_fails: AtomicBool::new(false),
@@ -318,6 +323,9 @@ impl Engine {
     /// were parked.
     pub fn wake(&self) {
         let _guard = self.inner.park.lock();
+        if self.inner.timer_idle.load(Ordering::Relaxed) {
+            self.inner.timer_cv.notify_one();
+        }
         self.inner.records_cv.notify_one();
         // A worker short of permits re-checks too: the new record may need
         // fewer than the one that did not fit (a critical event behind a
@@ -337,7 +345,17 @@ impl Engine {
 
     /// Input and processing rates over the last ten seconds.
     pub fn rates(&self) -> Rates {
-        self.inner.rates.rates()
+        let inner = &self.inner;
+        if inner.timer_idle.load(Ordering::Relaxed) {
+            // The idle timer takes no samples: the totals as of now end the window.
+            inner.rates.sample(
+                Instant::now(),
+                inner.ring.tails(),
+                inner.metrics.completed(),
+            );
+            inner.nudge_timer();
+        }
+        inner.rates.rates()
     }
 
     /// Largest queue wait and event-loop lag (µs) since the last call, and
@@ -404,6 +422,15 @@ impl Inner {
         self.records_cv.notify_all();
         self.permits_cv.notify_all();
         self.timer_cv.notify_all();
+        self.pause_cv.notify_all();
+    }
+
+    /// Activity: an idle timer resumes sampling (and promoting retries).
+    fn nudge_timer(&self) {
+        if self.timer_idle.load(Ordering::Relaxed) {
+            let _guard = self.park.lock();
+            self.timer_cv.notify_one();
+        }
     }
 
     fn release_permits(&self, n: u32) {

@@ -1,23 +1,20 @@
 //! Where a worker waits: for records, for permits, for an isolate to
-//! attach, or out its restart delay. Every wait is bounded by
-//! `PARK_TIMEOUT`, so a missed wake-up costs at most that.
+//! attach, or out its restart delay. No wait has a timeout: a parked
+//! worker costs nothing, and each wait's protocol (commented where it is)
+//! makes a wake-up impossible to miss.
 
 use std::sync::atomic::{fence, AtomicBool, Ordering};
 use std::time::Instant;
 
-use super::{Inner, PARK_TIMEOUT};
+use super::Inner;
 
 impl Inner {
     /// Sleeps for `delay` unless asked to stop.
     pub(super) fn pause(&self, stop: &AtomicBool, delay: std::time::Duration) {
         let deadline = Instant::now() + delay;
         let mut guard = self.park.lock();
-        while !self.should_stop(stop) {
-            let left = deadline.saturating_duration_since(Instant::now());
-            if left.is_zero() {
-                break;
-            }
-            self.timer_cv.wait_for(&mut guard, left.min(PARK_TIMEOUT));
+        while !self.should_stop(stop) && Instant::now() < deadline {
+            self.pause_cv.wait_until(&mut guard, deadline);
         }
     }
 
@@ -38,7 +35,7 @@ impl Inner {
         // store and those loads both could miss the other.
         fence(Ordering::SeqCst);
         if !self.has_work() && !self.should_stop(stop) {
-            self.records_cv.wait_for(&mut guard, PARK_TIMEOUT);
+            self.records_cv.wait(&mut guard);
         }
         sleepers.fetch_sub(1, Ordering::SeqCst);
     }
@@ -53,7 +50,7 @@ impl Inner {
         // Checked under the park lock, which `attach_sink` takes to notify
         // after counting its sink: an isolate attaching now is not missed.
         if self.attach_generation.load(Ordering::SeqCst) == seen && !self.should_stop(stop) {
-            self.records_cv.wait_for(&mut guard, PARK_TIMEOUT);
+            self.records_cv.wait(&mut guard);
         }
         sleepers.fetch_sub(1, Ordering::SeqCst);
     }
@@ -65,7 +62,7 @@ impl Inner {
         // `wake_permit_waiters`.
         fence(Ordering::SeqCst);
         if self.permits.available() < need as i64 && !self.should_stop(stop) {
-            self.permits_cv.wait_for(&mut guard, PARK_TIMEOUT);
+            self.permits_cv.wait(&mut guard);
         }
         self.permit_waiters.fetch_sub(1, Ordering::SeqCst);
     }
