@@ -116,9 +116,9 @@ test('pino receives the native core structured records: workers, retries, dead l
   assert.ok(find(lines, 'workers and retry timer stopped'));
 });
 
-test("the logger's level decides what the core keeps; BOOTIFY_EVENTS_LOG overrides it", async () => {
-  const quiet = pinoLines('warn');
-  const bus = new BufferedEventBusService({ retryAttempts: 1, retryDelays: [100], logger: quiet.logger });
+/** One event whose handler fails every time (retried once, then dead-lettered), on a bus logging to `logger`. */
+async function failOnce(logger: LoggerLike): Promise<void> {
+  const bus = new BufferedEventBusService({ retryAttempts: 1, retryDelays: [100], logger });
   await bus.initialize();
   bus.registerHandler('x', () => {
     throw new Error('no');
@@ -126,6 +126,11 @@ test("the logger's level decides what the core keeps; BOOTIFY_EVENTS_LOG overrid
   await bus.emitEvent('x', {});
   await settled(bus, 1);
   await bus.shutdown();
+}
+
+test("the logger's level decides what the core keeps; BOOTIFY_EVENTS_LOG overrides it", async () => {
+  const quiet = pinoLines('warn');
+  await failOnce(quiet.logger);
   assert.deepEqual(
     quiet.lines.map((l) => l.msg),
     ['handler gave up; event dead-lettered'],
@@ -135,14 +140,7 @@ test("the logger's level decides what the core keeps; BOOTIFY_EVENTS_LOG overrid
   const loud = pinoLines('trace');
   process.env.BOOTIFY_EVENTS_LOG = 'error,events::retry=debug';
   try {
-    const other = new BufferedEventBusService({ retryAttempts: 1, retryDelays: [100], logger: loud.logger });
-    await other.initialize();
-    other.registerHandler('x', () => {
-      throw new Error('no');
-    });
-    await other.emitEvent('x', {});
-    await settled(other, 1);
-    await other.shutdown();
+    await failOnce(loud.logger);
   } finally {
     delete process.env.BOOTIFY_EVENTS_LOG;
   }
