@@ -156,7 +156,8 @@ test('a bad BOOTIFY_EVENTS_LOG or logger is INVALID_CONFIG naming it', () => {
   try {
     assert.throws(
       () => new BufferedEventBusService({}),
-      (err: { code?: string; message: string }) => err.code === 'INVALID_CONFIG' && /BOOTIFY_EVENTS_LOG.*events::journal=loud/.test(err.message),
+      (err: { code?: string; message: string; details?: { field?: string } }) =>
+        err.code === 'INVALID_CONFIG' && err.details?.field === 'BOOTIFY_EVENTS_LOG' && /BOOTIFY_EVENTS_LOG.*events::journal=loud/.test(err.message),
     );
   } finally {
     delete process.env.BOOTIFY_EVENTS_LOG;

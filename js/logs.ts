@@ -4,7 +4,7 @@
 // process.emitWarning once each. The logger is user code: any of its
 // methods may throw, and a throw never reaches the bus.
 import type { LogLevel, LoggerLike } from '../index';
-import { BusError, callNative, errorText } from './errors';
+import { BusError, callNative, errorText, fromNative } from './errors';
 import { describe } from './handlers';
 import { readSafely } from './hostile';
 import type { NativeBus } from './native';
@@ -98,7 +98,9 @@ export class BusLog {
     try {
       native.attachLogs(filter, drainer(new WeakRef(this)));
     } catch (err) {
-      throw new BusError('INVALID_CONFIG', errorText(err), { field: ENV, value: filter });
+      // The filter is the one input here; anything else keeps its own code.
+      const e = fromNative(err);
+      throw e.code === 'INVALID_CONFIG' ? new BusError('INVALID_CONFIG', e.message, { field: ENV, value: filter }) : e;
     }
   }
 
