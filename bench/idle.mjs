@@ -2,7 +2,8 @@
 // few events, the process's CPU time and, per thread, how often it woke
 // (context switches: a parked thread that never wakes costs nothing) and
 // its CPU; and how many threads the bus added.
-// Usage: node bench/idle.mjs [seconds=10] [workerCount=4] [monitoring=on|off]
+// Usage: node bench/idle.mjs [seconds=10] [workerCount=4] [monitoring=on|off|none]
+// (none: no bus at all, what Node alone costs over the same interval).
 // (monitoring on is the default config: a 'metrics' tick every second and
 // a health check every 5 s, on the main thread).
 // Linux only (reads /proc/self/task/*/{stat,status}).
@@ -37,11 +38,14 @@ function threads() {
 }
 
 const before = readdirSync('/proc/self/task').length;
-const bus = new BufferedEventBusService({ workerCount, monitoring: { enabled: monitoring } });
-await bus.initialize();
-bus.registerHandler('warm', () => {});
-for (let i = 0; i < 1000; i++) await bus.emitEvent('warm', { i });
-while (bus.getMetrics().queueMetrics.totalProcessed < 1000) await new Promise((r) => setTimeout(r, 10));
+let bus;
+if (process.argv[4] !== 'none') {
+  bus = new BufferedEventBusService({ workerCount, monitoring: { enabled: monitoring } });
+  await bus.initialize();
+  bus.registerHandler('warm', () => {});
+  for (let i = 0; i < 1000; i++) await bus.emitEvent('warm', { i });
+  while (bus.getMetrics().queueMetrics.totalProcessed < 1000) await new Promise((r) => setTimeout(r, 10));
+}
 await new Promise((r) => setTimeout(r, 1000));
 
 const start = threads();
@@ -60,11 +64,11 @@ console.log(
   JSON.stringify({
     seconds,
     workerCount,
-    monitoring,
+    monitoring: bus === undefined ? 'no bus' : monitoring,
     threadsAdded: readdirSync('/proc/self/task').length - before,
     processCpuMs: Math.round((cpu.user + cpu.system) / 1000),
     bootifyThreadWakes: busy.filter(([t]) => /bootify/.test(t)).reduce((n, [, d]) => n + d.wakes, 0),
     busyThreads: Object.fromEntries(busy),
   }),
 );
-await bus.shutdown();
+await bus?.shutdown();

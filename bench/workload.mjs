@@ -1,8 +1,10 @@
 // Runs one workload against one contender in this process and prints one
-// JSON line. Usage: node bench/workload.mjs <w1|w4|w1-metrics|w1-als> <contender>
-// or node bench/workload.mjs w3 <main|isolates|piscina>
+// JSON line. Usage: node bench/workload.mjs <w1|w1-metrics|w1-als> <contender>
+// [--concurrency N] [--awaited], node bench/workload.mjs w2 <contender> [--rate N],
+// node bench/workload.mjs w4 <contender>, or node bench/workload.mjs w3 <main|isolates|piscina>
 
 import { AsyncLocalStorage } from 'node:async_hooks';
+import { readFileSync } from 'node:fs';
 import { createRequire } from 'node:module';
 import { monitorEventLoopDelay } from 'node:perf_hooks';
 import { fileURLToPath } from 'node:url';
@@ -22,13 +24,30 @@ function priorityOf(i) {
 /** A request-context store like BootifyJS's; `w1-als` emits inside it. */
 const requestContext = new AsyncLocalStorage();
 
-async function w1({ pollMetrics = false, inContext = false } = {}) {
+/** CPU time (ns) of this process's main thread so far: utime + stime of /proc/self/task/<pid>/stat. */
+function mainThreadCpuNs() {
+  const stat = readFileSync(`/proc/self/task/${process.pid}/stat`, 'utf8');
+  const fields = stat.slice(stat.lastIndexOf(')') + 2).split(' ');
+  // Clock ticks (USER_HZ, 100 on Linux): 10 ms resolution, so runs last long enough to make it small.
+  return (Number(fields[11]) + Number(fields[12])) * 1e7;
+}
+
+const processCpuNs = () => {
+  const { user, system } = process.cpuUsage();
+  return (user + system) * 1000;
+};
+
+/**
+ * W1: 200 000 events in bursts of 1000, then setImmediate. `awaited`
+ * awaits every emit, as the seed and BootifyJS write it.
+ */
+async function w1({ pollMetrics = false, inContext = false, concurrency = 1024, awaited = false } = {}) {
   const N = 200_000;
   let handled = 0;
   let done;
   const finished = new Promise((resolve) => (done = resolve));
   const q = await make({
-    concurrency: 1024,
+    concurrency,
     maxQueueSize: 262_144,
     handler: async () => {},
     onHandled: () => {
@@ -39,29 +58,86 @@ async function w1({ pollMetrics = false, inContext = false } = {}) {
   if (pollMetrics) poller = setInterval(() => q.bus.getMetrics(), 1);
   const delay = monitorEventLoopDelay({ resolution: 1 });
   delay.enable();
+  const main0 = mainThreadCpuNs();
+  const cpu0 = processCpuNs();
   const t0 = performance.now();
   const burst = (i) => {
     for (const end = Math.min(i + 1000, N); i < end; i++) {
       q.emit({ userId: `user-${i}`, email: `user${i}@example.com`, n: i }, priorityOf(i));
     }
   };
+  const awaitedBurst = async (i) => {
+    for (const end = Math.min(i + 1000, N); i < end; i++) {
+      await q.emit({ userId: `user-${i}`, email: `user${i}@example.com`, n: i }, priorityOf(i));
+    }
+  };
   for (let i = 0; i < N; i += 1000) {
-    if (inContext) requestContext.run(new Map([['requestId', `req-${i}`]]), burst, i);
-    else burst(i);
+    const run = awaited ? awaitedBurst : burst;
+    if (inContext) await requestContext.run(new Map([['requestId', `req-${i}`]]), run, i);
+    else await run(i);
     await tick();
   }
   const accepted = performance.now();
   await finished;
   const t1 = performance.now();
+  const mainNs = mainThreadCpuNs() - main0;
+  const totalNs = processCpuNs() - cpu0;
   delay.disable();
   clearInterval(poller);
   await q.close();
   return {
     acceptedPerSec: N / ((accepted - t0) / 1000),
     e2ePerSec: N / ((t1 - t0) / 1000),
+    mainCpuNsPerEvent: mainNs / N,
+    totalCpuNsPerEvent: totalNs / N,
     maxDelayMs: delay.max / 1e6,
     peakRssMB: process.resourceUsage().maxRSS / 1024,
   };
+}
+
+/**
+ * W2: an open-loop producer at `rate` events/s for 2 s (one setTimeout tick
+ * per millisecond emits what is due); each payload carries its emit time,
+ * the handler records when it started.
+ */
+async function w2({ rate = 20_000, seconds = 2 } = {}) {
+  const N = rate * seconds;
+  const latencies = new Float64Array(N);
+  let handled = 0;
+  let started = 0;
+  let done;
+  const finished = new Promise((resolve) => (done = resolve));
+  const q = await make({
+    concurrency: 16,
+    maxQueueSize: 262_144,
+    handler: async (payload) => {
+      latencies[started++ % N] = performance.now() - (payload.payload ?? payload).at;
+    },
+    onHandled: () => {
+      if (++handled === N) done();
+    },
+  });
+  // Warm up: let each queue start its threads and compile its paths.
+  for (let i = 0; i < 2000; i++) await q.emit({ at: performance.now(), i }, 'normal');
+  await new Promise((r) => setTimeout(r, 200));
+  handled = 0;
+  started = 0;
+  const t0 = performance.now();
+  let emitted = 0;
+  await new Promise((resolve) => {
+    const step = () => {
+      const due = Math.min(N, Math.floor(((performance.now() - t0) * rate) / 1000));
+      while (emitted < due) q.emit({ at: performance.now(), i: emitted++ }, priorityOf(emitted));
+      if (emitted < N) setTimeout(step, 1);
+      else resolve();
+    };
+    step();
+  });
+  await finished;
+  await q.close();
+  latencies.sort();
+  const at = (p) => latencies[Math.min(N - 1, Math.floor(N * p))];
+  return { rate, p50Ms: at(0.5), p99Ms: at(0.99), maxMs: latencies[N - 1] };
 }
 
 async function w4() {
@@ -159,10 +235,21 @@ async function w3(mode) {
   return { endToEndMs: ms, maxDelayMs: delay.max / 1e6 };
 }
 
+const flag = (name, fallback) => {
+  const i = process.argv.indexOf(`--${name}`);
+  return i < 0 ? fallback : Number(process.argv[i + 1]);
+};
 const result =
   workload === 'w4'
     ? await w4()
     : workload === 'w3'
       ? await w3(name)
-      : await w1({ pollMetrics: workload === 'w1-metrics', inContext: workload === 'w1-als' });
+      : workload === 'w2'
+        ? await w2({ rate: flag('rate', 20_000) })
+        : await w1({
+            pollMetrics: workload === 'w1-metrics',
+            inContext: workload === 'w1-als',
+            awaited: process.argv.includes('--awaited'),
+            concurrency: flag('concurrency', 1024),
+          });
 console.log(JSON.stringify(result));

@@ -53,6 +53,16 @@ export declare class NativeBus {
   /** Wakes a parked worker after the producer published records. */
   wake(): void
   /**
+   * Dispatches on this thread what the ring holds and fits in the window,
+   * for the caller to drain from its hand-off queue at once. Returns 2
+   * when nothing that can run is left, 1 when records wait for room in
+   * the window, 0 when it did not look (a worker was dispatching, or the
+   * bus is stopping); below 2 the caller wakes a parked worker.
+   * `since_us`: when the run's first emission was accepted (`elapsedUs`
+   * clock, wrapping), for the event-loop lag.
+   */
+  dispatch(sinceUs: number): number
+  /**
    * Applies `failures` (every handler failure among them), then the
    * first `count` acknowledgements of the ack area (`[slot, handler,
    * outcome]` each). With `refill`, dispatches what now fits in the window

@@ -24,6 +24,9 @@ const REFILL_TURN_MS = 4;
  */
 const TURN_BUDGET_MS = 4;
 
+/** What `NativeBus.dispatch` reports (src/binding/bus.rs). */
+const DISPATCH = { SKIPPED: 0, FULL: 1, DRAINED: 2 } as const;
+
 /** A delivery announced to this thread that never started (the engine stopped first). */
 export interface Undelivered {
   slot: number;
@@ -94,11 +97,7 @@ export class Dispatcher {
     // A notification queued before the engine stopped: what it announced
     // was collected by stop() and must never start.
     if (this.#stopped) return;
-    const now = performance.now();
-    if (this.#turnBegan === undefined) {
-      this.#turnBegan = now;
-      setImmediate(this.#turnEnded);
-    } else if (now - this.#turnBegan > TURN_BUDGET_MS) {
+    if (!this.#startDrain()) {
       // The hand-off queue stays marked as notified, so workers do not
       // notify again; the next turn drains it, after the timers that are
       // due by then.
@@ -108,7 +107,6 @@ export class Dispatcher {
       }
       return;
     }
-    this.#turnStarted = now;
     this.#h.ring.handoff.drain(this.#deliver);
     this.catchUp();
     const errors = this.#h.ring.workerErrors();
@@ -123,6 +121,42 @@ export class Dispatcher {
       }
     }
   };
+
+  /**
+   * Emissions just landed in the ring (the first at `sinceUs` on the
+   * engine clock, for the event-loop lag): the engine dispatches them on this
+   * thread and they start now, instead of a worker waking up to hand them
+   * back through a threadsafe function (a thread hand-off each way, and a
+   * turn of the event loop). Returns false when a worker must be woken
+   * instead: this turn spent its budget, a worker was dispatching, or
+   * records are left waiting for room in the window (only workers wait for
+   * permits).
+   */
+  dispatchEmitted(sinceUs: number): boolean {
+    if (this.#stopped || !this.#h.refilling() || !this.#startDrain()) return false;
+    let outcome: number;
+    try {
+      outcome = this.#h.native.dispatch(sinceUs);
+    } catch (err) {
+      this.#h.notify('worker_error', fromNative(err));
+      return false;
+    }
+    if (outcome !== DISPATCH.SKIPPED) this.#h.ring.handoff.drain(this.#deliver);
+    return outcome === DISPATCH.DRAINED;
+  }
+
+  /** A drain begins in this turn of the event loop; false once the turn has spent its budget. */
+  #startDrain(): boolean {
+    const now = performance.now();
+    if (this.#turnBegan === undefined) {
+      this.#turnBegan = now;
+      setImmediate(this.#turnEnded);
+    } else if (now - this.#turnBegan > TURN_BUDGET_MS) {
+      return false;
+    }
+    this.#turnStarted = now;
+    return true;
+  }
 
   readonly #turnEnded = (): void => {
     this.#turnBegan = undefined;

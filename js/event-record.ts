@@ -314,11 +314,11 @@ function resized<T extends { set(a: ArrayLike<number>): void }>(from: ArrayLike<
 
 /**
  * `Date.now()` costs ~60 ns on the machines this was measured on, more than
- * the rest of queueing an event. Emissions in one synchronous run share a
- * reading, refreshed every 256 emissions and at the next microtask, so a
- * timestamp is never staler than 256 emissions (well under a millisecond).
- * It also keeps the engine's microsecond clock, which ring records carry so
- * the native side can measure queue waits.
+ * the rest of queueing an event. Emissions in one run share a reading,
+ * refreshed every 256 emissions and when the owner ends the run
+ * (`invalidate`), so a timestamp is never staler than 256 emissions (well
+ * under a millisecond). It also keeps the engine's microsecond clock, which
+ * ring records carry so the native side can measure queue waits.
  */
 export class CoarseClock {
   /** Starts undefined so the field stays tagged (see HandlerEvent.timestamp). */
@@ -328,9 +328,6 @@ export class CoarseClock {
   #valid = false;
   /** Engine µs minus performance.now() µs, measured once. */
   readonly #offsetUs: number;
-  readonly #invalidate = (): void => {
-    this.#valid = false;
-  };
 
   constructor(engineNowUs: () => number) {
     const before = performance.now();
@@ -341,15 +338,17 @@ export class CoarseClock {
   /** Wall-clock ms (`Date.now()`), possibly shared with this run's other emissions. */
   now(): number {
     if (this.#valid && ++this.#uses < 256) return this.#wallMs as number;
-    if (!this.#valid) {
-      this.#valid = true;
-      queueMicrotask(this.#invalidate);
-    }
+    this.#valid = true;
     this.#uses = 0;
     this.#wallMs = Date.now();
     // Never 0: the native side reads 0 as "no timestamp".
     this.#engineUs = (performance.now() * 1000 + this.#offsetUs) >>> 0 || 1;
     return this.#wallMs as number;
+  }
+
+  /** The next `now()` reads the clocks. */
+  invalidate(): void {
+    this.#valid = false;
   }
 
   /** The engine clock (µs, wrapping at 2^32) at the last `now()`. */

@@ -38,7 +38,9 @@ export class HandoffReader implements AckArea {
   /**
    * Calls `deliver` for every published delivery. The pending flag is
    * cleared first, so a delivery published after the tail is read triggers
-   * a fresh notification instead of being missed. A delivery counts as
+   * a fresh notification instead of being missed; cleared by an exchange,
+   * a read-modify-write ordered against the producer's own (`publish` in
+   * src/core/shm/handoff.rs, model-checked with loom there). A delivery counts as
    * taken before `deliver` runs: should it throw (a throwing event
    * listener), the next drain goes on after it rather than repeating it.
    */
@@ -46,7 +48,7 @@ export class HandoffReader implements AckArea {
     const u32 = this.#u32;
     const r = this.#r;
     const mask = r.capacity - 1;
-    Atomics.store(u32, r.pending, 0);
+    Atomics.exchange(u32, r.pending, 0);
     let head = this.#head;
     let tail = Atomics.load(u32, r.tail);
     try {

@@ -92,6 +92,14 @@ export type State = 'created' | 'running' | 'inline' | 'failed' | 'draining' | '
 
 /** Context carriers are dropped with their slot; no destroy hook is owed. */
 const NO_DESTROY = { requireManualDestroy: true } as const;
+/**
+ * Where runs of emissions are dispatched: outside every emitter's async
+ * context. A microtask carries the context of the emission that queued it
+ * into the handlers started from it, which `propagateContext: false`
+ * promises they never see (and with it on, each event brings its own).
+ * Made when the package loads, outside any request.
+ */
+const DISPATCH_CONTEXT = new AsyncResource('BootifyEventsDispatch', NO_DESTROY);
 /** How often a full queue is logged while it stays full. */
 const OVERFLOW_LOG_MS = 10_000;
 
@@ -103,6 +111,11 @@ export interface IntakeHost extends BusParts {
 }
 
 type Limit = 'maxQueueSize' | 'maxMemoryMB' | 'journal.maxDiskMB';
+
+/** Most emissions one run of them takes before it is dispatched; see Intake.#endRun. */
+const RUN_MAX = 64;
+/** Microtask hops without an emission that end a run. */
+const QUIET_HOPS = 3;
 
 /**
  * Accepting an emitted event: checked, given an id and a slot, serialised
@@ -116,7 +129,13 @@ export class Intake {
   readonly #clock: CoarseClock;
   readonly #idPrefix = `${randomBytes(4).toString('hex')}-`;
   #nextId = 0;
-  #wakeScheduled = false;
+  #runScheduled = false;
+  /** Emissions in the current run; see #endRun. */
+  #inRun = 0;
+  #seenInRun = 0;
+  #quietHops = 0;
+  /** When the run's first emission was accepted (engine µs). */
+  #runSinceUs = 0;
   /** Upper bounds of the ring's depth and bytes; see #fullBecause. */
   #depthBound = 0;
   #bytesBound = 0;
@@ -140,6 +159,15 @@ export class Intake {
     const id = this.#idPrefix + (this.#nextId++).toString(36);
     const typeId = this.#h.registry.typeId(type);
     const timestamp = this.#clock.now();
+    // Whatever happens to this emission, the run it joined ends (and the
+    // clock reading with it); see #endRun.
+    this.#inRun++;
+    if (!this.#runScheduled) {
+      this.#runScheduled = true;
+      this.#runSinceUs = this.#clock.engineUs;
+      // Later hops are queued from inside it and keep it.
+      queueMicrotask(this.#endRunOutsideContext);
+    }
     const isolated = this.#h.registry.isIsolated(typeId);
     const journal = this.#h.journal;
     let serialised: Serialised | undefined;
@@ -179,25 +207,48 @@ export class Intake {
     if (isolated) this.#h.workers.ensureStarted();
     this.#h.observer.accepted();
     this.#h.books.opened(slot);
-    if (state === 'running' && !this.#wakeScheduled) {
-      this.#wakeScheduled = true;
-      queueMicrotask(this.#wakeWorkers);
-    }
     // Resolves once the journal holds it (`durability`).
     if (journal !== undefined) return journal.stage(slot, lane, type, id, given, timestamp, encoded as Encoded);
     return id;
   }
 
   /**
-   * Parked workers are woken once per synchronous run of emissions, not per
-   * event: they then find the whole run in the ring instead of taking records
-   * one by one while this thread is still writing them.
+   * A run of emissions ends once the producer has emitted nothing for
+   * QUIET_HOPS microtask hops, or after RUN_MAX emissions: a producer that
+   * awaits every `emitEvent` emits once per hop or two, so ending the run at
+   * the first checkpoint would pay the dispatch, the clock reading and the
+   * tails once per event instead of once per run. A lone emission waits
+   * only those hops (well under a microsecond).
    */
-  readonly #wakeWorkers = (): void => {
-    this.#wakeScheduled = false;
+  readonly #endRunOutsideContext = (): void => {
+    DISPATCH_CONTEXT.runInAsyncScope(this.#endRun);
+  };
+
+  readonly #endRun = (): void => {
+    if (this.#inRun < RUN_MAX && this.#inRun !== this.#seenInRun) {
+      this.#seenInRun = this.#inRun;
+      this.#quietHops = 0;
+      queueMicrotask(this.#endRun);
+      return;
+    }
+    if (this.#inRun < RUN_MAX && ++this.#quietHops < QUIET_HOPS) {
+      queueMicrotask(this.#endRun);
+      return;
+    }
+    this.#runScheduled = false;
+    this.#inRun = this.#seenInRun = this.#quietHops = 0;
+    this.#clock.invalidate();
+    // A run that ends after shutdown() began is still dispatched: shutdown
+    // drains what was accepted.
+    const state = this.#h.state();
+    if (state !== 'running' && state !== 'draining') return;
     // Once per run too: the native side samples the tails for the input rate.
     this.#h.ring.publishTails();
-    if (this.#h.state() === 'running' && this.#h.ring.claimWake()) this.#h.native.wake();
+    // This thread dispatches the run itself when it can (see
+    // `Dispatcher.dispatchEmitted`), else wakes a parked worker, which then
+    // finds the whole run in the ring.
+    if (this.#h.dispatch.dispatchEmitted(this.#runSinceUs)) return;
+    if (this.#h.ring.claimWake()) this.#h.native.wake();
   };
 
   /**

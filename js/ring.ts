@@ -17,8 +17,7 @@ interface Layout {
   tail: number;
   head: number;
   line: number;
-  sleepers: number;
-  wakeRequested: number;
+  park: number;
   bytesOut: number;
   deliveryTail: number;
   deliveryHead: number;
@@ -34,6 +33,8 @@ interface Layout {
 
 const L = native.ringLayout() as Layout;
 const R = L.record;
+/** The park word's request bit (`WAKE` in src/core/shm/park_word.rs). */
+const WAKE = 1 << 31;
 
 export class SharedRing {
   /** The view handed to the native side. */
@@ -126,15 +127,16 @@ export class SharedRing {
   }
 
   /**
-   * True when a consumer is parked and nobody has asked to wake it yet; the
-   * caller must then call the native `wake()`. Atomics.notify cannot wake a
-   * native thread, hence the flag protocol.
+   * True when a consumer is parked and nobody has asked to wake it since it
+   * parked; the caller must then call the native `wake()`. Atomics.notify
+   * cannot wake a native thread, hence the flag protocol: the park word's
+   * count and request bit change only by read-modify-writes on both sides
+   * (src/core/shm/park_word.rs explains why that cannot miss a consumer,
+   * and `ParkWord::claim` is this step in Rust, model-checked with loom).
    */
   claimWake(): boolean {
-    return (
-      Atomics.load(this.words, L.sleepers) !== 0 &&
-      Atomics.compareExchange(this.words, L.wakeRequested, 0, 1) === 0
-    );
+    const was = Atomics.or(this.words, L.park, WAKE);
+    return (was & WAKE) === 0 && (was & ~WAKE) !== 0;
   }
 
   /** Times another thread left reports in the engine's books (wrapping counter). */

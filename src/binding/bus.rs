@@ -10,7 +10,7 @@ use super::error::{napi_to_js, to_js};
 use super::shared_view::SharedInt32Array;
 use super::sink::TsfnNotifier;
 use crate::core::config::Config;
-use crate::core::engine::{Engine, Failure};
+use crate::core::engine::{Engine, Failure, Refill};
 use crate::core::error::BusError;
 use crate::core::schedule::books::Report;
 use crate::core::schedule::dead_letters::AttemptError;
@@ -260,6 +260,22 @@ impl NativeBus {
     #[napi]
     pub fn wake(&self) {
         self.engine.wake();
+    }
+
+    /// Dispatches on this thread what the ring holds and fits in the window,
+    /// for the caller to drain from its hand-off queue at once. Returns 2
+    /// when nothing that can run is left, 1 when records wait for room in
+    /// the window, 0 when it did not look (a worker was dispatching, or the
+    /// bus is stopping); below 2 the caller wakes a parked worker.
+    /// `since_us`: when the run's first emission was accepted (`elapsedUs`
+    /// clock, wrapping), for the event-loop lag.
+    #[napi]
+    pub fn dispatch(&self, since_us: u32) -> u32 {
+        match self.engine.dispatch_here(since_us) {
+            Refill::Skipped => 0,
+            Refill::Full => 1,
+            Refill::Drained => 2,
+        }
     }
 
     /// Applies `failures` (every handler failure among them), then the

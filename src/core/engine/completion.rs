@@ -7,6 +7,7 @@ use std::time::Instant;
 
 use tracing::Level;
 
+use super::worker::Refill;
 use super::{unix_ms, Engine};
 use crate::core::error::BusError;
 use crate::core::observe::metrics::{Outcome, OutcomeTally};
@@ -135,7 +136,7 @@ impl Engine {
         inner.permits.release(released);
         // Unless a refill filled the window, a worker waiting for permits
         // may now take something (or must park for records instead).
-        if !(refill && inner.refill()) {
+        if !(refill && inner.refill() == Refill::Full) {
             inner.wake_permit_waiters();
         }
         if unknown.is_empty() {

@@ -40,6 +40,7 @@ pub use crate::core::schedule::queue::Leftovers;
 pub use completion::{Completion, Failure, Fate};
 pub use durable::Adopted;
 pub use sinks::{Detached, Sink};
+pub use worker::Refill;
 
 use crate::core::config::Config;
 use crate::core::journal::Journal;
@@ -331,6 +332,33 @@ impl Engine {
         // fewer than the one that did not fit (a critical event behind a
         // wide fan-out).
         self.inner.permits_cv.notify_one();
+    }
+
+    /// Called by the JavaScript thread after a run of emissions: dispatches
+    /// on that thread what the ring holds and fits in the window (see
+    /// `Inner::refill`), for it to drain from its hand-off queue at once.
+    /// When it could not look, because a worker was dispatching or the
+    /// bus is stopping (`Skipped`), or when it left records waiting for
+    /// room in the window (`Full`), a parked worker must be woken: only
+    /// workers wait for permits, and only `Drained` means none is needed.
+    ///
+    /// `since_us` is when the run's first emission was accepted, on the
+    /// engine clock (`elapsed_us`, wrapping): how long that event waited for
+    /// this thread counts as event-loop lag, as a late threadsafe-function
+    /// call does (a synchronous block after an emission shows up here).
+    pub fn dispatch_here(&self, since_us: u32) -> Refill {
+        let inner = &self.inner;
+        inner.nudge_timer();
+        let refill = inner.refill();
+        if refill != Refill::Skipped {
+            // A start stamped after this clock reading comes out "negative".
+            let waited = (inner.started.elapsed().as_micros() as u32).wrapping_sub(since_us);
+            inner
+                .metrics
+                .lag
+                .record(if waited < 1 << 31 { waited as u64 } else { 0 });
+        }
+        refill
     }
 
     /// How many handlers `type_id` has; decides the permits a fan-out takes.

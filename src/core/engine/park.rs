@@ -19,40 +19,35 @@ impl Inner {
     }
 
     /// Parks at once, without spinning first: the producer wakes consumers
-    /// once per synchronous run of emissions, and a consumer spinning on the
-    /// ring's cache lines while the producer writes them slowed the producer
-    /// more than the futex round trip costs.
+    /// once per run of emissions, and a consumer spinning on the ring's
+    /// cache lines while the producer writes them slowed the producer more
+    /// than the futex round trip costs.
     pub(super) fn park_until_records(&self, stop: &AtomicBool) {
         let mut guard = self.park.lock();
-        let sleepers = self.ring.sleepers();
-        sleepers.fetch_add(1, Ordering::SeqCst);
-        // Cleared under the lock: a producer that sets it from now on will
-        // also call `wake`, which needs this lock, so it cannot be missed.
-        self.ring.wake_requested().store(0, Ordering::SeqCst);
-        // Store-load: the producer publishes a record, then reads
-        // `sleepers`; this thread counts itself in `sleepers`, then reads
-        // the ring (with Acquire loads). Without a full fence between the
-        // store and those loads both could miss the other.
-        fence(Ordering::SeqCst);
+        let word = self.ring.park_word();
+        // Counted as parked before the last look at the ring, in the
+        // handshake `ParkWord` explains: a producer that publishes from
+        // now on sees this thread parked and calls `wake`, which needs the
+        // park lock, held here until the wait releases it.
+        word.enter();
         if !self.has_work() && !self.should_stop(stop) {
             self.records_cv.wait(&mut guard);
         }
-        sleepers.fetch_sub(1, Ordering::SeqCst);
+        word.leave();
     }
 
     /// The next delivery waits for an isolate to attach (`attach_sink`
     /// wakes every parked worker) or for a record that may rank above it.
     pub(super) fn park_until_attached(&self, stop: &AtomicBool, seen: u64) {
         let mut guard = self.park.lock();
-        let sleepers = self.ring.sleepers();
-        sleepers.fetch_add(1, Ordering::SeqCst);
-        self.ring.wake_requested().store(0, Ordering::SeqCst);
+        let word = self.ring.park_word();
+        word.enter();
         // Checked under the park lock, which `attach_sink` takes to notify
         // after counting its sink: an isolate attaching now is not missed.
         if self.attach_generation.load(Ordering::SeqCst) == seen && !self.should_stop(stop) {
             self.records_cv.wait(&mut guard);
         }
-        sleepers.fetch_sub(1, Ordering::SeqCst);
+        word.leave();
     }
 
     pub(super) fn park_until_permits(&self, stop: &AtomicBool, need: u32) {

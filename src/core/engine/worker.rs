@@ -45,6 +45,19 @@ pub(super) struct Taken {
     sink: usize,
 }
 
+/// How a refill on the JavaScript thread ended.
+#[derive(Clone, Copy, PartialEq, Eq, Debug)]
+pub enum Refill {
+    /// The window is full: a worker waiting for permits could take nothing.
+    Full,
+    /// Nothing that can run now is left: the ring is empty, or what waits
+    /// needs an isolate that is not up.
+    Drained,
+    /// It did not look (a worker held the dispatch lock, the bus is
+    /// stopping, or it panicked and put its batch back): the workers must.
+    Skipped,
+}
+
 /// The worker id a panic during `Inner::refill` is reported under.
 pub const REFILL_WORKER: u32 = 0;
 
@@ -55,20 +68,22 @@ impl Inner {
 
     /// Dispatches, on the calling thread, whatever now fits in the window,
     /// exactly as a worker would (same lock, same order). The JavaScript
-    /// thread does this right after its acknowledgements freed permits: it
-    /// then starts the next deliveries in the same turn of its event loop,
-    /// where waiting for a worker to wake and notify it costs a turn, and one
-    /// window per turn cannot keep up with a producer that emits about a
-    /// window per turn (the events then wait, and live, longer). Returns
-    /// true when it left the window full: a worker waiting for permits
-    /// could take nothing, and need not be woken. A worker holding the
-    /// dispatch lock makes it give up at once (false).
-    pub(super) fn refill(&self) -> bool {
-        if self.stopping.load(Ordering::Relaxed) || self.sinks.read().is_empty() {
-            return false;
+    /// thread does this after its acknowledgements freed permits and after a
+    /// run of emissions: it then starts the deliveries in the same turn of
+    /// its event loop, where waiting for a worker to wake and notify it
+    /// costs a thread hand-off each way (tens of microseconds, more when the
+    /// worker was parked), and one window per turn cannot keep up with a
+    /// producer that emits about a window per turn.
+    pub(super) fn refill(&self) -> Refill {
+        // A panic armed by the test hook is a worker's: leave the batch to one.
+        if self.stopping.load(Ordering::Relaxed)
+            || self.sinks.read().is_empty()
+            || self.inject_panic.load(Ordering::Relaxed)
+        {
+            return Refill::Skipped;
         }
         let Some(_dispatch) = self.dispatch.try_lock() else {
-            return false;
+            return Refill::Skipped;
         };
         let stats = &self.refill_stats;
         let mut batch = Vec::new();
@@ -79,11 +94,11 @@ impl Inner {
             }));
             match outcome {
                 Ok(Collected::Delivered) => {}
-                Ok(Collected::NoPermits(_)) => return true,
-                Ok(Collected::Empty | Collected::Blocked(_)) => return false,
+                Ok(Collected::NoPermits(_)) => return Refill::Full,
+                Ok(Collected::Empty | Collected::Blocked(_)) => return Refill::Drained,
                 Err(panic) => {
                     self.recover(REFILL_WORKER, &mut batch, stage, panic, stats);
-                    return false;
+                    return Refill::Skipped;
                 }
             }
         }

@@ -48,10 +48,14 @@ impl LoopLag {
     pub fn arrived(&self) {
         let at = self.notified_at.swap(0, Ordering::AcqRel);
         if at != 0 {
-            let lag = self.now_us().saturating_sub(at);
-            self.histogram.record(lag);
-            self.recent_max.fetch_max(lag, Ordering::Relaxed);
+            self.record(self.now_us().saturating_sub(at));
         }
+    }
+
+    /// Work waited `lag_us` for the JavaScript thread, measured elsewhere.
+    pub fn record(&self, lag_us: u64) {
+        self.histogram.record(lag_us);
+        self.recent_max.fetch_max(lag_us, Ordering::Relaxed);
     }
 
     pub fn take_recent_max(&self) -> u64 {

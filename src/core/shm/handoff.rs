@@ -10,12 +10,13 @@
 //! Acknowledgements come back through a flat area JavaScript fills before it
 //! calls `complete(count)`.
 
-use std::sync::atomic::{AtomicU32, Ordering};
+use std::sync::atomic::Ordering;
 use std::sync::Arc;
 
 #[cfg(test)]
 use crate::core::shm::layout::Layout;
 use crate::core::shm::layout::{HandoffRegion, ACK_WORDS, DELIVERY_WORDS};
+use crate::core::shm::sync::AtomicU32;
 use crate::core::shm::words::SharedWords;
 
 pub struct Handoff {
@@ -139,10 +140,17 @@ impl HandoffReader {
             .collect()
     }
 
+    /// Whether a notification is pending (published, not yet drained).
+    pub fn pending(&self) -> bool {
+        self.mem.words()[self.region.pending].load(Ordering::SeqCst) != 0
+    }
+
     pub fn drain_full(&mut self) -> Vec<Delivery> {
         let w = self.mem.words();
         let r = self.region;
-        w[r.pending].store(0, Ordering::SeqCst);
+        // A read-modify-write, as in `js/handoff.ts`: it reads the flag the
+        // last `publish` swapped in, and with it that publish's tail.
+        w[r.pending].swap(0, Ordering::SeqCst);
         let tail = w[r.tail].load(Ordering::SeqCst);
         let mut out = Vec::new();
         while self.head != tail {

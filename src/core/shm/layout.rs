@@ -27,10 +27,9 @@ pub const ACKS_BASE: usize = 5;
 pub const TAIL: usize = LINE;
 /// Lane heads (consumer compare-and-swap): `HEAD + lane * LINE`.
 pub const HEAD: usize = 4 * LINE;
-/// Consumers parked because every lane was empty.
-pub const SLEEPERS: usize = 7 * LINE;
-/// Set by the producer when it asks for a wake-up; cleared by a parking consumer.
-pub const WAKE_REQUESTED: usize = 7 * LINE + 1;
+/// Consumers parked because every lane was empty, and whether the producer
+/// asked for a wake-up (`park_word.rs`).
+pub const PARK: usize = 7 * LINE;
 /// Bytes of records taken by consumers (wrapping); the producer keeps the
 /// bytes it put in, and the difference is the bytes queued.
 pub const BYTES_OUT: usize = 8 * LINE;

@@ -4,5 +4,10 @@
 
 pub mod handoff;
 pub mod layout;
+pub mod park_word;
 pub mod ring;
+pub mod sync;
 pub mod words;
+
+#[cfg(all(test, loom))]
+mod loom_models;

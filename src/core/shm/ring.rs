@@ -12,11 +12,13 @@
 //! The producer lives in JavaScript (`js/ring.ts`); [`RingProducer`] is the
 //! same algorithm in Rust, used by the tests and the benchmarks.
 
-use std::sync::atomic::{AtomicU32, AtomicU64, Ordering};
+use std::sync::atomic::Ordering;
 use std::sync::Arc;
 use std::time::{Duration, Instant};
 
 use crate::core::shm::layout::{self, record, Layout, LANE_COUNT, LINE, RECORD_WORDS};
+use crate::core::shm::park_word::ParkWord;
+use crate::core::shm::sync::{fence, AtomicU32, AtomicU64};
 use crate::core::shm::words::SharedWords;
 
 pub const LANES: usize = LANE_COUNT;
@@ -98,7 +100,7 @@ impl PriorityRing {
                     .store(i, Ordering::Relaxed);
             }
         }
-        std::sync::atomic::fence(Ordering::SeqCst);
+        fence(Ordering::SeqCst);
         ring
     }
 
@@ -119,12 +121,9 @@ impl PriorityRing {
         self.capacity
     }
 
-    pub fn sleepers(&self) -> &AtomicU32 {
-        self.word(layout::SLEEPERS)
-    }
-
-    pub fn wake_requested(&self) -> &AtomicU32 {
-        self.word(layout::WAKE_REQUESTED)
+    /// Where consumers park when every lane is empty.
+    pub fn park_word(&self) -> ParkWord<'_> {
+        ParkWord::new(self.word(layout::PARK))
     }
 
     /// Lane tails as last published by the producer (records pushed,

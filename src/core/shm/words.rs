@@ -4,8 +4,8 @@
 //! JavaScript `SharedArrayBuffer`, in which case `owner` is whatever keeps
 //! that buffer alive (the napi typed-array reference).
 
+use super::sync::AtomicU32;
 use std::any::Any;
-use std::sync::atomic::AtomicU32;
 
 pub struct SharedWords {
     ptr: *const AtomicU32,
@@ -39,6 +39,7 @@ impl SharedWords {
     /// `u32` words for as long as `owner` is alive, and every other party must
     /// access those words atomically (JavaScript's `Atomics`, or plain writes
     /// published by a later atomic store, as the ring protocol does).
+    #[cfg(not(loom))]
     pub unsafe fn from_raw(ptr: *mut u32, len: usize, owner: Box<dyn Any + Send + Sync>) -> Self {
         SharedWords {
             ptr: ptr as *const AtomicU32,
