@@ -1,6 +1,6 @@
 // Runs one workload against one contender in this process and prints one
 // JSON line. Usage: node bench/workload.mjs <w1|w1-metrics|w1-als> <contender>
-// [--concurrency N] [--awaited], node bench/workload.mjs w2 <contender> [--rate N],
+// [--concurrency N] [--awaited], node bench/workload.mjs w2 <contender> [--rate N] [--single],
 // node bench/workload.mjs w4 <contender>, or node bench/workload.mjs w3 <main|isolates|piscina>
 
 import { AsyncLocalStorage } from 'node:async_hooks';
@@ -96,11 +96,13 @@ async function w1({ pollMetrics = false, inContext = false, concurrency = 1024, 
 }
 
 /**
- * W2: an open-loop producer at `rate` events/s for 2 s (one setTimeout tick
- * per millisecond emits what is due); each payload carries its emit time,
- * the handler records when it started.
+ * W2: an open-loop producer at `rate` events/s for 2 s; each payload carries
+ * its emit time, the handler records when it started. Each setTimeout tick
+ * (about one per millisecond) emits what is due, or with `single` each
+ * setImmediate tick emits at most one event, so no event waits for others
+ * emitted after it in the same synchronous run.
  */
-async function w2({ rate = 20_000, seconds = 2 } = {}) {
+async function w2({ rate = 20_000, seconds = 2, single = false } = {}) {
   const N = rate * seconds;
   const latencies = new Float64Array(N);
   let handled = 0;
@@ -127,9 +129,13 @@ async function w2({ rate = 20_000, seconds = 2 } = {}) {
   await new Promise((resolve) => {
     const step = () => {
       const due = Math.min(N, Math.floor(((performance.now() - t0) * rate) / 1000));
-      while (emitted < due) q.emit({ at: performance.now(), i: emitted++ }, priorityOf(emitted));
-      if (emitted < N) setTimeout(step, 1);
-      else resolve();
+      while (emitted < due) {
+        q.emit({ at: performance.now(), i: emitted++ }, priorityOf(emitted));
+        if (single) break;
+      }
+      if (emitted >= N) resolve();
+      else if (single) setImmediate(step);
+      else setTimeout(step, 1);
     };
     step();
   });
@@ -245,7 +251,7 @@ const result =
     : workload === 'w3'
       ? await w3(name)
       : workload === 'w2'
-        ? await w2({ rate: flag('rate', 20_000) })
+        ? await w2({ rate: flag('rate', 20_000), single: process.argv.includes('--single') })
         : await w1({
             pollMetrics: workload === 'w1-metrics',
             inContext: workload === 'w1-als',

@@ -33,10 +33,10 @@ export function failureRecord(slot: number, delivery: number, handler: Registere
 
 /**
  * Hands `count` acknowledgements and the failures among them to the native
- * side. `scheduled`: called from the once-per-checkpoint flush, with nothing
- * of the bus on the stack.
+ * side (and applies what comes back). `scheduled`: called from the
+ * once-per-checkpoint flush, with nothing of the bus on the stack.
  */
-export type Flush = (count: number, failures: FailureRecord[] | undefined, scheduled: boolean) => number[] | null;
+export type Flush = (count: number, failures: FailureRecord[] | undefined, scheduled: boolean) => void;
 
 /**
  * Collects acknowledgements in the shared ack area (and handler failures
@@ -47,16 +47,16 @@ export type Flush = (count: number, failures: FailureRecord[] | undefined, sched
 export class AckBuffer {
   readonly #ring: AckArea;
   readonly #flush: Flush;
-  /** Receives what the flush returned: the books' reports (`[slot, code, ...]`). */
-  readonly #onFlushed: (reports: number[]) => void;
   readonly #afterScheduledFlush: () => void;
   #failures: FailureRecord[] = [];
   #scheduled = false;
+  /** While true, the flush waits for `flushHeld` instead of its own microtask. */
+  #holdWhile: () => boolean = () => false;
+  #held = false;
 
-  constructor(ring: AckArea, flush: Flush, onFlushed: (reports: number[]) => void, afterScheduledFlush: () => void = () => {}) {
+  constructor(ring: AckArea, flush: Flush, afterScheduledFlush: () => void = () => {}) {
     this.#ring = ring;
     this.#flush = flush;
-    this.#onFlushed = onFlushed;
     this.#afterScheduledFlush = afterScheduledFlush;
   }
 
@@ -75,10 +75,28 @@ export class AckBuffer {
   }
 
   #schedule(): void {
-    if (!this.#scheduled) {
-      this.#scheduled = true;
-      queueMicrotask(this.#scheduledDrain);
-    }
+    if (this.#scheduled) return;
+    this.#scheduled = true;
+    if (this.#holdWhile()) this.#held = true;
+    else queueMicrotask(this.#scheduledDrain);
+  }
+
+  /**
+   * Acknowledgements collected while `hold` says so wait for `flushHeld`:
+   * the intake holds them during a run of emissions and flushes them where
+   * the run ends. When each emission is awaited, handlers settle between
+   * two emissions of the same run, and one flush per microtask checkpoint
+   * would be one native call per event.
+   */
+  holdWhile(hold: () => boolean): void {
+    this.#holdWhile = hold;
+  }
+
+  /** Does the flush the hold deferred, if any; as the scheduled one, with nothing of the bus on the stack. */
+  flushHeld(): void {
+    if (!this.#held) return;
+    this.#held = false;
+    this.#scheduledDrain();
   }
 
   /**
@@ -98,12 +116,12 @@ export class AckBuffer {
   /** False when there was nothing to hand over. */
   #drain(scheduled: boolean): boolean {
     this.#scheduled = false;
+    this.#held = false;
     const count = this.#ring.takeAcks();
     const failures = this.#failures;
     if (count === 0 && failures.length === 0) return false;
     this.#failures = [];
-    const reports = this.#flush(count, failures.length > 0 ? failures : undefined, scheduled);
-    if (reports !== null) this.#onFlushed(reports);
+    this.#flush(count, failures.length > 0 ? failures : undefined, scheduled);
     return true;
   }
 }

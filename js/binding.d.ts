@@ -53,24 +53,28 @@ export declare class NativeBus {
   /** Wakes a parked worker after the producer published records. */
   wake(): void
   /**
-   * Dispatches on this thread what the ring holds and fits in the window,
-   * for the caller to drain from its hand-off queue at once. Returns 2
-   * when nothing that can run is left, 1 when records wait for room in
-   * the window, 0 when it did not look (a worker was dispatching, or the
-   * bus is stopping); below 2 the caller wakes a parked worker.
-   * `since_us`: when the run's first emission was accepted (`elapsedUs`
-   * clock, wrapping), for the event-loop lag.
+   * A run of emissions ended. With `look`, dispatches on this thread
+   * what the ring holds and fits in the window, for the caller to drain
+   * from its hand-off queue at once. Returns 2 when nothing that can run
+   * is left, 1 when records wait for room in the window, 0 when it did
+   * not look (told not to, a worker was dispatching, or the bus is
+   * stopping); below 2 the caller wakes a parked worker. `since_us`:
+   * when the run's first emission was accepted (`elapsedUs` clock,
+   * wrapping), for the event-loop lag.
    */
-  dispatch(sinceUs: number): number
+  dispatch(sinceUs: number, look: boolean): number
   /**
    * Applies `failures` (every handler failure among them), then the
    * first `count` acknowledgements of the ack area (`[slot, handler,
    * outcome]` each). With `refill`, dispatches what now fits in the window
    * on this thread, for the caller to drain from its hand-off queue at
-   * once. Returns the books' reports (as `takeReports`), or nothing when
-   * there are none.
+   * once. The books' reports (as `takeReports`) come back in the ack
+   * area, whose acknowledgements were just taken: the number of reports
+   * written there, or, when they do not fit, an array of them. Setting
+   * an array's elements one by one from here cost more than anything
+   * else the engine does per event.
    */
-  complete(count: number, failures?: Array<HandlerFailure> | undefined | null, refill?: boolean | undefined | null): Array<number> | null
+  complete(count: number, failures?: Array<HandlerFailure> | undefined | null, refill?: boolean | undefined | null): number | Array<number>
   /**
    * What the books say of events since the last call, flat: `[slot,
    * code, ...]` (`code & 3`: 0 succeeded, 1 dead-lettered, 2 unhandled,

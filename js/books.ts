@@ -65,9 +65,9 @@ export class Books {
     this.#close(slot);
   }
 
-  /** Applies the engine's reports, `[slot, code, ...]`. */
-  apply(reports: readonly number[]): void {
-    for (let i = 0; i < reports.length; i += 2) {
+  /** Applies the engine's reports, `[slot, code, ...]`, those from `start` to `end`. */
+  apply(reports: ArrayLike<number>, start = 0, end = reports.length): void {
+    for (let i = start; i < end; i += 2) {
       const slot = reports[i];
       const code = reports[i + 1];
       const finish = code & 3;

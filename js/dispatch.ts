@@ -75,7 +75,7 @@ export class Dispatcher {
 
   constructor(host: DispatchHost) {
     this.#h = host;
-    this.acks = new AckBuffer(host.ring.handoff, this.#complete, (reports) => host.books.apply(reports), this.#afterRefill);
+    this.acks = new AckBuffer(host.ring.handoff, this.#complete, this.#afterRefill);
     this.#timeouts = new TimeoutQueue(host.config().handlerTimeout);
     this.#solo = new SoloDeliveries(this.#host);
   }
@@ -133,15 +133,26 @@ export class Dispatcher {
    * permits).
    */
   dispatchEmitted(sinceUs: number): boolean {
-    if (this.#stopped || !this.#h.refilling() || !this.#startDrain()) return false;
+    if (this.#stopped) return false;
+    // Called even when this thread may not dispatch, for the lag.
+    const look = this.#h.refilling() && this.#startDrain();
     let outcome: number;
     try {
-      outcome = this.#h.native.dispatch(sinceUs);
+      outcome = this.#h.native.dispatch(sinceUs, look);
     } catch (err) {
       this.#h.notify('worker_error', fromNative(err));
       return false;
     }
-    if (outcome !== DISPATCH.SKIPPED) this.#h.ring.handoff.drain(this.#deliver);
+    if (outcome !== DISPATCH.SKIPPED) {
+      try {
+        this.#h.ring.handoff.drain(this.#deliver);
+      } catch (err) {
+        // What the drain did not reach was published quietly: nobody will
+        // be notified of it, so come back for it.
+        setImmediate(this.onDeliveries);
+        throw err;
+      }
+    }
     return outcome === DISPATCH.DRAINED;
   }
 
@@ -283,16 +294,20 @@ export class Dispatcher {
    * time per turn, so handlers that settle in microtasks (or burn CPU)
    * cannot keep the loop from its other work; workers take over from there.
    */
-  readonly #complete = (count: number, failures: FailureRecord[] | undefined, scheduled: boolean): number[] | null => {
+  readonly #complete = (count: number, failures: FailureRecord[] | undefined, scheduled: boolean): void => {
     const refill = scheduled && this.#h.refilling() && performance.now() - this.#turnStarted < REFILL_TURN_MS;
     this.#refilled = refill;
+    let reports: number | number[];
     try {
       this.#h.beforeReports();
-      return this.#h.native.complete(count, failures, refill) ?? null;
+      reports = this.#h.native.complete(count, failures, refill);
     } catch (err) {
       this.#h.notify('worker_error', fromNative(err));
-      return null;
+      return;
     }
+    // Reports come back in the ack area, unless there were too many.
+    if (typeof reports !== 'number') this.#h.books.apply(reports);
+    else if (reports > 0) this.#h.ring.handoff.applyWrittenBack(reports * 2, this.#h.books);
   };
 
   /**

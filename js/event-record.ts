@@ -314,11 +314,13 @@ function resized<T extends { set(a: ArrayLike<number>): void }>(from: ArrayLike<
 
 /**
  * `Date.now()` costs ~60 ns on the machines this was measured on, more than
- * the rest of queueing an event. Emissions in one run share a reading,
- * refreshed every 256 emissions and when the owner ends the run
- * (`invalidate`), so a timestamp is never staler than 256 emissions (well
- * under a millisecond). It also keeps the engine's microsecond clock, which
- * ring records carry so the native side can measure queue waits.
+ * the rest of queueing an event. Emissions in one synchronous run share a
+ * reading, refreshed every 256 emissions and whenever the owner says
+ * (`invalidate`: the intake does at every microtask hop that saw an
+ * emission), so a timestamp is never staler than 256 emissions of one
+ * synchronous run (well under a millisecond). It also keeps the engine's
+ * microsecond clock, which ring records carry so the native side can
+ * measure queue waits.
  */
 export class CoarseClock {
   /** Starts undefined so the field stays tagged (see HandlerEvent.timestamp). */

@@ -86,6 +86,15 @@ export class HandoffReader implements AckArea {
     this.#acks++;
   }
 
+  /**
+   * Hands the `words` the native side wrote back into the ack area (the
+   * books' reports, `[slot, code, ...]`) to `books`, before any new
+   * acknowledgement overwrites them.
+   */
+  applyWrittenBack(words: number, books: { apply(reports: ArrayLike<number>, start: number, end: number): void }): void {
+    books.apply(this.#u32, this.#r.acksBase, this.#r.acksBase + words);
+  }
+
   /** Number of acknowledgements written since the last call; resets the area. */
   takeAcks(): number {
     const n = this.#acks;

@@ -92,14 +92,7 @@ export type State = 'created' | 'running' | 'inline' | 'failed' | 'draining' | '
 
 /** Context carriers are dropped with their slot; no destroy hook is owed. */
 const NO_DESTROY = { requireManualDestroy: true } as const;
-/**
- * Where runs of emissions are dispatched: outside every emitter's async
- * context. A microtask carries the context of the emission that queued it
- * into the handlers started from it, which `propagateContext: false`
- * promises they never see (and with it on, each event brings its own).
- * Made when the package loads, outside any request.
- */
-const DISPATCH_CONTEXT = new AsyncResource('BootifyEventsDispatch', NO_DESTROY);
+
 /** How often a full queue is logged while it stays full. */
 const OVERFLOW_LOG_MS = 10_000;
 
@@ -114,8 +107,13 @@ type Limit = 'maxQueueSize' | 'maxMemoryMB' | 'journal.maxDiskMB';
 
 /** Most emissions one run of them takes before it is dispatched; see Intake.#endRun. */
 const RUN_MAX = 64;
-/** Microtask hops without an emission that end a run. */
-const QUIET_HOPS = 3;
+/**
+ * Microtask hops without an emission that end a run. `await
+ * bus.emitEvent()` emits once per hop; a service method that returns the
+ * emission's promise, awaited by its caller, once every three (measured on
+ * Node 20); six leave room for another layer. Each costs tens of ns.
+ */
+const QUIET_HOPS = 6;
 
 /**
  * Accepting an emitted event: checked, given an id and a slot, serialised
@@ -136,6 +134,15 @@ export class Intake {
   #quietHops = 0;
   /** When the run's first emission was accepted (engine µs). */
   #runSinceUs = 0;
+  /**
+   * Where runs of emissions are dispatched: the context the bus was made
+   * in, not any emitter's. A microtask carries the context of the emission
+   * that queued it into the handlers started from it, which
+   * `propagateContext: false` promises they never see (with it on, each
+   * event brings its own); the threadsafe function that brings workers'
+   * deliveries likewise runs in the context of the bus's setup.
+   */
+  readonly #dispatchContext = new AsyncResource('BootifyEventsDispatch', NO_DESTROY);
   /** Upper bounds of the ring's depth and bytes; see #fullBecause. */
   #depthBound = 0;
   #bytesBound = 0;
@@ -143,6 +150,7 @@ export class Intake {
   constructor(host: IntakeHost) {
     this.#h = host;
     this.#clock = new CoarseClock(() => host.native.elapsedUs());
+    host.dispatch.acks.holdWhile(() => this.#runScheduled);
   }
 
   accept(type: string, payload: unknown, options: EventOptions | undefined): string | Promise<string> {
@@ -214,30 +222,39 @@ export class Intake {
 
   /**
    * A run of emissions ends once the producer has emitted nothing for
-   * QUIET_HOPS microtask hops, or after RUN_MAX emissions: a producer that
+   * QUIET_HOPS microtask hops, or after RUN_MAX emissions (at most the
+   * window), with the acknowledgements held meanwhile: a producer that
    * awaits every `emitEvent` emits once per hop or two, so ending the run at
    * the first checkpoint would pay the dispatch, the clock reading and the
    * tails once per event instead of once per run. A lone emission waits
    * only those hops (well under a microsecond).
    */
   readonly #endRunOutsideContext = (): void => {
-    DISPATCH_CONTEXT.runInAsyncScope(this.#endRun);
+    this.#dispatchContext.runInAsyncScope(this.#endRun);
   };
 
   readonly #endRun = (): void => {
-    if (this.#inRun < RUN_MAX && this.#inRun !== this.#seenInRun) {
+    // No longer than the window: a longer run's tail could only wait.
+    const most = Math.min(RUN_MAX, this.#h.config().concurrency);
+    if (this.#inRun < most && this.#inRun !== this.#seenInRun) {
       this.#seenInRun = this.#inRun;
       this.#quietHops = 0;
+      // Emissions in later hops read the clock afresh: whatever the caller
+      // does between two awaited emits must not age their timestamps.
+      this.#clock.invalidate();
       queueMicrotask(this.#endRun);
       return;
     }
-    if (this.#inRun < RUN_MAX && ++this.#quietHops < QUIET_HOPS) {
+    if (this.#inRun < most && ++this.#quietHops < QUIET_HOPS) {
       queueMicrotask(this.#endRun);
       return;
     }
     this.#runScheduled = false;
     this.#inRun = this.#seenInRun = this.#quietHops = 0;
     this.#clock.invalidate();
+    // What settled during the run goes first: it frees the places the run
+    // is dispatched into (and, refilling, may dispatch it already).
+    this.#h.dispatch.acks.flushHeld();
     // A run that ends after shutdown() began is still dispatched: shutdown
     // drains what was accepted.
     const state = this.#h.state();
@@ -247,8 +264,12 @@ export class Intake {
     // This thread dispatches the run itself when it can (see
     // `Dispatcher.dispatchEmitted`), else wakes a parked worker, which then
     // finds the whole run in the ring.
-    if (this.#h.dispatch.dispatchEmitted(this.#runSinceUs)) return;
-    if (this.#h.ring.claimWake()) this.#h.native.wake();
+    let drained = false;
+    try {
+      drained = this.#h.dispatch.dispatchEmitted(this.#runSinceUs);
+    } finally {
+      if (!drained && this.#h.ring.claimWake()) this.#h.native.wake();
+    }
   };
 
   /**

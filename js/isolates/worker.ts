@@ -107,13 +107,11 @@ let sink: { complete(count: number, failures?: FailureRecord[]): void; readonly 
 const acks = new AckBuffer(
   reader,
   (count, failures) => {
+    // The engine keeps the books; nothing comes back here.
     sink.complete(count, failures);
     for (const entry of unacknowledged) status.acknowledged(entry);
     unacknowledged.length = 0;
-    return null;
   },
-  // The engine keeps the books; nothing comes back here.
-  () => {},
 );
 
 const host: DeliveryHost = {

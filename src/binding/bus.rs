@@ -1,7 +1,7 @@
 use std::collections::HashMap;
 use std::sync::{Arc, Weak};
 
-use napi::bindgen_prelude::Function;
+use napi::bindgen_prelude::{Either, Function};
 use napi::Env;
 use napi_derive::napi;
 use serde_json::Value;
@@ -262,16 +262,17 @@ impl NativeBus {
         self.engine.wake();
     }
 
-    /// Dispatches on this thread what the ring holds and fits in the window,
-    /// for the caller to drain from its hand-off queue at once. Returns 2
-    /// when nothing that can run is left, 1 when records wait for room in
-    /// the window, 0 when it did not look (a worker was dispatching, or the
-    /// bus is stopping); below 2 the caller wakes a parked worker.
-    /// `since_us`: when the run's first emission was accepted (`elapsedUs`
-    /// clock, wrapping), for the event-loop lag.
+    /// A run of emissions ended. With `look`, dispatches on this thread
+    /// what the ring holds and fits in the window, for the caller to drain
+    /// from its hand-off queue at once. Returns 2 when nothing that can run
+    /// is left, 1 when records wait for room in the window, 0 when it did
+    /// not look (told not to, a worker was dispatching, or the bus is
+    /// stopping); below 2 the caller wakes a parked worker. `since_us`:
+    /// when the run's first emission was accepted (`elapsedUs` clock,
+    /// wrapping), for the event-loop lag.
     #[napi]
-    pub fn dispatch(&self, since_us: u32) -> u32 {
-        match self.engine.dispatch_here(since_us) {
+    pub fn dispatch(&self, since_us: u32, look: bool) -> u32 {
+        match self.engine.dispatch_here(since_us, look) {
             Refill::Skipped => 0,
             Refill::Full => 1,
             Refill::Drained => 2,
@@ -282,20 +283,28 @@ impl NativeBus {
     /// first `count` acknowledgements of the ack area (`[slot, handler,
     /// outcome]` each). With `refill`, dispatches what now fits in the window
     /// on this thread, for the caller to drain from its hand-off queue at
-    /// once. Returns the books' reports (as `takeReports`), or nothing when
-    /// there are none.
+    /// once. The books' reports (as `takeReports`) come back in the ack
+    /// area, whose acknowledgements were just taken: the number of reports
+    /// written there, or, when they do not fit, an array of them. Setting
+    /// an array's elements one by one from here cost more than anything
+    /// else the engine does per event.
     #[napi]
     pub fn complete(
         &self,
         count: u32,
         failures: Option<Vec<HandlerFailure>>,
         refill: Option<bool>,
-    ) -> napi::Result<Option<Vec<u32>>, String> {
+    ) -> napi::Result<Either<u32, Vec<u32>>, String> {
         let done = complete_with_failures(&self.engine, failures, |f| {
             self.engine
                 .complete_shared(count, f, refill.unwrap_or(false))
         })?;
-        Ok((!done.reports.is_empty()).then(|| flat_reports(&done.reports)))
+        let flat = flat_reports(&done.reports);
+        Ok(if self.engine.handoff().write_back(&flat) {
+            Either::A(done.reports.len() as u32)
+        } else {
+            Either::B(flat)
+        })
     }
 
     /// What the books say of events since the last call, flat: `[slot,

@@ -266,6 +266,11 @@ impl Engine {
         &self.inner.ring
     }
 
+    /// The main thread's hand-off queue and ack area.
+    pub fn handoff(&self) -> &Handoff {
+        &self.inner.handoff
+    }
+
     pub fn metrics(&self) -> &Metrics {
         &self.inner.metrics
     }
@@ -334,31 +339,34 @@ impl Engine {
         self.inner.permits_cv.notify_one();
     }
 
-    /// Called by the JavaScript thread after a run of emissions: dispatches
-    /// on that thread what the ring holds and fits in the window (see
-    /// `Inner::refill`), for it to drain from its hand-off queue at once.
-    /// When it could not look, because a worker was dispatching or the
-    /// bus is stopping (`Skipped`), or when it left records waiting for
-    /// room in the window (`Full`), a parked worker must be woken: only
-    /// workers wait for permits, and only `Drained` means none is needed.
+    /// Called by the JavaScript thread after a run of emissions: with
+    /// `look`, dispatches on that thread what the ring holds and fits in
+    /// the window (see `Inner::refill`), for it to drain from its hand-off
+    /// queue at once. When it did not look (told not to, a worker was
+    /// dispatching, or the bus is stopping: `Skipped`), or when it left
+    /// records waiting for room in the window (`Full`), a parked worker
+    /// must be woken: only workers wait for permits, and only `Drained`
+    /// means none is needed.
     ///
     /// `since_us` is when the run's first emission was accepted, on the
-    /// engine clock (`elapsed_us`, wrapping): how long that event waited for
-    /// this thread counts as event-loop lag, as a late threadsafe-function
-    /// call does (a synchronous block after an emission shows up here).
-    pub fn dispatch_here(&self, since_us: u32) -> Refill {
+    /// engine clock (`elapsed_us`, wrapping): however the run is then
+    /// dispatched, how long it waited for this thread counts as event-loop
+    /// lag, as a late threadsafe-function call does (a synchronous block
+    /// right after an emission shows up here).
+    pub fn dispatch_here(&self, since_us: u32, look: bool) -> Refill {
         let inner = &self.inner;
         inner.nudge_timer();
-        let refill = inner.refill();
-        if refill != Refill::Skipped {
-            // A start stamped after this clock reading comes out "negative".
-            let waited = (inner.started.elapsed().as_micros() as u32).wrapping_sub(since_us);
-            inner
-                .metrics
-                .lag
-                .record(if waited < 1 << 31 { waited as u64 } else { 0 });
+        // A start stamped after this clock reading comes out "negative".
+        let waited = (inner.started.elapsed().as_micros() as u32).wrapping_sub(since_us);
+        inner
+            .metrics
+            .lag
+            .record(if waited < 1 << 31 { waited as u64 } else { 0 });
+        if look {
+            inner.refill()
+        } else {
+            Refill::Skipped
         }
-        refill
     }
 
     /// How many handlers `type_id` has; decides the permits a fan-out takes.

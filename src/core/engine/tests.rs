@@ -338,28 +338,36 @@ fn a_refill_dispatches_what_fits_on_the_calling_thread_in_priority_order() {
 fn dispatching_emissions_here_says_when_a_worker_is_still_needed() {
     let (engine, mut reader) = workerless(json!({ "concurrency": 2, "maxQueueSize": 128 }));
     let mut producer = RingProducer::new(engine.ring());
-    assert_eq!(engine.dispatch_here(0), Refill::Drained, "nothing queued");
+    assert_eq!(
+        engine.dispatch_here(0, true),
+        Refill::Drained,
+        "nothing queued"
+    );
     assert!(producer.push(1, 0, 1, 10));
-    assert_eq!(engine.dispatch_here(0), Refill::Drained);
+    assert_eq!(engine.dispatch_here(0, true), Refill::Drained);
     assert_eq!(slots(&reader.drain()), [0], "published for this thread");
     for slot in 1..4 {
         assert!(producer.push(1, slot, 1, 10));
     }
     assert_eq!(
-        engine.dispatch_here(0),
+        engine.dispatch_here(0, true),
         Refill::Full,
         "records wait for room in the window: only a worker waits for permits"
     );
     assert_eq!(slots(&reader.drain()), [1]);
     let since = engine.elapsed_us() as u32;
     std::thread::sleep(Duration::from_millis(20));
-    engine.dispatch_here(since);
+    assert_eq!(
+        engine.dispatch_here(since, false),
+        Refill::Skipped,
+        "told not to look"
+    );
     assert!(
         engine.take_recent_maxima().1 >= 20_000,
         "how long the run waited for this thread counts as event-loop lag"
     );
     engine.stop();
-    assert_eq!(engine.dispatch_here(0), Refill::Skipped, "stopped");
+    assert_eq!(engine.dispatch_here(0, true), Refill::Skipped, "stopped");
 }
 
 /// Native cost of one event's round trip on the JavaScript thread

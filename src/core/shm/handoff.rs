@@ -99,6 +99,20 @@ impl Handoff {
         self.word(self.region.pending).store(0, Ordering::SeqCst);
     }
 
+    /// Writes `words` into the ack area, which the JavaScript thread reads
+    /// back right after the call that took its acknowledgements (the area
+    /// is free by then); false, writing nothing, when they do not fit.
+    pub fn write_back(&self, words: &[u32]) -> bool {
+        if words.len() > self.region.capacity as usize * ACK_WORDS {
+            return false;
+        }
+        for (i, &w) in words.iter().enumerate() {
+            self.word(self.region.acks_base + i)
+                .store(w, Ordering::Relaxed);
+        }
+        true
+    }
+
     /// Reads `count` acknowledgements JavaScript wrote into the ack area.
     pub fn read_acks(&self, count: u32) -> Option<Vec<u32>> {
         if count > self.region.capacity {

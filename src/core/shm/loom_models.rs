@@ -138,35 +138,48 @@ fn loom_a_published_delivery_is_drained_or_announced() {
 
 #[test]
 fn loom_a_parking_consumer_never_sleeps_through_a_record() {
+    // Two rounds of push-then-claim: the second claim can find the request
+    // bit still set by the first while the consumer, woken, has not yet
+    // parked again, and must then leave the record to the consumer's last
+    // look before it sleeps.
     loom::model(|| {
         let ring = Arc::new(ring());
         let park = Arc::new((Mutex::new(()), Condvar::new()));
         let consumer = {
             let (ring, park) = (ring.clone(), park.clone());
-            thread::spawn(move || loop {
-                if let Some(rec) = ring.pop_next() {
-                    return rec.slot;
+            thread::spawn(move || {
+                let mut taken = Vec::new();
+                while taken.len() < 2 {
+                    if let Some(rec) = ring.pop_next() {
+                        taken.push(rec.slot);
+                        continue;
+                    }
+                    // As `Inner::park_until_records`: a missed wake-up
+                    // leaves this thread asleep beside a record, which
+                    // loom reports as a deadlock.
+                    let (lock, records) = &*park;
+                    let mut guard = lock.lock().expect("park lock");
+                    let word = ring.park_word();
+                    word.enter();
+                    if ring.is_empty() {
+                        guard = records.wait(guard).expect("park lock");
+                    }
+                    word.leave();
+                    drop(guard);
                 }
-                // As `Inner::park_until_records`.
-                let (lock, records) = &*park;
-                let mut guard = lock.lock().expect("park lock");
-                let word = ring.park_word();
-                word.enter();
-                if ring.is_empty() {
-                    guard = records.wait(guard).expect("park lock");
-                }
-                word.leave();
-                drop(guard);
+                taken
             })
         };
-        // As `Intake.#endRun` then `Engine::wake`.
+        // As `Intake.#endRun` then `Engine::wake`, once per record.
         let mut producer = RingProducer::new(&ring);
-        assert!(producer.push(1, 7, 0, 0));
-        if ring.park_word().claim() {
-            let (lock, records) = &*park;
-            let _guard = lock.lock().expect("park lock");
-            records.notify_one();
+        for slot in 0..2 {
+            assert!(producer.push(1, slot, 0, 0));
+            if ring.park_word().claim() {
+                let (lock, records) = &*park;
+                let _guard = lock.lock().expect("park lock");
+                records.notify_one();
+            }
         }
-        assert_eq!(consumer.join().expect("consumer"), 7);
+        assert_eq!(consumer.join().expect("consumer"), vec![0, 1]);
     });
 }
