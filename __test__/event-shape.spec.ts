@@ -33,6 +33,26 @@ test('handlers see event fields and payload fields at top level', async (t) => {
   assert.ok(e.timestamp >= before && e.timestamp <= Date.now());
 });
 
+test('awaited emissions carry the time each was emitted, whatever the caller does between them', async (t) => {
+  const bus = await startedBus(t);
+  const stamps: number[] = [];
+  bus.registerHandler('step', (e: BufferedEvent) => {
+    stamps.push(e.timestamp);
+  });
+  const emittedAt: number[] = [];
+  for (let i = 0; i < 3; i++) {
+    emittedAt.push(Date.now());
+    await bus.emitEvent('step', { i });
+    // Synchronous work between two awaited emits, as a request handler does.
+    const until = Date.now() + 5;
+    while (Date.now() < until) {
+      // busy
+    }
+  }
+  await waitFor(() => stamps.length === 3, 'the events');
+  stamps.forEach((stamp, i) => assert.ok(stamp >= emittedAt[i] && stamp - emittedAt[i] < 5, `event ${i}: ${stamp} vs ${emittedAt[i]}`));
+});
+
 test('payloads are not serialised: Dates and class instances arrive as themselves', async (t) => {
   const bus = await startedBus(t);
   let got: { when: Date; price: Money; payload: { when: Date; price: Money } } | undefined;
