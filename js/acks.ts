@@ -53,6 +53,8 @@ export class AckBuffer {
   /** While true, the flush waits for `flushHeld` instead of its own microtask. */
   #holdWhile: () => boolean = () => false;
   #held = false;
+  /** performance.now() when the hold began. */
+  #heldSince = 0;
 
   constructor(ring: AckArea, flush: Flush, afterScheduledFlush: () => void = () => {}) {
     this.#ring = ring;
@@ -77,8 +79,12 @@ export class AckBuffer {
   #schedule(): void {
     if (this.#scheduled) return;
     this.#scheduled = true;
-    if (this.#holdWhile()) this.#held = true;
-    else queueMicrotask(this.#scheduledDrain);
+    if (this.#holdWhile()) {
+      this.#held = true;
+      this.#heldSince = performance.now();
+    } else {
+      queueMicrotask(this.#scheduledDrain);
+    }
   }
 
   /**
@@ -92,9 +98,13 @@ export class AckBuffer {
     this.#holdWhile = hold;
   }
 
-  /** Does the flush the hold deferred, if any; as the scheduled one, with nothing of the bus on the stack. */
-  flushHeld(): void {
-    if (!this.#held) return;
+  /**
+   * Does the flush the hold deferred, if any (and, with `olderThanMs`, only
+   * once it has been held that long); as the scheduled one, with nothing
+   * of the bus on the stack.
+   */
+  flushHeld(olderThanMs = 0): void {
+    if (!this.#held || (olderThanMs > 0 && performance.now() - this.#heldSince < olderThanMs)) return;
     this.#held = false;
     this.#scheduledDrain();
   }

@@ -138,6 +138,7 @@ export class BufferedEventBusService extends EventEmitter implements PublicBus {
       return this.#workersUnavailable(fromNative(err));
     }
     live.add(this.#native);
+    this.#intake.startDispatching();
     this.#state = 'running';
     if (recovered !== undefined && recovered.corruptions.length > 0) {
       const where = recovered.corruptions.map((c) => `segment ${c.segment} at byte ${c.offset} (${c.reason}, ${c.skipped} bytes skipped)`);

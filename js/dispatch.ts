@@ -143,16 +143,7 @@ export class Dispatcher {
       this.#h.notify('worker_error', fromNative(err));
       return false;
     }
-    if (outcome !== DISPATCH.SKIPPED) {
-      try {
-        this.#h.ring.handoff.drain(this.#deliver);
-      } catch (err) {
-        // What the drain did not reach was published quietly: nobody will
-        // be notified of it, so come back for it.
-        setImmediate(this.onDeliveries);
-        throw err;
-      }
-    }
+    if (outcome !== DISPATCH.SKIPPED) this.#drainPublished();
     return outcome === DISPATCH.DRAINED;
   }
 
@@ -187,8 +178,21 @@ export class Dispatcher {
   readonly #afterRefill = (): void => {
     if (this.#stopped || !this.#refilled) return;
     this.#refilled = false;
-    this.#h.ring.handoff.drain(this.#deliver);
+    this.#drainPublished();
   };
+
+  /**
+   * Runs what this thread's own dispatch published quietly. Should a
+   * delivery throw, nobody would be notified of the rest: come back for it.
+   */
+  #drainPublished(): void {
+    try {
+      this.#h.ring.handoff.drain(this.#deliver);
+    } catch (err) {
+      setImmediate(this.onDeliveries);
+      throw err;
+    }
+  }
 
   readonly #deliver = (slot: number, handlerId: number, attempt: number): void => {
     const { slots, registry } = this.#h;

@@ -105,6 +105,14 @@ export interface IntakeHost extends BusParts {
 
 type Limit = 'maxQueueSize' | 'maxMemoryMB' | 'journal.maxDiskMB';
 
+/**
+ * How long (ms) a run may last, and hold acknowledgements, before the next
+ * microtask hop ends it (or hands them back); see Intake.#endRun. A fast
+ * awaited producer fills a run well within it; a slow one (a request
+ * handler working between two emits) gets one run per emit, as before
+ * runs spanned hops.
+ */
+const RUN_MS = 0.25;
 /** Most emissions one run of them takes before it is dispatched; see Intake.#endRun. */
 const RUN_MAX = 64;
 /**
@@ -132,17 +140,18 @@ export class Intake {
   #inRun = 0;
   #seenInRun = 0;
   #quietHops = 0;
-  /** When the run's first emission was accepted (engine µs). */
+  /** When the run's first emission was accepted (engine µs, and performance.now()). */
   #runSinceUs = 0;
+  #runStartMs = 0;
   /**
-   * Where runs of emissions are dispatched: the context the bus was made
-   * in, not any emitter's. A microtask carries the context of the emission
-   * that queued it into the handlers started from it, which
-   * `propagateContext: false` promises they never see (with it on, each
-   * event brings its own); the threadsafe function that brings workers'
-   * deliveries likewise runs in the context of the bus's setup.
+   * Where runs of emissions are dispatched: not in any emitter's context.
+   * A microtask carries the context of the emission that queued it into
+   * the handlers started from it, which `propagateContext: false` promises
+   * they never see (with it on, each event brings its own). Taken again by
+   * `initialize()` (`startDispatching`), where the threadsafe function that
+   * brings workers' deliveries gets its context too.
    */
-  readonly #dispatchContext = new AsyncResource('BootifyEventsDispatch', NO_DESTROY);
+  #dispatchContext = new AsyncResource('BootifyEventsDispatch', NO_DESTROY);
   /** Upper bounds of the ring's depth and bytes; see #fullBecause. */
   #depthBound = 0;
   #bytesBound = 0;
@@ -151,6 +160,11 @@ export class Intake {
     this.#h = host;
     this.#clock = new CoarseClock(() => host.native.elapsedUs());
     host.dispatch.acks.holdWhile(() => this.#runScheduled);
+  }
+
+  /** Runs from now on are dispatched in the caller's async context (that of `initialize()`). */
+  startDispatching(): void {
+    this.#dispatchContext = new AsyncResource('BootifyEventsDispatch', NO_DESTROY);
   }
 
   accept(type: string, payload: unknown, options: EventOptions | undefined): string | Promise<string> {
@@ -173,6 +187,7 @@ export class Intake {
     if (!this.#runScheduled) {
       this.#runScheduled = true;
       this.#runSinceUs = this.#clock.engineUs;
+      this.#runStartMs = performance.now();
       // Later hops are queued from inside it and keep it.
       queueMicrotask(this.#endRunOutsideContext);
     }
@@ -222,8 +237,9 @@ export class Intake {
 
   /**
    * A run of emissions ends once the producer has emitted nothing for
-   * QUIET_HOPS microtask hops, or after RUN_MAX emissions (at most the
-   * window), with the acknowledgements held meanwhile: a producer that
+   * QUIET_HOPS microtask hops, after RUN_MAX emissions (at most the
+   * window), or RUN_MS after it began, with the acknowledgements held
+   * meanwhile: a producer that
    * awaits every `emitEvent` emits once per hop or two, so ending the run at
    * the first checkpoint would pay the dispatch, the clock reading and the
    * tails once per event instead of once per run. A lone emission waits
@@ -234,41 +250,50 @@ export class Intake {
   };
 
   readonly #endRun = (): void => {
-    // No longer than the window: a longer run's tail could only wait.
+    // Acknowledgements held longer than RUN_MS go back now, run or not:
+    // the engine times a delivery until its acknowledgement arrives.
+    this.#h.dispatch.acks.flushHeld(RUN_MS);
+    // No longer than the window (a longer run's tail could only wait), nor
+    // than RUN_MS (its first event waits for its end).
     const most = Math.min(RUN_MAX, this.#h.config().concurrency);
-    if (this.#inRun < most && this.#inRun !== this.#seenInRun) {
-      this.#seenInRun = this.#inRun;
-      this.#quietHops = 0;
-      // Emissions in later hops read the clock afresh: whatever the caller
-      // does between two awaited emits must not age their timestamps.
-      this.#clock.invalidate();
-      queueMicrotask(this.#endRun);
-      return;
-    }
-    if (this.#inRun < most && ++this.#quietHops < QUIET_HOPS) {
-      queueMicrotask(this.#endRun);
-      return;
+    if (this.#inRun < most && performance.now() - this.#runStartMs < RUN_MS) {
+      if (this.#inRun !== this.#seenInRun) {
+        this.#seenInRun = this.#inRun;
+        this.#quietHops = 0;
+        // Emissions in later hops read the clock afresh: whatever the
+        // caller does between two awaited emits must not age timestamps.
+        this.#clock.invalidate();
+        queueMicrotask(this.#endRun);
+        return;
+      }
+      if (++this.#quietHops < QUIET_HOPS) {
+        queueMicrotask(this.#endRun);
+        return;
+      }
     }
     this.#runScheduled = false;
     this.#inRun = this.#seenInRun = this.#quietHops = 0;
     this.#clock.invalidate();
-    // What settled during the run goes first: it frees the places the run
-    // is dispatched into (and, refilling, may dispatch it already).
-    this.#h.dispatch.acks.flushHeld();
+    // Taken before handlers run below: one that emits opens the next run.
+    const since = this.#runSinceUs;
     // A run that ends after shutdown() began is still dispatched: shutdown
     // drains what was accepted.
     const state = this.#h.state();
-    if (state !== 'running' && state !== 'draining') return;
-    // Once per run too: the native side samples the tails for the input rate.
-    this.#h.ring.publishTails();
-    // This thread dispatches the run itself when it can (see
-    // `Dispatcher.dispatchEmitted`), else wakes a parked worker, which then
-    // finds the whole run in the ring.
+    const dispatching = state === 'running' || state === 'draining';
     let drained = false;
     try {
-      drained = this.#h.dispatch.dispatchEmitted(this.#runSinceUs);
+      // What settled during the run goes first: it frees the places the
+      // run is dispatched into (and, refilling, may dispatch it already).
+      this.#h.dispatch.acks.flushHeld();
+      if (!dispatching) return;
+      // Once per run too: the native side samples the tails for the input rate.
+      this.#h.ring.publishTails();
+      // This thread dispatches the run itself when it can (see
+      // `Dispatcher.dispatchEmitted`), else wakes a parked worker, which
+      // then finds the whole run in the ring.
+      drained = this.#h.dispatch.dispatchEmitted(since);
     } finally {
-      if (!drained && this.#h.ring.claimWake()) this.#h.native.wake();
+      if (dispatching && !drained && this.#h.ring.claimWake()) this.#h.native.wake();
     }
   };
 
