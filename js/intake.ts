@@ -92,7 +92,6 @@ export type State = 'created' | 'running' | 'inline' | 'failed' | 'draining' | '
 
 /** Context carriers are dropped with their slot; no destroy hook is owed. */
 const NO_DESTROY = { requireManualDestroy: true } as const;
-
 /** How often a full queue is logged while it stays full. */
 const OVERFLOW_LOG_MS = 10_000;
 
@@ -239,11 +238,10 @@ export class Intake {
    * A run of emissions ends once the producer has emitted nothing for
    * QUIET_HOPS microtask hops, after RUN_MAX emissions (at most the
    * window), or RUN_MS after its first hop, with the acknowledgements held
-   * meanwhile: a producer that
-   * awaits every `emitEvent` emits once per hop or two, so ending the run at
-   * the first checkpoint would pay the dispatch, the clock reading and the
-   * tails once per event instead of once per run. A lone emission waits
-   * only those hops (well under a microsecond).
+   * meanwhile: a producer that awaits every `emitEvent` emits once per hop
+   * or a few, so ending the run at the first checkpoint would pay the
+   * dispatch and the acknowledgement once per event instead of once per
+   * run. A lone emission waits only those hops (well under a microsecond).
    */
   readonly #endRunOutsideContext = (): void => {
     this.#dispatchContext.runInAsyncScope(this.#endRun);
