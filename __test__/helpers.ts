@@ -72,6 +72,7 @@ export interface IsolateReport {
   retryCount: number;
   isDate?: boolean;
   aborted?: boolean;
+  started?: boolean;
 }
 
 /** Collects the isolate fixture handlers' reports until the test ends. */

@@ -117,3 +117,27 @@ test('shutdown drains worker-bound events; a program without shutdown exits by i
   assert.equal(r.status, 0, r.stderr);
   assert.match(r.stdout, /handled 20/);
 });
+
+test('an isolate stuck in a long synchronous handler gets no more events while another is free', async (t) => {
+  const bus = await startedBus(t, { workerIsolates: 2 });
+  const reports = listenToIsolates(t);
+  const dir = mkdtempSync(path.join(tmpdir(), 'isolate-hold-'));
+  const file = path.join(dir, 'release');
+  t.after(() => {
+    writeFileSync(file, '');
+    rmSync(dir, { recursive: true, force: true });
+  });
+  await bus.registerWorkerHandler('hold', handlers, { exportName: 'holdUntil' });
+  await bus.registerWorkerHandler('burn', handlers, { exportName: 'burn' });
+  await bus.emitEvent('burn', { label: 'warm-up' });
+  await waitFor(() => reports.length === 1 && bus.getWorkerStatistics().isolates.length === 2, 'both isolates', 30_000);
+  await bus.emitEvent('hold', { label: 'hold', file });
+  await waitFor(() => reports.some((r) => r.label === 'hold' && r.started), 'the long handler to start', 30_000);
+  const held = reports.find((r) => r.label === 'hold')?.threadId;
+  // Handed out round robin, half of these would wait behind the held isolate.
+  for (let n = 0; n < 6; n++) await bus.emitEvent('burn', { label: 'short', n });
+  await waitFor(() => reports.filter((r) => r.label === 'short').length === 6, 'every short event while the other isolate is held', 30_000);
+  assert.ok(reports.filter((r) => r.label === 'short').every((r) => r.threadId !== held), 'none ran on the held isolate');
+  writeFileSync(file, '');
+  await waitFor(() => bus.getMetrics().queueMetrics.totalProcessed === 8, 'the held event too', 30_000);
+});

@@ -159,6 +159,17 @@ if (names.includes('native')) {
   }
 }
 
+{
+  const modes = { isolates: 'this bus, worker isolates (2)', piscina: 'piscina (2 threads)' };
+  console.log(`\nW3 skewed: 20 events alternating 100 ms / 1 ms of CPU on 2 threads (ideal ≈ 505 ms; round robin ≈ 1 000 ms; median of ${runs})`);
+  console.log('| handlers | end-to-end |');
+  console.log('| --- | ---: |');
+  for (const [mode, label] of Object.entries(modes)) {
+    const results = Array.from({ length: runs }, () => run('w3-skewed', mode));
+    console.log(`| ${label} | ${fmt(median(results.map((r) => r.endToEndMs)))} ms |`);
+  }
+}
+
 console.log('\nW4: 10 000 low events, then 100 critical while every handler is busy (window 64)');
 console.log('| queue | first critical handled at | last critical handled at | within window + 100 |');
 console.log('| --- | ---: | ---: | :---: |');

@@ -1,7 +1,7 @@
 // Runs one workload against one contender in this process and prints one
 // JSON line. Usage: node bench/workload.mjs <w1|w1-metrics|w1-als> <contender>
 // [--concurrency N] [--awaited], node bench/workload.mjs w2 <contender> [--rate N] [--single],
-// node bench/workload.mjs w4 <contender>, or node bench/workload.mjs w3 <main|isolates|piscina>
+// node bench/workload.mjs w4 <contender>, or node bench/workload.mjs w3|w3-skewed <main|isolates|piscina>
 
 import { AsyncLocalStorage } from 'node:async_hooks';
 import { readFileSync } from 'node:fs';
@@ -12,7 +12,7 @@ import { contenders } from './contenders.mjs';
 
 const [workload, name] = process.argv.slice(2);
 const make = contenders[name];
-if (!make && workload !== 'w3') throw new Error(`unknown contender ${name}`);
+if (!make && !workload.startsWith('w3')) throw new Error(`unknown contender ${name}`);
 
 const tick = () => new Promise((resolve) => setImmediate(resolve));
 
@@ -181,8 +181,12 @@ async function w4() {
  * in this bus's worker isolates, or in piscina. Reports end-to-end time and
  * the main thread's largest event-loop delay.
  */
-async function w3(mode) {
-  const N = 5000;
+async function w3(mode, skewed = false) {
+  // Skewed: 20 events alternating 100 ms and 1 ms of CPU, so an isolate
+  // handed events round robin gets every long one (about 1 000 ms) where
+  // two isolates sharing them by load need about 505 ms.
+  const N = skewed ? 20 : 5000;
+  const work = (i) => (skewed ? { n: i, ms: i % 2 === 0 ? 100 : 1 } : { n: i });
   const { default: burn } = await import('./burn-handler.cjs');
   const handlerPath = fileURLToPath(new URL('./burn-handler.cjs', import.meta.url));
   const delay = monitorEventLoopDelay({ resolution: 1 });
@@ -231,7 +235,7 @@ async function w3(mode) {
   delay.enable();
   const t0 = performance.now();
   for (let i = 0; i < N; ) {
-    for (const end = Math.min(i + 1000, N); i < end; i++) emit({ n: i });
+    for (const end = Math.min(i + 1000, N); i < end; i++) emit(work(i));
     await tick();
   }
   await finished;
@@ -248,8 +252,8 @@ const flag = (name, fallback) => {
 const result =
   workload === 'w4'
     ? await w4()
-    : workload === 'w3'
-      ? await w3(name)
+    : workload === 'w3' || workload === 'w3-skewed'
+      ? await w3(name, workload === 'w3-skewed')
       : workload === 'w2'
         ? await w2({ rate: flag('rate', 20_000), single: process.argv.includes('--single') })
         : await w1({

@@ -23,6 +23,12 @@ export declare class IsolateSink {
    * acknowledgements; see `NativeBus.complete`.
    */
   complete(count: number, failures?: Array<HandlerFailure> | undefined | null): void
+  /**
+   * Called each time the isolate has drained its queue: it gets the
+   * oldest delivery waiting for a free isolate, if any, published
+   * without a notification. Returns how many (drain again when > 0).
+   */
+  pull(): number
 }
 
 /**

@@ -102,7 +102,7 @@ function handlerEvent(e: IsolateEnvelope, attempt: number, delivery: Delivery): 
   return event;
 }
 
-let sink: { complete(count: number, failures?: FailureRecord[]): void; readonly id: number };
+let sink: { complete(count: number, failures?: FailureRecord[]): void; pull(): number; readonly id: number };
 
 const acks = new AckBuffer(
   reader,
@@ -161,5 +161,11 @@ function deliver(slot: number, handlerId: number, attempt: number, offset: numbe
   status.running(undefined);
 }
 
-sink = native.IsolateSink.attach(setup.busId, words, () => reader.drain(deliver));
+// Each time its queue is empty this isolate is free, and takes the next
+// delivery waiting for one (the engine's backlog): one stuck in a
+// synchronous handler takes nothing meanwhile.
+sink = native.IsolateSink.attach(setup.busId, words, () => {
+  do reader.drain(deliver);
+  while (sink.pull() > 0);
+});
 parentPort?.postMessage({ kind: 'attached', sinkId: sink.id, threadId });

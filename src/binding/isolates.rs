@@ -150,6 +150,14 @@ impl IsolateSink {
         })
         .map(|_| ())
     }
+
+    /// Called each time the isolate has drained its queue: it gets the
+    /// oldest delivery waiting for a free isolate, if any, published
+    /// without a notification. Returns how many (drain again when > 0).
+    #[napi]
+    pub fn pull(&self) -> u32 {
+        self.engine.pull(self.id)
+    }
 }
 
 #[napi]

@@ -35,14 +35,19 @@ fn attach(engine: &Engine) -> Isolate {
 }
 
 impl Isolate {
-    fn recv(&mut self) -> Vec<crate::core::shm::handoff::Delivery> {
+    /// Waits for a notification, then drains and pulls from the backlog
+    /// until nothing more comes, as `js/isolates/worker.ts` does.
+    fn recv(&mut self, engine: &Engine) -> Vec<crate::core::shm::handoff::Delivery> {
         let deadline = Instant::now() + Duration::from_secs(10);
         loop {
             let left = deadline.saturating_duration_since(Instant::now());
             self.rx
                 .recv_timeout(left)
                 .expect("an isolate delivery within 10 s");
-            let got = self.reader.drain_full();
+            let mut got = self.reader.drain_full();
+            while engine.pull(self.id) > 0 {
+                got.extend(self.reader.drain_full());
+            }
             if !got.is_empty() {
                 return got;
             }
@@ -72,7 +77,7 @@ fn attach_with_three(engine: &Engine) -> Isolate {
     engine.wake();
     let mut got = vec![];
     while got.len() < 3 {
-        got.extend(isolate.recv());
+        got.extend(isolate.recv(engine));
     }
     isolate
 }
@@ -109,7 +114,7 @@ fn isolated_types_go_to_isolates_and_settle_there() {
         "not for the main thread"
     );
     let mut iso = attach(&engine);
-    let got = iso.recv();
+    let got = iso.recv(&engine);
     assert_eq!((got[0].slot, got[0].handler, got[0].len), (7, 0, 40));
     assert_eq!(engine.queue_state().in_flight_permits, 1);
 
@@ -156,7 +161,7 @@ fn an_isolate_that_goes_away_gives_back_its_deliveries() {
     let mut second = attach(&engine);
     let mut again = vec![];
     while again.len() < 3 {
-        again.extend(second.recv());
+        again.extend(second.recv(&engine));
     }
     let mut slots: Vec<u32> = again.iter().map(|d| d.slot).collect();
     slots.sort();
@@ -210,7 +215,7 @@ fn an_isolate_that_dies_is_charged_only_for_what_killed_it() {
     let mut second = attach(&engine);
     let mut again = vec![];
     while again.len() < 2 {
-        again.extend(second.recv());
+        again.extend(second.recv(&engine));
     }
     let mut runs: Vec<(u32, u32)> = again.iter().map(|d| (d.slot, d.attempt)).collect();
     runs.sort();
@@ -245,7 +250,95 @@ fn an_event_emitted_before_its_type_went_to_isolates_is_rerouted() {
         .reroute(5, 0, 128, 31)
         .expect("in flight on the main thread");
     assert!(engine.reroute(5, 0, 128, 31).is_err(), "only once");
-    let got = iso.recv();
+    let got = iso.recv(&engine);
     assert_eq!((got[0].slot, got[0].arena, got[0].len), (5, 128, 31));
     assert_eq!(engine.queue_state().in_flight_permits, 1);
+}
+
+/// Waits until the engine has taken `n` records out of the ring.
+fn until_taken(engine: &Engine, n: u32) {
+    let deadline = Instant::now() + Duration::from_secs(10);
+    while engine.queue_state().in_flight_permits < n {
+        assert!(Instant::now() < deadline, "{n} records taken within 10 s");
+        std::thread::sleep(Duration::from_millis(1));
+    }
+}
+
+#[test]
+fn a_busy_isolate_gets_nothing_more_until_it_has_drained() {
+    let (engine, _main, _) = engine(json!({ "workerCount": 1, "concurrency": 8 }));
+    engine.set_type_isolated(0, true);
+    engine.set_handler_count(0, 1);
+    let mut first = attach(&engine);
+    let mut second = attach(&engine);
+    let mut p = RingProducer::new(engine.ring());
+    for slot in 0..4 {
+        serialised(&mut p, 0, slot, 0, 10);
+    }
+    engine.wake();
+    until_taken(&engine, 4);
+    // One each; the other two wait, counted as queued, for a free isolate.
+    assert_eq!(engine.queue_state().queued.depth[0], 2);
+    first
+        .rx
+        .recv_timeout(Duration::from_secs(10))
+        .expect("notified");
+    second
+        .rx
+        .recv_timeout(Duration::from_secs(10))
+        .expect("notified");
+    // `first` is stuck in a synchronous handler: it never drains. `second`
+    // drains, runs and acknowledges each delivery, and pulls the next.
+    let mut ran = second.reader.drain_full();
+    assert_eq!(ran.len(), 1);
+    while engine.pull(second.id) > 0 {
+        ran.extend(second.reader.drain_full());
+    }
+    let mut slots: Vec<u32> = ran.iter().map(|d| d.slot).collect();
+    slots.sort();
+    assert_eq!(
+        slots.len(),
+        3,
+        "the free isolate took both backlogged deliveries"
+    );
+    assert_eq!(engine.queue_state().queued.depth[0], 0);
+    assert_eq!(engine.pull(first.id), 0, "nothing left");
+    // A new event goes straight to the free isolate, not the busy one.
+    serialised(&mut p, 0, 4, 0, 10);
+    engine.wake();
+    let got = second.recv(&engine);
+    assert_eq!(got.iter().map(|d| d.slot).collect::<Vec<_>>(), vec![4]);
+    assert!(
+        first.rx.try_recv().is_err(),
+        "the busy isolate was not notified again"
+    );
+    assert_eq!(
+        first.reader.drain_full().len(),
+        1,
+        "it holds only what it had"
+    );
+}
+
+#[test]
+fn backlogged_deliveries_do_not_hold_up_the_main_thread_and_come_back_at_stop() {
+    let (engine, mut main, _) = engine(json!({ "workerCount": 1, "concurrency": 8 }));
+    engine.set_type_isolated(0, true);
+    engine.set_handler_count(0, 1);
+    engine.set_handler_count(1, 1);
+    let _busy = attach(&engine);
+    let mut p = RingProducer::new(engine.ring());
+    serialised(&mut p, 0, 0, 0, 10);
+    serialised(&mut p, 0, 1, 0, 10);
+    // A main-thread event behind them in the same lane.
+    assert!(p.push(0, 2, 1, 10));
+    engine.wake();
+    assert_eq!(recv(&mut main), vec![2, 0, 0]);
+    assert_eq!(
+        engine.queue_state().queued.depth[0],
+        1,
+        "slot 1 waits for the isolate"
+    );
+    let left = engine.stop();
+    let slots: Vec<u32> = left.redeliveries.iter().map(|d| d.record.slot).collect();
+    assert_eq!(slots, vec![1], "never started: reported by stop");
 }

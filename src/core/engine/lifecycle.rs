@@ -134,7 +134,9 @@ impl Engine {
                 deliveries: AtomicU64::new(main.deliveries.load(Ordering::Relaxed)),
             });
         }
-        self.inner.queue.drain()
+        let mut left = self.inner.queue.drain();
+        left.redeliveries.extend(self.inner.backlog.drain());
+        left
     }
 }
 

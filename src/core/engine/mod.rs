@@ -12,16 +12,18 @@
 //! # Lock order
 //!
 //! A thread holding one of these may take only those after it:
-//! `dispatch` → `sinks` → `types` (read) → `in_flight` → `books` →
+//! `dispatch` → `sinks` → `backlog` → `types` (read) → `in_flight` → `books` →
 //! `policy` (read), `jitter` and the queue's own locks (retries, dead
 //! letters). `park` is
-//! taken holding none of the first four, and the retry timer promotes
+//! taken holding none of the first five, and the retry timer promotes
 //! retries (the queue's locks) under it. `workers` and `timer` are taken
 //! alone, by `lifecycle.rs`. The JavaScript thread acknowledges under
 //! `types` → `in_flight` and only then, as a refill, tries (never waits
 //! for) `dispatch`. A worker waiting for an isolate to attach checks a
-//! counter under `park`, not `sinks`.
+//! counter under `park`, not `sinks`. An isolate pulling from the backlog
+//! (`Engine::pull`) waits for `dispatch`: it holds nothing then.
 
+mod backlog;
 mod completion;
 mod durable;
 mod lifecycle;
@@ -122,7 +124,9 @@ struct Inner {
     next_sink_id: AtomicU32,
     /// Bumped by each `attach_sink`, for workers waiting for an isolate.
     attach_generation: AtomicU64,
-    /// Round robin over the isolate sinks.
+    /// Where isolate-bound deliveries wait for a free isolate.
+    backlog: backlog::Backlog,
+    /// Rotates which free isolate is looked at first.
     next_isolate: AtomicU32,
     /// Live settings (`Engine::reconfigure`) are read once per use.
     policy: RwLock<RetryPolicy>,
@@ -212,6 +216,7 @@ impl Engine {
                 sinks: RwLock::new(Vec::new()),
                 next_sink_id: AtomicU32::new(1),
                 attach_generation: AtomicU64::new(0),
+                backlog: backlog::Backlog::default(),
                 next_isolate: AtomicU32::new(0),
                 policy: RwLock::new(RetryPolicy::new(
                     config.retry_attempts,
@@ -444,8 +449,12 @@ impl Engine {
     }
 
     pub fn queue_state(&self) -> QueueState {
+        let mut queued = self.inner.queue.sizes();
+        for (d, b) in queued.depth.iter_mut().zip(self.inner.backlog.depth()) {
+            *d += b;
+        }
         QueueState {
-            queued: self.inner.queue.sizes(),
+            queued,
             in_flight_deliveries: self.inner.in_flight.lock().len() as u32,
             in_flight_permits: self.inner.permits.in_use(),
         }

@@ -50,6 +50,10 @@ impl Engine {
     /// Routes `type_id` to worker isolates (or back to the main thread).
     pub fn set_type_isolated(&self, type_id: u32, isolated: bool) {
         self.inner.types.set_isolated(type_id, isolated);
+        // Backlogged deliveries of a type back on the main thread go there.
+        if !isolated && !self.inner.backlog.is_empty() {
+            self.inner.notify_all();
+        }
     }
 
     /// Adds a worker isolate's hand-off queue; its region must hold at least

@@ -8,6 +8,7 @@ use std::panic::{catch_unwind, AssertUnwindSafe};
 use std::sync::atomic::{AtomicBool, Ordering};
 use std::sync::Arc;
 
+use super::backlog::{Free, BACKLOG};
 use super::{Inner, Sink, WorkerStats, MAX_BATCH};
 use crate::core::observe::histogram::LocalHistogram;
 use crate::core::observe::type_stats::TypeTally;
@@ -42,7 +43,8 @@ pub(super) enum Collected {
 pub(super) struct Taken {
     pub(super) delivery: Redelivery,
     pub(super) permits: u32,
-    sink: usize,
+    /// `backlog::BACKLOG` while it waits for a free isolate.
+    pub(super) sink: usize,
 }
 
 /// How a refill on the JavaScript thread ended.
@@ -158,9 +160,16 @@ impl Inner {
         let attached = self.attach_generation.load(Ordering::SeqCst);
         // Read-locked for the batch: attaching or detaching an isolate waits.
         let sinks = self.sinks.read();
-        let (short_of, blocked) = self.take_batch(batch, sinks.len().saturating_sub(1));
+        let start = self.next_isolate.fetch_add(1, Ordering::Relaxed) as usize;
+        let mut free = Free::new(&sinks, start);
+        self.offer_backlog(batch, &sinks, &mut free, None);
+        let (short_of, blocked) = self.take_batch(batch, &sinks, &mut free);
+        let stashed = self.stash(batch);
         if batch.is_empty() {
-            return if short_of > 0 {
+            return if stashed > 0 {
+                // Taken, for an isolate still busy: look again.
+                Collected::Delivered
+            } else if short_of > 0 {
                 Collected::NoPermits(short_of)
             } else if blocked {
                 Collected::Blocked(attached)
@@ -174,7 +183,8 @@ impl Inner {
         let now_us = self.started.elapsed().as_micros() as u64;
         self.register_batch(batch, &sinks, now_us);
         *stage = Stage::Registered;
-        let unpublished = self.publish_batch(batch, &sinks, stats, now_us, on_worker);
+        let quiet = (!on_worker).then_some(0);
+        let unpublished = self.publish_batch(batch, &sinks, stats, now_us, quiet);
         *stage = Stage::Published;
         drop(dispatch);
         self.metrics.batches.fetch_add(1, Ordering::Relaxed);
@@ -193,27 +203,32 @@ impl Inner {
     /// (permits) and has a sink to run on, up to `MAX_BATCH`. Returns the
     /// permits the next delivery lacked (0 if none) and whether it waits
     /// for an isolate instead.
-    fn take_batch(&self, batch: &mut Vec<Taken>, isolates: usize) -> (u32, bool) {
+    fn take_batch(
+        &self,
+        batch: &mut Vec<Taken>,
+        sinks: &[Arc<Sink>],
+        free: &mut Free,
+    ) -> (u32, bool) {
         let mut short_of = 0;
         let mut blocked = false;
         let mut opened = Vec::new();
+        let isolates = sinks.len().saturating_sub(1);
         self.types.read(|types| {
             let isolated = |type_id: u32| {
                 types
                     .get(type_id as usize)
                     .is_some_and(|t| t.isolated.load(Ordering::Relaxed))
             };
-            // A sink for a delivery of `rec`, or None while no isolate is up
+            // A sink for a delivery of `rec`: a free isolate, else the
+            // backlog (see `backlog.rs`), or None while no isolate is up
             // for a type handled in isolates. An event emitted before its
             // type went to isolates has no serialised bytes (arena word 0):
             // the main thread stores them and reroutes it (`Engine::reroute`).
-            let sink_for = |rec: &Record| -> Option<usize> {
+            let sink_for = |rec: &Record, free: &Free| -> Option<usize> {
                 if !isolated(rec.type_id) || rec.arena == 0 {
                     return Some(0);
                 }
-                (isolates > 0).then(|| {
-                    1 + self.next_isolate.fetch_add(1, Ordering::Relaxed) as usize % isolates
-                })
+                (isolates > 0).then(|| free.peek(sinks, None).unwrap_or(BACKLOG))
             };
             let permits_for = |type_id: u32, handler: u32| {
                 if handler != 0 {
@@ -228,11 +243,14 @@ impl Inner {
             // The hand-off queues are at least the window and every
             // delivery holds a permit, so a permit guarantees a cell.
             let mut admit = |rec: &Record, handler: u32| -> Admit {
-                let Some(sink) = sink_for(rec) else {
+                let Some(sink) = sink_for(rec, free) else {
                     return Admit::Later;
                 };
                 let permits = permits_for(rec.type_id, handler);
                 if self.permits.try_acquire(permits) {
+                    if sink != 0 && sink != BACKLOG {
+                        free.mark(sink);
+                    }
                     Admit::Take { permits, sink }
                 } else {
                     Admit::Full(permits)
@@ -276,6 +294,22 @@ impl Inner {
         (short_of, blocked)
     }
 
+    /// Registers and publishes deliveries an isolate pulled from the
+    /// backlog (under the dispatch lock); that isolate's own queue is
+    /// published quietly. Returns how many were published.
+    pub(super) fn deliver_pulled(
+        &self,
+        batch: &mut [Taken],
+        sinks: &[Arc<Sink>],
+        sink_id: u32,
+    ) -> u32 {
+        let now_us = self.started.elapsed().as_micros() as u64;
+        self.register_batch(batch, sinks, now_us);
+        let stats = WorkerStats::default();
+        let unpublished = self.publish_batch(batch, sinks, &stats, now_us, Some(sink_id));
+        (batch.len() - unpublished) as u32
+    }
+
     /// Registers the batch as in flight before JavaScript can see it, so
     /// an acknowledgement always finds its delivery; one short lock for the
     /// whole batch, because the JavaScript thread takes the same lock to
@@ -310,7 +344,7 @@ impl Inner {
         sinks: &[Arc<Sink>],
         stats: &WorkerStats,
         now_us: u64,
-        on_worker: bool,
+        quiet: Option<u32>,
     ) -> usize {
         let mut waits = LocalHistogram::default();
         // Deliveries per sink in this batch (sinks are few).
@@ -364,10 +398,10 @@ impl Inner {
         }
         stats.busy.store(true, Ordering::Relaxed);
         for (sink, &n) in sinks.iter().zip(&published).filter(|(_, n)| **n > 0) {
-            if sink.id == 0 && !on_worker {
-                // A refill on the JavaScript thread, which runs what it
-                // published as soon as this returns: a notification would
-                // only bring it back to an empty queue.
+            if quiet == Some(sink.id) {
+                // The thread that will drain it right after this returns
+                // (a refill on the JavaScript thread, an isolate's pull): a
+                // notification would only bring it back to an empty queue.
                 sink.handoff.publish_quiet();
             } else {
                 self.publish(sink, n);
