@@ -142,7 +142,7 @@ export interface NativeEventsStats {
   /** `retryStats.successRate`, 0..1. */
   successRate: number;
   /** Native workers (see `WorkerStatistics`). */
-  workers: { total: number; active: number; idle: number; restarts: number; mainThreadDispatched: number; list: WorkerInfo[] };
+  workers: { total: number; active: number; idle: number; restarts: number; mainThreadDispatched: number; isolatesPulled: number; list: WorkerInfo[] };
   /** Worker isolates (empty until the first worker-bound event). */
   isolates: IsolateInfo[];
   /**

@@ -639,6 +639,12 @@ export interface WorkerStatistics {
    * concurrency"); the workers' `eventsDispatched` count the rest.
    */
   mainThreadDispatched: number;
+  /**
+   * Deliveries worker isolates took themselves from the deliveries waiting
+   * for a free isolate, each time one had drained its queue (README,
+   * "Worker isolates").
+   */
+  isolatesPulled: number;
   /** One entry per worker. */
   workers: WorkerInfo[];
   /** One entry per worker isolate (empty until the first worker-bound event). */

@@ -69,7 +69,7 @@ export const statsBody = obj({
   buckets: obj({ le: list(num), processing: list(num) }),
   deadLetters: obj({ size: num, deadLettered: num, evicted: num, replayed: num, nonRetryable: num }),
   successRate: num,
-  workers: obj({ total: num, active: num, idle: num, restarts: num, mainThreadDispatched: num, list: list(worker) }),
+  workers: obj({ total: num, active: num, idle: num, restarts: num, mainThreadDispatched: num, isolatesPulled: num, list: list(worker) }),
   isolates: list(isolate),
   health: {
     type: ['object', 'null'],

@@ -232,6 +232,7 @@ export function statsView(bus: BufferedEventBusService, admin: boolean, health: 
       idle: w.idleWorkers,
       restarts: w.restarts,
       mainThreadDispatched: w.mainThreadDispatched,
+      isolatesPulled: w.isolatesPulled,
       list: w.workers.map(worker),
     },
     isolates: w.isolates.map(isolate),

@@ -53,6 +53,7 @@ interface NativeStats {
   };
   workers: { id: number; busy: boolean; deliveries: number; batches: number; restarts: number; lastActiveMs: number }[];
   refillDispatched: number;
+  pulled: number;
   journal: NativeJournalStats | null;
 }
 
@@ -280,6 +281,7 @@ export class Observer {
       averageProcessingTime: s.counters.processing.mean,
       totalEventsProcessed: s.counters.completed,
       mainThreadDispatched: s.refillDispatched,
+      isolatesPulled: s.pulled,
       workers,
       isolates,
     });

@@ -163,9 +163,27 @@ function deliver(slot: number, handlerId: number, attempt: number, offset: numbe
 
 // Each time its queue is empty this isolate is free, and takes the next
 // delivery waiting for one (the engine's backlog): one stuck in a
-// synchronous handler takes nothing meanwhile.
-sink = native.IsolateSink.attach(setup.busId, words, () => {
-  do reader.drain(deliver);
-  while (sink.pull() > 0);
-});
+// synchronous handler takes nothing meanwhile. What finished synchronously
+// is acknowledged before each pull, so its permits are back in the window
+// and the books learn of it now rather than after the whole loop; the loop
+// yields after a while so a backlog of quick handlers cannot keep this
+// thread from its timers and messages.
+const PULLS_PER_TURN = 64;
+const PULL_TURN_MS = 2;
+function takeWork(): void {
+  const until = performance.now() + PULL_TURN_MS;
+  for (let pulls = 0; ; pulls++) {
+    reader.drain(deliver);
+    acks.drain();
+    if (pulls >= PULLS_PER_TURN || performance.now() > until) {
+      setImmediate(takeWork);
+      return;
+    }
+    if (sink.pull() === 0) return;
+  }
+}
+sink = native.IsolateSink.attach(setup.busId, words, takeWork);
 parentPort?.postMessage({ kind: 'attached', sinkId: sink.id, threadId });
+// Deliveries may already wait for an isolate (a new one replacing one that
+// died): no notification will come for them.
+takeWork();

@@ -99,6 +99,7 @@ impl NativeBus {
             "counters": m,
             "workers": workers,
             "refillDispatched": self.engine.refill_dispatched(),
+            "pulled": self.engine.pulled(),
             "uptimeMs": self.engine.uptime().as_millis() as u64,
             "journal": self.engine.journal().map(|j| {
                 let s = j.stats();

@@ -255,11 +255,19 @@ fn an_event_emitted_before_its_type_went_to_isolates_is_rerouted() {
     assert_eq!(engine.queue_state().in_flight_permits, 1);
 }
 
-/// Waits until the engine has taken `n` records out of the ring.
-fn until_taken(engine: &Engine, n: u32) {
+/// Waits until the engine has handed out `in_flight` deliveries and holds
+/// `waiting` more for a free isolate (lane 0).
+fn until_backlogged(engine: &Engine, in_flight: u32, waiting: u32) {
     let deadline = Instant::now() + Duration::from_secs(10);
-    while engine.queue_state().in_flight_permits < n {
-        assert!(Instant::now() < deadline, "{n} records taken within 10 s");
+    loop {
+        let q = engine.queue_state();
+        if (q.in_flight_deliveries, q.queued.depth[0]) == (in_flight, waiting) {
+            return;
+        }
+        assert!(
+            Instant::now() < deadline,
+            "{in_flight} in flight and {waiting} waiting within 10 s, got {q:?}"
+        );
         std::thread::sleep(Duration::from_millis(1));
     }
 }
@@ -276,22 +284,14 @@ fn a_busy_isolate_gets_nothing_more_until_it_has_drained() {
         serialised(&mut p, 0, slot, 0, 10);
     }
     engine.wake();
-    until_taken(&engine, 4);
-    // One each; the other two wait, counted as queued, for a free isolate.
-    assert_eq!(engine.queue_state().queued.depth[0], 2);
-    first
-        .rx
-        .recv_timeout(Duration::from_secs(10))
-        .expect("notified");
-    second
-        .rx
-        .recv_timeout(Duration::from_secs(10))
-        .expect("notified");
+    // One each; the other two wait, counted as queued, for a free isolate,
+    // their permits not counted in flight.
+    until_backlogged(&engine, 2, 2);
+    assert_eq!(engine.queue_state().in_flight_permits, 2);
     // `first` is stuck in a synchronous handler: it never drains. `second`
     // drains, runs and acknowledges each delivery, and pulls the next.
-    let mut ran = second.reader.drain_full();
-    assert_eq!(ran.len(), 1);
-    while engine.pull(second.id) > 0 {
+    let mut ran = second.recv(&engine);
+    while ran.len() < 3 && engine.pull(second.id) > 0 {
         ran.extend(second.reader.drain_full());
     }
     let mut slots: Vec<u32> = ran.iter().map(|d| d.slot).collect();
@@ -299,8 +299,9 @@ fn a_busy_isolate_gets_nothing_more_until_it_has_drained() {
     assert_eq!(
         slots.len(),
         3,
-        "the free isolate took both backlogged deliveries"
+        "the free isolate took both backlogged deliveries: {slots:?}"
     );
+    assert_eq!(engine.pulled(), 2, "both pulls are counted");
     assert_eq!(engine.queue_state().queued.depth[0], 0);
     assert_eq!(engine.pull(first.id), 0, "nothing left");
     // A new event goes straight to the free isolate, not the busy one.
@@ -308,15 +309,76 @@ fn a_busy_isolate_gets_nothing_more_until_it_has_drained() {
     engine.wake();
     let got = second.recv(&engine);
     assert_eq!(got.iter().map(|d| d.slot).collect::<Vec<_>>(), vec![4]);
-    assert!(
-        first.rx.try_recv().is_err(),
-        "the busy isolate was not notified again"
-    );
+    first
+        .rx
+        .recv_timeout(Duration::from_secs(10))
+        .expect("notified of its first delivery");
     assert_eq!(
         first.reader.drain_full().len(),
         1,
-        "it holds only what it had"
+        "the busy isolate holds only what it had"
     );
+}
+
+#[test]
+fn backlogged_deliveries_leave_in_priority_order() {
+    let (engine, _main, _) = engine(json!({ "workerCount": 1, "concurrency": 8 }));
+    engine.set_type_isolated(0, true);
+    engine.set_handler_count(0, 1);
+    let mut iso = attach(&engine);
+    let mut p = RingProducer::new(engine.ring());
+    // The isolate is busy with slot 0 while 1 (low) and 2 (critical) wait.
+    serialised(&mut p, 2, 0, 0, 10);
+    engine.wake();
+    iso.rx
+        .recv_timeout(Duration::from_secs(10))
+        .expect("notified");
+    serialised(&mut p, 2, 1, 0, 10);
+    engine.wake();
+    until_lane_depth(&engine, 2, 1);
+    serialised(&mut p, 0, 2, 0, 10);
+    engine.wake();
+    until_lane_depth(&engine, 0, 1);
+    let mut order = vec![];
+    order.extend(iso.reader.drain_full().iter().map(|d| d.slot));
+    while engine.pull(iso.id) > 0 {
+        order.extend(iso.reader.drain_full().iter().map(|d| d.slot));
+    }
+    assert_eq!(order, vec![0, 2, 1], "the critical one first");
+}
+
+#[test]
+fn a_type_taken_back_from_isolates_leaves_the_backlog_for_the_main_thread() {
+    let (engine, mut main, _) = engine(json!({ "workerCount": 1, "concurrency": 8 }));
+    for type_id in [0, 3] {
+        engine.set_type_isolated(type_id, true);
+        engine.set_handler_count(type_id, 1);
+    }
+    let _busy = attach(&engine);
+    let mut p = RingProducer::new(engine.ring());
+    serialised(&mut p, 0, 0, 0, 10);
+    serialised(&mut p, 0, 1, 0, 10);
+    serialised(&mut p, 0, 2, 3, 10);
+    engine.wake();
+    until_backlogged(&engine, 1, 2);
+    // Type 3 goes back to the main thread; slot 1, in front of it, still
+    // waits for the isolate.
+    engine.set_type_isolated(3, false);
+    assert_eq!(recv(&mut main), vec![2, 0, 0], "no isolate pull needed");
+    let q = engine.queue_state();
+    assert_eq!((q.queued.depth[0], q.in_flight_permits), (1, 2));
+}
+
+/// Waits until `n` deliveries of `lane` wait in the backlog.
+fn until_lane_depth(engine: &Engine, lane: usize, n: u32) {
+    let deadline = Instant::now() + Duration::from_secs(10);
+    while engine.inner.backlog.held().0[lane] != n {
+        assert!(
+            Instant::now() < deadline,
+            "{n} of lane {lane} backlogged within 10 s"
+        );
+        std::thread::sleep(Duration::from_millis(1));
+    }
 }
 
 #[test]
@@ -341,4 +403,9 @@ fn backlogged_deliveries_do_not_hold_up_the_main_thread_and_come_back_at_stop() 
     let left = engine.stop();
     let slots: Vec<u32> = left.redeliveries.iter().map(|d| d.record.slot).collect();
     assert_eq!(slots, vec![1], "never started: reported by stop");
+    assert_eq!(
+        engine.inner.permits.in_use(),
+        2,
+        "the backlogged one's permit is released; the two running keep theirs"
+    );
 }

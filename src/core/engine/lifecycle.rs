@@ -135,7 +135,9 @@ impl Engine {
             });
         }
         let mut left = self.inner.queue.drain();
-        left.redeliveries.extend(self.inner.backlog.drain());
+        let (backlogged, permits) = self.inner.backlog.remove(|_| true);
+        left.redeliveries.extend(backlogged);
+        self.inner.release_permits(permits);
         left
     }
 }

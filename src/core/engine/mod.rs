@@ -7,7 +7,8 @@
 //! `worker.rs` has the dispatch loop, `park.rs` where workers wait,
 //! `completion.rs` acknowledgements, failures' fates and the dead-letter
 //! API, `sinks.rs` the main thread's and the isolates' hand-off queues,
-//! `lifecycle.rs` starting, scaling and stopping threads.
+//! `lifecycle.rs` starting, scaling and stopping threads, `backlog.rs`
+//! deliveries waiting for a free worker isolate.
 //!
 //! # Lock order
 //!
@@ -21,7 +22,8 @@
 //! `types` → `in_flight` and only then, as a refill, tries (never waits
 //! for) `dispatch`. A worker waiting for an isolate to attach checks a
 //! counter under `park`, not `sinks`. An isolate pulling from the backlog
-//! (`Engine::pull`) waits for `dispatch`: it holds nothing then.
+//! (`Engine::pull`) waits for `dispatch`: it holds nothing then; so does
+//! the JavaScript thread in `set_type_isolated`, which no worker waits on.
 
 mod backlog;
 mod completion;
@@ -163,6 +165,8 @@ struct Inner {
     worker_errors: Mutex<Vec<WorkerError>>,
     /// Dispatches done by `Inner::refill` on the calling thread.
     refill_stats: WorkerStats,
+    /// What isolates took from the backlog (`Engine::pull`).
+    pull_stats: WorkerStats,
     /// This bus's logs (see `observe::log`).
     logs: Logs,
     /// Dead letters and evictions are logged at warn once per interval.
@@ -247,6 +251,7 @@ impl Engine {
                 start_fails: AtomicBool::new(false),
                 worker_errors: Mutex::new(Vec::new()),
                 refill_stats: WorkerStats::default(),
+                pull_stats: WorkerStats::default(),
                 logs: Logs::default(),
                 letter_log: Throttle::default(),
                 evict_log: Throttle::default(),
@@ -450,13 +455,14 @@ impl Engine {
 
     pub fn queue_state(&self) -> QueueState {
         let mut queued = self.inner.queue.sizes();
-        for (d, b) in queued.depth.iter_mut().zip(self.inner.backlog.depth()) {
+        let (backlogged, held) = self.inner.backlog.held();
+        for (d, b) in queued.depth.iter_mut().zip(backlogged) {
             *d += b;
         }
         QueueState {
             queued,
             in_flight_deliveries: self.inner.in_flight.lock().len() as u32,
-            in_flight_permits: self.inner.permits.in_use(),
+            in_flight_permits: self.inner.permits.in_use().saturating_sub(held),
         }
     }
 }
@@ -505,6 +511,8 @@ impl Inner {
     }
 
     /// Whether a worker has anything to take: a ring record or a ready retry.
+    /// Not the backlog: what waits there waits for an isolate to drain, and
+    /// the isolate pulls it then (a worker could only look and park again).
     fn has_work(&self) -> bool {
         self.queue.has_work()
     }

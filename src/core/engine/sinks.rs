@@ -49,10 +49,24 @@ pub struct Detached {
 impl Engine {
     /// Routes `type_id` to worker isolates (or back to the main thread).
     pub fn set_type_isolated(&self, type_id: u32, isolated: bool) {
-        self.inner.types.set_isolated(type_id, isolated);
-        // Backlogged deliveries of a type back on the main thread go there.
-        if !isolated && !self.inner.backlog.is_empty() {
-            self.inner.notify_all();
+        let inner = &*self.inner;
+        // Under the dispatch lock no batch is half assembled: one taken
+        // while the type was isolated has been stashed, one taken after
+        // sees it is not.
+        let _dispatch = inner.dispatch.lock();
+        inner.types.set_isolated(type_id, isolated);
+        if isolated {
+            return;
+        }
+        // Its backlogged deliveries would wait for an isolate to pull them;
+        // they go back in front of their lanes, for the main thread.
+        let (back, permits) = inner
+            .backlog
+            .remove(|t| t.delivery.record.type_id == type_id);
+        if !back.is_empty() {
+            inner.queue.put_back(back);
+            inner.release_permits(permits);
+            inner.notify_all();
         }
     }
 

@@ -53,7 +53,8 @@ pub enum Refill {
     /// The window is full: a worker waiting for permits could take nothing.
     Full,
     /// Nothing that can run now is left: the ring is empty, or what waits
-    /// needs an isolate that is not up.
+    /// needs an isolate that is not up (what waits in the backlog for a
+    /// busy isolate is the isolates' to pull).
     Drained,
     /// It did not look (a worker held the dispatch lock, the bus is
     /// stopping, or it panicked and put its batch back): the workers must.
@@ -165,6 +166,13 @@ impl Inner {
         self.offer_backlog(batch, &sinks, &mut free, None);
         let (short_of, blocked) = self.take_batch(batch, &sinks, &mut free);
         let stashed = self.stash(batch);
+        if stashed > 0 {
+            // An isolate seen busy above may have drained since and found
+            // the backlog empty (`Engine::pull` looks without the lock):
+            // with the backlog published, look at the isolates again
+            // (`backlog::Signal`).
+            self.offer_backlog(batch, &sinks, &mut free, None);
+        }
         if batch.is_empty() {
             return if stashed > 0 {
                 // Taken, for an isolate still busy: look again.
@@ -300,14 +308,23 @@ impl Inner {
     pub(super) fn deliver_pulled(
         &self,
         batch: &mut [Taken],
+        stage: &mut Stage,
         sinks: &[Arc<Sink>],
+        stats: &WorkerStats,
         sink_id: u32,
     ) -> u32 {
         let now_us = self.started.elapsed().as_micros() as u64;
         self.register_batch(batch, sinks, now_us);
-        let stats = WorkerStats::default();
-        let unpublished = self.publish_batch(batch, sinks, &stats, now_us, Some(sink_id));
-        (batch.len() - unpublished) as u32
+        *stage = Stage::Registered;
+        let unpublished = self.publish_batch(batch, sinks, stats, now_us, Some(sink_id));
+        *stage = Stage::Published;
+        let published = batch.len() - unpublished;
+        stats.batches.fetch_add(1, Ordering::Relaxed);
+        stats
+            .deliveries
+            .fetch_add(published as u64, Ordering::Relaxed);
+        stats.busy.store(false, Ordering::Relaxed);
+        published as u32
     }
 
     /// Registers the batch as in flight before JavaScript can see it, so
