@@ -172,6 +172,24 @@ export interface JournalConfig {
   segmentMB: number;
 }
 
+/**
+ * Where events wait. `'memory'` (default): in this process. `'redis'`: in
+ * Redis Streams, shared by every bus of the same `name` in any process or
+ * machine (README, "Running on several processes or machines").
+ */
+export interface BackendConfig {
+  /** `'memory'` or `'redis'`. Default `'memory'`. */
+  type: 'memory' | 'redis';
+  /** `redis://[user:password@]host:port[/db]` or `rediss://...`; required with `'redis'`. Env: `BUFFERED_EVENTS_REDIS_URL`. */
+  url: string;
+  /** The group: buses with the same name share their events (1..64 of letters, digits, `- _ . :`). Default `'events'`. */
+  name: string;
+  /** This process's consumer name in the group; `''` (default): host, pid and a random suffix. */
+  consumer: string;
+  /** How long (ms) an event a process took may go without that process renewing its claim before another process takes it over (the holder is presumed dead). Default 30000. */
+  claimIdleMs: number;
+}
+
 /** The full configuration, as `getConfig()` returns it. */
 export interface BufferedEventConfig {
   /** Whether `bootstrapEventSystem` should use this bus. Default `true`. */
@@ -223,6 +241,8 @@ export interface BufferedEventConfig {
   durability: 'memory' | 'process' | 'fsync';
   /** Where and how much a durable bus journals. */
   journal: JournalConfig;
+  /** Where events wait: this process, or Redis Streams shared by many (`durability` must then be `'memory'`). */
+  backend: BackendConfig;
   /** Lane weights; the larger weight is served first. */
   priorities: PriorityWeights;
   /** Memory limits (mirrors of the top-level fields, plus `workerHeapMB`). */
@@ -354,6 +374,7 @@ export type BusErrorCode =
   | 'HANDLER_FAILED'
   | 'JOURNAL_ERROR'
   | 'JOURNAL_LOCKED'
+  | 'BACKEND_UNAVAILABLE'
   | 'NATIVE_ERROR';
 
 /** Every error this package throws or rejects with. */
@@ -516,6 +537,8 @@ export interface EventSystemMetrics {
   retryStats: RetryStats;
   /** The journal of a durable bus; absent with `durability: 'memory'`. */
   journal?: JournalMetrics;
+  /** A bus on Redis: the group's shared state and this process's traffic with it; absent with `backend.type: 'memory'`. */
+  backend?: BackendMetrics;
   /** Compatibility name (BootifyJS's guide), non-enumerable: the queue's size, utilization (0..1) and whether it is full (`maxQueueSize` or `maxMemoryMB`). */
   readonly queue: { size: number; utilization: number; isFull: boolean };
   /**
@@ -783,6 +806,57 @@ export interface JournalMetrics {
   inlineFull: number;
   /** Why the journal stopped writing, once a write or sync failed: emissions then reject with `JOURNAL_ERROR`. */
   failure: string | null;
+}
+
+/** A bus on Redis (`backend.type: 'redis'`). */
+export interface BackendMetrics {
+  type: 'redis';
+  /** `backend.name`, and this process's consumer name in the group. */
+  name: string;
+  consumer: string;
+  /** Whether Redis answers now; health is `unhealthy` while it does not. */
+  connected: boolean;
+  serverVersion: string;
+  /** Redis's `maxmemory-policy` (`''` when it would not say); anything but `noeviction` can lose events. */
+  evictionPolicy: string;
+  /** The whole group, as last read from Redis (about once a second). */
+  group: {
+    /** Entries in each priority's streams, those being handled included. */
+    queued: { critical: number; normal: number; low: number };
+    /** Taken by a process and not yet finished. */
+    pending: number;
+    /** Processes that have read from the group (dead ones stay listed in Redis). */
+    consumers: number;
+    /** Types with events waiting that no process of the group reads. */
+    unhandledTypes: { type: string; waiting: number }[];
+    /** How long ago it was read (ms); -1 before the first reading. */
+    readAgoMs: number;
+  };
+  /** Taken by this process and not yet finished. */
+  held: number;
+  /** Events this process added to the group. */
+  emitted: number;
+  /** Entries this process took from the group. */
+  taken: number;
+  /** Of those, taken over from a process presumed dead (each counts as a delivery). */
+  reclaimed: number;
+  /** Finished entries acknowledged and deleted. */
+  settled: number;
+  /** Claim renewals of entries held longer than a third of `claimIdleMs`. */
+  renewed: number;
+  /** Redis commands that failed. */
+  errors: number;
+  /** Times Redis became unreachable. */
+  outages: number;
+  /** Entries that could not be read (dead-lettered as `StreamDecodeError`). */
+  undecodable: number;
+  /** Entries delivered more than `retryAttempts + 1` times without finishing (dead-lettered as `RedeliveryLimitError`, not run again). */
+  overDelivered: number;
+  /** Emissions handled inline (`fallbackToSync`) because Redis did not take them, or the group was full. */
+  inlineUnavailable: number;
+  inlineFull: number;
+  /** Emissions refused with `QUEUE_FULL`: the group held `maxQueueSize` events. */
+  rejectedFull: number;
 }
 
 /** Events the bus emits as an EventEmitter, with their arguments. */

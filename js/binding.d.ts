@@ -186,6 +186,30 @@ export declare class NativeBus {
    * statistics do not need them, and they are the part that grows.
    */
   stats(withTypes?: boolean | undefined | null): string
+  /**
+   * Starts the Redis link of a bus with `backend.type: 'redis'`; it
+   * connects in the background and `onChange` is called (weakly) when
+   * `streamsTake` has something.
+   */
+  startStreams(onChange: () => void): void
+  /** What the link reported since the last call. */
+  streamsTake(): StreamChanges
+  /**
+   * Adds events to the group: per event its lane and type, and its
+   * envelope's length in `envelopes` (all of them, end to end). Returns
+   * the batch's sequence number, under which `streamsTake` reports it.
+   */
+  streamsEmit(lanes: Uint32Array, types: Array<string>, lengths: Uint32Array, envelopes: Buffer): number
+  /** The types this process has handlers for (the streams it reads). */
+  streamsHandle(types: Array<string>): void
+  /** Entries JavaScript put into slots: `[slot, handle]` pairs. */
+  streamsBind(pairs: Float64Array): void
+  /** Takes nothing more from the group (shutdown began). */
+  streamsStopReading(): void
+  /** Sends what is queued and closes the link. */
+  streamsClose(): void
+  /** The group's state as last read, and this process's counters. */
+  streamsState(): any
 }
 
 export interface CorruptionEntry {
@@ -319,6 +343,29 @@ export declare function ringLayout(): any
  * and in-flight window needs.
  */
 export declare function ringWords(maxQueueSize: number, concurrency: number): number
+
+/** What happened since the last `streamsTake`. */
+export interface StreamChanges {
+  /** Set once: the first connection's outcome. */
+  connected?: StreamConnected
+  /** Per finished emission batch, `[seq, accepted]`. */
+  emitted: Array<number>
+  /** Per finished emission batch, its error ('' when none). */
+  emitErrors: Array<string>
+  /** Entries taken: `[handle, lane, deliveries]` each. */
+  entries: Array<number>
+  entryTypes: Array<string>
+  /** Each entry's envelope (`null`: the entry had none). */
+  envelopes: Array<Buffer | undefined | null>
+  /** Outages, in order: the message when it went down, '' when back. */
+  link: Array<string>
+}
+
+export interface StreamConnected {
+  error?: string
+  version: string
+  evictionPolicy: string
+}
 
 /** A delivery that never started. */
 export interface Undelivered {

@@ -26,6 +26,7 @@ import { describe, HandlerRegistry } from './handlers';
 import { checkLetterId, Intake, readPage, type State } from './intake';
 import { WorkerHandlers } from './isolates/handlers';
 import { Journal } from './journal';
+import { Streams } from './streams';
 import { BusLog, readLogger } from './logs';
 import { native, type NativeBus } from './native';
 import { Observer } from './observer';
@@ -64,6 +65,10 @@ export class BufferedEventBusService extends EventEmitter implements PublicBus {
   readonly #log: BusLog;
   /** A durable bus's journal (`durability` other than 'memory'). */
   readonly #journal: Journal | undefined;
+  /** A bus on Redis (`backend.type: 'redis'`). */
+  readonly #streams: Streams | undefined;
+  /** Why initialize() could not connect to Redis: the bus cannot start. */
+  #backendFailure: BusError | undefined;
   #state: State = 'created';
   #shutdown: Promise<ShutdownReport> | undefined;
 
@@ -80,6 +85,7 @@ export class BufferedEventBusService extends EventEmitter implements PublicBus {
       (typeId, count) => {
         this.#native.setHandlerCount(typeId, count);
         if (this.#state === 'running') this.#journal?.handlersChanged(typeId, count);
+        this.#streams?.handlersChanged();
       },
       (typeId, type) => this.#native.setTypeName(typeId, type),
     );
@@ -120,7 +126,36 @@ export class BufferedEventBusService extends EventEmitter implements PublicBus {
     const { durability } = this.#config;
     this.#journal = durability === 'memory' ? undefined : new Journal(parts, durability === 'fsync');
     this.#observer.journal = this.#journal;
-    this.#intake = new Intake({ ...parts, dispatch: this.#dispatch, journal: this.#journal, state: () => this.#state });
+    this.#streams = this.#config.backend.type === 'redis' ? new Streams({ ...parts, dispatchNew: this.#dispatchNew }) : undefined;
+    this.#observer.streams = this.#streams;
+    this.#intake = new Intake({ ...parts, dispatch: this.#dispatch, journal: this.#journal, streams: this.#streams, state: () => this.#state });
+  }
+
+  /** Entries taken from Redis are in the ring: dispatched here, else by a worker. */
+  readonly #dispatchNew = (): void => {
+    if (this.#state !== 'running') return;
+    this.#ring.publishTails();
+    if (!this.#dispatch.dispatchEmitted(this.#native.elapsedUs()) && this.#ring.claimWake()) this.#native.wake();
+  };
+
+  /** Connects to Redis; a bus that cannot connect does not start (BACKEND_UNAVAILABLE). */
+  async #connect(streams: Streams): Promise<void> {
+    try {
+      await streams.start();
+    } catch (err) {
+      const failure = err instanceof BusError ? err : new BusError('BACKEND_UNAVAILABLE', String((err as Error)?.message ?? err));
+      this.#backendFailure = failure;
+      streams.close(failure);
+      this.#log.write('error', 'events::redis', 'Redis is unreachable; the bus did not start', { error: failure.message, url: this.#config.backend.url });
+      throw failure;
+    }
+    const { evictionPolicy, version } = streams.facts;
+    this.#log.write('info', 'events::redis', 'connected to Redis', { version, name: this.#config.backend.name });
+    if (evictionPolicy !== '' && evictionPolicy !== 'noeviction') {
+      this.#log.write('warn', 'events::redis', `Redis's maxmemory-policy is '${evictionPolicy}': when its memory fills it deletes keys, events among them; set it to 'noeviction'`, {
+        evictionPolicy,
+      });
+    }
   }
 
   async initialize(): Promise<void> {
@@ -128,6 +163,10 @@ export class BufferedEventBusService extends EventEmitter implements PublicBus {
     if (this.#state !== 'created') {
       throw new BusError('INVALID_STATE', 'a bus that was shut down cannot be restarted; create a new one');
     }
+    if (this.#backendFailure !== undefined) {
+      throw new BusError('BACKEND_UNAVAILABLE', `${this.#backendFailure.message} (create a new bus to try again)`, { field: 'backend.url' });
+    }
+    if (this.#streams !== undefined) await this.#connect(this.#streams);
     // Before the workers start, so what a previous run left comes first.
     // A journal that cannot open (locked, unreadable) leaves the bus as
     // it was: initialize() may be called again.
@@ -408,6 +447,8 @@ export class BufferedEventBusService extends EventEmitter implements PublicBus {
   async #drainAndStop(timeout: number): Promise<ShutdownReport> {
     const wasRunning = this.#state === 'running';
     this.#state = 'draining';
+    // What the group still holds stays there, for the other processes.
+    this.#streams?.stopReading();
     const finishedBefore = this.#observer.finishedCount();
     const books = this.#books;
     this.#log.write('info', 'events::shutdown', 'shutdown started; draining the queue', { outstanding: books.outstanding, timeoutMs: timeout });
@@ -456,6 +497,8 @@ export class BufferedEventBusService extends EventEmitter implements PublicBus {
     // Recovered events whose type never got a handler wait in the journal.
     if (this.#journal !== undefined) remaining.push(...this.#journal.waitingEvents());
     books.releaseProcess();
+    // Sends the settles of what finished during the drain.
+    this.#streams?.close();
     this.#state = 'stopped';
     const closing = this.#journal?.close();
     if (closing !== undefined) this.#notify('journal_error', closing);

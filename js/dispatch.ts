@@ -5,6 +5,7 @@ import { AckBuffer, type FailureRecord, failureRecord, OUTCOME } from './acks';
 import { Delivery, type DeliveryHost } from './delivery';
 import { BusError, errorText, fromNative } from './errors';
 import type { RegisteredHandler } from './handlers';
+import type { Unrunnable } from './event-record';
 import type { BusParts } from './parts';
 import { type SoloHost, SoloDeliveries } from './solo';
 import { TimeoutQueue } from './timeouts';
@@ -262,11 +263,11 @@ export class Dispatcher {
    * clone from a newer V8): it fails, not retryable, so it goes to the
    * dead-letter queue saying why, charged to one handler.
    */
-  #cannotDecode(slot: number, handlerId: number, attempt: number, why: string): void {
+  #cannotDecode(slot: number, handlerId: number, attempt: number, why: Unrunnable): void {
     const { slots, registry } = this.#h;
     const handler = registry.forType(slots.typeId(slot))[0] ?? registry.byId(handlerId);
     if (handler === undefined) return this.acks.push(slot, handlerId, OUTCOME.NO_HANDLER);
-    const error = Object.assign(new Error(`the recovered event's payload could not be decoded: ${why}`), { name: 'JournalDecodeError', retryable: false });
+    const error = Object.assign(new Error(why.message), { name: why.name, retryable: false });
     this.#handlerFailed(slot, handlerId, attempt, handler, error, false);
     this.acks.push(slot, handlerId, OUTCOME.FAILED);
   }

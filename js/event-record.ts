@@ -69,8 +69,16 @@ export interface RecoveredFields {
   payload: unknown;
   correlationId: string | undefined;
   timestamp: number;
-  /** Why the payload could not be decoded (it is then `undefined`). */
+  /** Why the event cannot run (its payload could not be decoded, and is then `undefined`): it fails, not retried, into the dead-letter queue. */
   failure?: string;
+  /** The failure's error name (default `JournalDecodeError`). */
+  failureName?: string;
+}
+
+/** Why a recovered event cannot run: the error its delivery fails with. */
+export interface Unrunnable {
+  name: string;
+  message: string;
 }
 
 /** Where recovered events come from; each is built the first time it is needed. */
@@ -105,7 +113,7 @@ export class SlotTable {
   #lazy: LazyEvents | undefined;
   #lazyIndex = new Int32Array(64);
   /** Recovered events whose payload could not be decoded, and why. */
-  readonly #undecodable = new Map<number, string>();
+  readonly #undecodable = new Map<number, Unrunnable>();
   readonly #free: number[] = [];
   #next = 0;
   #live = 0;
@@ -175,12 +183,16 @@ export class SlotTable {
     event[LOOKUP] = this.#lookup;
     event[SLOT] = slot;
     this.#events[slot] = event;
-    if (f.failure !== undefined) this.#undecodable.set(slot, f.failure);
+    if (f.failure !== undefined) {
+      const name = f.failureName ?? 'JournalDecodeError';
+      const message = name === 'JournalDecodeError' ? `the recovered event's payload could not be decoded: ${f.failure}` : f.failure;
+      this.#undecodable.set(slot, { name, message });
+    }
     return event;
   }
 
-  /** Why a recovered event's payload could not be decoded, if it could not. */
-  undecodable(slot: number): string | undefined {
+  /** Why a recovered event cannot run, if it cannot. */
+  undecodable(slot: number): Unrunnable | undefined {
     if (this.#events[slot] === LAZY) this.#build(slot);
     return this.#undecodable.size === 0 ? undefined : this.#undecodable.get(slot);
   }

@@ -50,6 +50,11 @@ export class HandlerRegistry {
     return id;
   }
 
+  /** Every type seen so far, by type id. */
+  types(): readonly string[] {
+    return this.#types;
+  }
+
   typeName(typeId: number): string {
     return this.#types[typeId];
   }

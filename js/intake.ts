@@ -10,6 +10,8 @@ import { CoarseClock } from './event-record';
 import { checkType, describe } from './handlers';
 import type { Serialised } from './isolates/handlers';
 import type { Journal } from './journal';
+import type { Streams } from './streams';
+import { encodeWirePayload, envelope } from './wire-codec';
 import { ENCODING } from './arena';
 import { type Encoded, encodedEnvelope, encodePayload } from './journal-codec';
 import type { BusParts } from './parts';
@@ -99,6 +101,8 @@ export interface IntakeHost extends BusParts {
   readonly dispatch: Dispatcher;
   /** A durable bus's journal. */
   readonly journal: Journal | undefined;
+  /** A bus on Redis: events go to the group, not the ring. */
+  readonly streams: Streams | undefined;
   state(): State;
 }
 
@@ -190,6 +194,8 @@ export class Intake {
       // Later hops are queued from inside it and keep it.
       queueMicrotask(this.#endRunOutsideContext);
     }
+    const streams = this.#h.streams;
+    if (streams !== undefined && state !== 'inline') return this.#toGroup(streams, id, type, typeId, payload, lane, given, timestamp);
     const isolated = this.#h.registry.isIsolated(typeId);
     const journal = this.#h.journal;
     let serialised: Serialised | undefined;
@@ -232,6 +238,29 @@ export class Intake {
     // Resolves once the journal holds it (`durability`).
     if (journal !== undefined) return journal.stage(slot, lane, type, id, given, timestamp, encoded as Encoded);
     return id;
+  }
+
+  /**
+   * A bus on Redis: the event is serialised into its envelope (maxEventSize
+   * bounds the payload's bytes exactly, plus type and correlation id) and
+   * goes to the group, to be handled by whichever process takes it.
+   */
+  #toGroup(streams: Streams, id: string, type: string, typeId: number, payload: unknown, lane: number, given: string | undefined, timestamp: number): Promise<string> {
+    const { maxEventSize } = this.#h.config();
+    const encoded = encodeWirePayload(payload, measuredFlat());
+    const overhead = type.length + (given?.length ?? 0);
+    const size = overhead + Buffer.byteLength(encoded.text);
+    if (size > maxEventSize) {
+      throw new BusError('EVENT_TOO_LARGE', `event is larger than maxEventSize (${maxEventSize} bytes): ${size} bytes serialised`, {
+        field: 'maxEventSize',
+        limit: maxEventSize,
+        size,
+      });
+    }
+    // Counted as accepted once Redis has it (Streams), or when it runs here.
+    // Handled here instead when Redis cannot take it (fallbackToSync).
+    const inline = (): Promise<string> => this.#h.dispatch.runInline(this.#h.slots.add(id, type, typeId, payload, lane, given, timestamp));
+    return streams.stage(lane, type, id, envelope(id, type, given, timestamp, encoded), inline);
   }
 
   /**

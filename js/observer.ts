@@ -16,6 +16,7 @@ import { withGuideHealthNames, withGuideMetricNames, withGuideWorkerNames } from
 import { LANES } from './event-record';
 import type { IsolatePool } from './isolates/pool';
 import type { Journal, NativeJournalStats } from './journal';
+import type { Streams } from './streams';
 import type { NativeBus } from './native';
 import type { SharedRing } from './ring';
 
@@ -81,6 +82,8 @@ export class Observer {
   #restart: (() => void) | undefined;
   /** A durable bus's journal, whose figures join the metrics and health. */
   journal: Journal | undefined;
+  /** A bus on Redis, whose group's figures join the metrics and health. */
+  streams: Streams | undefined;
 
   constructor(config: BufferedEventConfig, nativeBus: NativeBus, ring: SharedRing) {
     this.#config = config;
@@ -231,6 +234,7 @@ export class Observer {
         successRate: processed === 0 ? 1 : this.#succeeded / processed,
       },
       ...(this.journal ? { journal: this.journal.metrics(s.journal) } : {}),
+      ...(this.streams ? { backend: this.streams.metrics() } : {}),
     };
     return withGuideMetricNames(metrics, this.#config, { running: s.workers.length, panics: c.workerRestarts });
   }
@@ -256,6 +260,26 @@ export class Observer {
       add('bootify_events_journal_corruptions_total', 'counter', 'Damaged journal records skipped at recovery.', [['', j.corruptions.length]]);
       add('bootify_events_journal_undecodable_total', 'counter', 'Recovered events that could not be decoded (dead-lettered).', [['', j.undecodable]]);
       add('bootify_events_journal_full_total', 'counter', 'Emissions the full journal refused or ran inline.', [['result="rejected"', j.rejectedFull], ['result="inline"', j.inlineFull]]);
+    }
+    const b = this.streams?.metrics();
+    if (b) {
+      const q = b.group.queued;
+      add('bootify_events_group_queued', 'gauge', 'Events in the Redis group by priority (the whole group, being handled included).', [
+        ['priority="critical"', q.critical],
+        ['priority="normal"', q.normal],
+        ['priority="low"', q.low],
+      ]);
+      add('bootify_events_group_pending', 'gauge', 'Events of the group taken by a process and not finished.', [['', b.group.pending]]);
+      add('bootify_events_group_consumers', 'gauge', 'Processes that have read from the group.', [['', b.group.consumers]]);
+      add('bootify_events_group_unhandled', 'gauge', 'Events waiting in the group for a type no process reads.', b.group.unhandledTypes.map((u) => [`type=${JSON.stringify(u.type)}`, u.waiting]));
+      add('bootify_events_redis_connected', 'gauge', 'Whether Redis answers (1) or not (0).', [['', b.connected ? 1 : 0]]);
+      add('bootify_events_redis_entries_total', 'counter', "This process's traffic with the group.", [
+        ['op="emitted"', b.emitted],
+        ['op="taken"', b.taken],
+        ['op="reclaimed"', b.reclaimed],
+        ['op="settled"', b.settled],
+      ]);
+      add('bootify_events_redis_errors_total', 'counter', 'Redis commands that failed.', [['', b.errors]]);
     }
     return `${lines.join('\n')}\n`;
   }
@@ -324,6 +348,10 @@ export class Observer {
       const left = room / maxDiskBytes;
       const why = failure ?? `the journal has ${(left * 100).toFixed(1)} % of journal.maxDiskMB left for new events`;
       check('journal', failure !== null || left < 0.1, 'critical', left, 0.1, why);
+    }
+    if (this.streams) {
+      const down = this.streams.down;
+      check('backend', down !== undefined, 'critical', down === undefined ? 1 : 0, 1, `Redis is unreachable: ${down ?? ''}`);
     }
     if (pool?.started) {
       const up = pool.info(new Map()).filter((i) => i.state === 'running').length;

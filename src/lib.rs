@@ -6,6 +6,6 @@
 // Under loom (`npm run test:loom`) only the engine is built: the models
 // need no Node-API, and the binding's raw views of JavaScript memory cannot
 // be loom's atomics.
-#[cfg(not(loom))]
+#[cfg(not(bootify_loom))]
 pub mod binding;
 pub mod core;

@@ -27,6 +27,8 @@ pub struct NativeBus {
     /// The window the shared buffer was sized for; `updateConfig` may not
     /// exceed it.
     max_concurrency: u32,
+    /// A Redis bus's link and what it has to report (`streams.rs`).
+    pub(super) streams: parking_lot::Mutex<Option<super::streams::Streams>>,
 }
 
 /// One handler failure, reported with the acknowledgements.
@@ -189,6 +191,7 @@ impl NativeBus {
             engine,
             bus_id,
             max_concurrency: config.concurrency,
+            streams: parking_lot::Mutex::new(None),
             config: parking_lot::Mutex::new(config),
         })
     }

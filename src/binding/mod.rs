@@ -10,3 +10,4 @@ mod logs;
 mod shared_view;
 mod sink;
 pub mod stats;
+mod streams;

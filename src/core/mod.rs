@@ -8,6 +8,7 @@
 //! - `observe`: counters, histograms, rates, per-type statistics and the
 //!   Prometheus rendering.
 //! - `journal`: the write-ahead journal of durable buses.
+//! - `streams`: the Redis Streams backend, shared by many processes.
 //! - `engine`: the worker threads that tie them together; `config` its
 //!   settings.
 
@@ -18,3 +19,4 @@ pub mod journal;
 pub mod observe;
 pub mod schedule;
 pub mod shm;
+pub mod streams;

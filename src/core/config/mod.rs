@@ -35,6 +35,31 @@ pub struct JournalConfig {
     pub segment_mb: f64,
 }
 
+/// Where events wait: this process (`memory`) or Redis Streams shared by
+/// every bus of the same `name` (see `core::streams`).
+#[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
+#[serde(rename_all = "camelCase")]
+pub struct BackendConfig {
+    #[serde(rename = "type")]
+    pub kind: String,
+    /// `redis://` or `rediss://` URL; required with `type: 'redis'`.
+    pub url: String,
+    /// The group's name: buses with the same one share their events.
+    pub name: String,
+    /// This process's consumer name in the group; empty: host, pid and a
+    /// random suffix.
+    pub consumer: String,
+    /// How long (ms) a delivery may go unrenewed before another process
+    /// takes it over (its holder is presumed dead).
+    pub claim_idle_ms: u32,
+}
+
+impl BackendConfig {
+    pub fn is_redis(&self) -> bool {
+        self.kind == "redis"
+    }
+}
+
 #[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
 #[serde(rename_all = "camelCase")]
 pub struct Priorities {
@@ -125,6 +150,7 @@ pub struct Config {
     pub propagate_context: bool,
     pub durability: Durability,
     pub journal: JournalConfig,
+    pub backend: BackendConfig,
     pub priorities: Priorities,
     pub memory_limits: MemoryLimits,
     pub performance_limits: PerformanceLimits,
@@ -154,6 +180,13 @@ impl Default for Config {
                 dir: String::new(),
                 max_disk_mb: 1024.0,
                 segment_mb: 32.0,
+            },
+            backend: BackendConfig {
+                kind: "memory".into(),
+                url: String::new(),
+                name: "events".into(),
+                consumer: String::new(),
+                claim_idle_ms: 30_000,
             },
             priorities: Priorities {
                 critical: 3.0,

@@ -96,11 +96,54 @@ pub(super) fn resolve(
     }
     if problems.is_empty() {
         check_journal(&out, &mut problems);
+        check_backend(&out, &mut problems);
     }
     if !problems.is_empty() {
         return Err(BusError::InvalidConfig(problems));
     }
     serde_json::from_value(out).map_err(internal)
+}
+
+/// Rules between the backend fields.
+fn check_backend(out: &Value, problems: &mut Vec<String>) {
+    let text = |p| get(out, p).and_then(Value::as_str).unwrap_or("");
+    if text("backend.type") != "redis" {
+        return;
+    }
+    let url = text("backend.url");
+    if !(url.starts_with("redis://") || url.starts_with("rediss://")) {
+        problems.push(format!(
+            "backend.url must be a redis:// or rediss:// URL when backend.type is 'redis', got {}",
+            show(&Value::String(url.into()))
+        ));
+    }
+    let name = text("backend.name");
+    let plain = |s: &str, most: usize| {
+        !s.is_empty()
+            && s.len() <= most
+            && s.bytes()
+                .all(|b| b.is_ascii_alphanumeric() || b"-_.:".contains(&b))
+    };
+    // The name goes inside the keys' hash tag: braces would break it.
+    if !plain(name, 64) {
+        problems.push(format!(
+            "backend.name must be 1 to 64 letters, digits or - _ . :, got {}",
+            show(&Value::String(name.into()))
+        ));
+    }
+    let consumer = text("backend.consumer");
+    if !consumer.is_empty() && !plain(consumer, 128) {
+        problems.push(format!(
+            "backend.consumer must be empty or 1 to 128 letters, digits or - _ . :, got {}",
+            show(&Value::String(consumer.into()))
+        ));
+    }
+    if text("durability") != "memory" {
+        problems.push(format!(
+            "durability must be 'memory' with backend.type 'redis' (Redis keeps the events), got {}",
+            show(&Value::String(text("durability").into()))
+        ));
+    }
 }
 
 /// Rules between the durability fields.

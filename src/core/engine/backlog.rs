@@ -252,7 +252,7 @@ impl Engine {
     }
 }
 
-#[cfg(all(test, loom))]
+#[cfg(all(test, bootify_loom))]
 mod loom_models {
     use std::sync::Arc;
 

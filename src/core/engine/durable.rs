@@ -1,5 +1,7 @@
-//! A durable bus's engine side: attaching the journal once it is open, and
-//! taking back what a previous run left unfinished (see `core::journal`).
+//! Events that come from outside the ring: a durable bus's journal
+//! (attached once it is open, and what a previous run left unfinished, see
+//! `core::journal`), and a Redis bus's link (`core::streams`), whose
+//! entries taken over from a dead process come back here as adopted.
 
 use std::sync::Arc;
 use std::time::{Duration, Instant};
@@ -11,6 +13,7 @@ use crate::core::schedule::books::Report;
 use crate::core::schedule::dead_letters::DeadLetter;
 use crate::core::schedule::retry_queue::Redelivery;
 use crate::core::shm::ring::Record;
+use crate::core::streams::StreamLink;
 
 /// A recovered event JavaScript has put back in a slot.
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
@@ -46,17 +49,29 @@ impl Engine {
         self.inner.journal.get()
     }
 
+    /// Hands the engine the bus's Redis link: from now on finished events
+    /// taken from the group are settled there.
+    pub fn attach_streams(&self, link: Arc<StreamLink>) -> Result<(), BusError> {
+        self.inner
+            .streams
+            .set(link)
+            .map_err(|_| BusError::InvalidState("the Redis link is already open".into()))
+    }
+
+    pub fn streams(&self) -> Option<&Arc<StreamLink>> {
+        self.inner.streams.get()
+    }
+
     /// Takes back recovered events, in the order given: each runs every
     /// handler of its type (it may have run before the restart: at least
     /// once), at once or, for a retry that was waiting, when it falls due,
     /// as the attempt it was to be.
     pub fn adopt(&self, events: &[Adopted]) {
-        let Some(journal) = self.journal() else {
-            return;
-        };
         let now_ms = unix_ms();
         let now = Instant::now();
-        journal.adopt_all(events.iter().map(|e| (e.slot, e.id)));
+        if let Some(journal) = self.journal() {
+            journal.adopt_all(events.iter().map(|e| (e.slot, e.id)));
+        }
         {
             let mut books = self.inner.books.lock();
             for e in events {
@@ -117,6 +132,9 @@ impl Inner {
         let reports = self.books.lock().take_reports();
         if !reports.is_empty() {
             self.queue.reported(&reports);
+            if let Some(streams) = self.streams.get() {
+                streams.reported(&reports);
+            }
         }
         reports
     }

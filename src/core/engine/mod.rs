@@ -119,6 +119,7 @@ struct Inner {
     queue: Box<dyn EventQueue>,
     /// The journal of a durable bus, once `initialize()` opened it.
     journal: Arc<OnceLock<Arc<Journal>>>,
+    streams: OnceLock<Arc<crate::core::streams::StreamLink>>,
     /// The main thread's hand-off queue (acknowledgements come back here).
     handoff: Arc<Handoff>,
     /// Sink 0 is the main thread once started; the rest are worker isolates.
@@ -216,6 +217,7 @@ impl Engine {
                 ring,
                 queue,
                 journal,
+                streams: OnceLock::new(),
                 handoff: Arc::new(Handoff::new(mem.clone(), layout.handoff_region())),
                 sinks: RwLock::new(Vec::new()),
                 next_sink_id: AtomicU32::new(1),

@@ -1,5 +1,5 @@
 //! Model checks of the protocols native threads and JavaScript share, run
-//! by `npm run test:loom` (`RUSTFLAGS="--cfg loom" cargo test --lib loom`):
+//! by `npm run test:loom` (`RUSTFLAGS="--cfg bootify_loom" cargo test --lib loom`):
 //! loom runs each model under every interleaving (and every outcome the
 //! memory orderings allow) up to its preemption bound. The code under test
 //! is the real ring, hand-off queue and park word, built on loom's atomics

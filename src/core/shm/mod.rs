@@ -9,5 +9,5 @@ pub mod ring;
 pub mod sync;
 pub mod words;
 
-#[cfg(all(test, loom))]
+#[cfg(all(test, bootify_loom))]
 mod loom_models;

@@ -39,7 +39,7 @@ impl SharedWords {
     /// `u32` words for as long as `owner` is alive, and every other party must
     /// access those words atomically (JavaScript's `Atomics`, or plain writes
     /// published by a later atomic store, as the ring protocol does).
-    #[cfg(not(loom))]
+    #[cfg(not(bootify_loom))]
     pub unsafe fn from_raw(ptr: *mut u32, len: usize, owner: Box<dyn Any + Send + Sync>) -> Self {
         SharedWords {
             ptr: ptr as *const AtomicU32,

@@ -1,0 +1,137 @@
+// Several processes on one bus over a real redis-server (REDIS_URL, from
+// scripts/with-redis.sh): child processes that handle, one that only
+// emits, and one killed with SIGKILL.
+import assert from 'node:assert/strict';
+import { type ChildProcess, spawn, spawnSync } from 'node:child_process';
+import { existsSync, mkdtempSync, readdirSync, readFileSync, rmSync } from 'node:fs';
+import os from 'node:os';
+import path from 'node:path';
+import { test } from 'node:test';
+import { waitFor } from '../helpers';
+
+const app = path.join(__dirname, '..', 'fixtures', 'redis-node.js');
+const skip = process.env.REDIS_URL ? false : 'REDIS_URL is not set (run through scripts/with-redis.sh)';
+
+function tempDir(t: { after(fn: () => void): void }): string {
+  const dir = mkdtempSync(path.join(os.tmpdir(), 'redis-group-'));
+  t.after(() => rmSync(dir, { recursive: true, force: true }));
+  return dir;
+}
+
+function lines(file: string): string[] {
+  return existsSync(file) ? readFileSync(file, 'utf8').split('\n').filter(Boolean) : [];
+}
+
+/** Lines of every `<prefix>-<pid>.log`, by pid. */
+function logsOf(dir: string, prefix: string): Map<number, string[]> {
+  const out = new Map<number, string[]>();
+  for (const f of readdirSync(dir)) {
+    const m = new RegExp(`^${prefix}-(\\d+)\\.log$`).exec(f);
+    if (m) out.set(Number(m[1]), lines(path.join(dir, f)));
+  }
+  return out;
+}
+
+function emit(dir: string, name: string, count: number, priority = 'normal', plain = false): { emitted: number; taken: number } {
+  const run = spawnSync(process.execPath, [app, 'emit', dir, name, String(count), priority, ...(plain ? ['plain'] : [])], { encoding: 'utf8', timeout: 60_000 });
+  assert.equal(run.status, 0, run.stderr);
+  return JSON.parse(run.stdout.trim().split('\n').pop() as string);
+}
+
+function consumers(t: { after(fn: () => void): void }, dir: string, name: string, n: number, ms: number, claimIdleMs = 30_000): ChildProcess[] {
+  const kids = Array.from({ length: n }, () =>
+    spawn(process.execPath, [app, 'consume', dir, name, String(ms), String(claimIdleMs)], { stdio: ['ignore', 'inherit', 'inherit'] }),
+  );
+  t.after(() => kids.forEach((k) => k.exitCode === null && k.signalCode === null && k.kill('SIGKILL')));
+  return kids;
+}
+
+async function stop(kids: ChildProcess[]): Promise<void> {
+  await Promise.all(
+    kids.map(
+      (k) =>
+        new Promise<void>((resolve) => {
+          if (k.exitCode !== null || k.signalCode !== null) return resolve();
+          k.once('exit', () => resolve());
+          k.kill('SIGTERM');
+        }),
+    ),
+  );
+}
+
+test('three processes share one bus fed by a fourth that only emits: each event handled once, by priority, with retries and dead letters', { skip, timeout: 120_000 }, async (t) => {
+  const dir = tempDir(t);
+  const name = `group-${process.pid}`;
+  // Queued before any process handles: low first, then critical.
+  const low = emit(dir, name, 150, 'low');
+  emit(dir, name, 150, 'critical');
+  assert.deepEqual([low.emitted, low.taken], [150, 0], 'a process that only emits adds events and takes none');
+  const emitted = lines(path.join(dir, 'emitted.log')).map((l) => l.split(' '));
+  const kids = consumers(t, dir, name, 3, 2);
+  // 'always' events (n % 100 === 7) end as dead letters, the rest finish.
+  const finishing = emitted.filter(([, n]) => Number(n) % 100 !== 7).map(([id]) => id);
+  const done = (): string[] => [...logsOf(dir, 'done').values()].flat();
+  await waitFor(() => done().length >= finishing.length, `${finishing.length} events finished`, 60_000);
+  // The dead letters' last attempts, before the processes stop.
+  const lettered = emitted.filter(([, n]) => Number(n) % 100 === 7).map(([id]) => id);
+  const attempts = (): string[] => [...logsOf(dir, 'handled').values()].flat();
+  await waitFor(() => lettered.every((id) => attempts().filter((l) => l.startsWith(`${id} `)).length === 3), 'every attempt of the failing events', 30_000);
+  await stop(kids);
+
+  const handled = logsOf(dir, 'handled');
+  const firsts = new Map<string, number>();
+  for (const l of [...handled.values()].flat()) {
+    const [id, , retry] = l.split(' ');
+    if (retry === '0') firsts.set(id, (firsts.get(id) ?? 0) + 1);
+  }
+  assert.deepEqual(
+    emitted.filter(([id]) => firsts.get(id) !== 1).map(([id]) => [id, firsts.get(id) ?? 0]),
+    [],
+    'every event started exactly once across the group',
+  );
+  assert.equal(new Set(done()).size, done().length, 'and finished at most once');
+  assert.deepEqual(finishing.filter((id) => !done().includes(id)), [], 'every event that can finish did');
+  assert.ok([...handled.values()].filter((ls) => ls.length > 0).length >= 2, 'the work was shared');
+  // Priorities hold across the group: the critical events, emitted after
+  // the low ones, start first. (First attempts: retries come back when
+  // their backoff ends.) A process that starts late may find only low
+  // events left, so this is the group's order, not each process's.
+  const starts = [...handled.values()]
+    .flat()
+    .map((l) => l.split(' '))
+    .filter(([, , retry]) => retry === '0')
+    .map(([, priority, , at]) => ({ priority, at: Number(at) }))
+    .sort((a, b) => a.at - b.at);
+  const firstHalf = starts.slice(0, 150);
+  const criticalFirst = firstHalf.filter((s) => s.priority === 'critical').length;
+  assert.ok(criticalFirst >= 110, `${criticalFirst} of the first 150 events started were critical`);
+  // Retries and dead letters as in-process: 'once' ran twice, 'always'
+  // three times (retryAttempts 2) and sits in its process's dead-letter queue.
+  const exits = [...logsOf(dir, 'exit').values()].flat().map((l) => JSON.parse(l) as { letters: string[] });
+  assert.deepEqual(exits.flatMap((e) => e.letters).sort(), [...lettered].sort(), 'the failing events are dead letters');
+});
+
+test('a process killed with SIGKILL mid-load leaves its events to the others: nothing is lost', { skip, timeout: 120_000 }, async (t) => {
+  const dir = tempDir(t);
+  const name = `kill-${process.pid}`;
+  emit(dir, name, 400, 'normal', true);
+  const ids = lines(path.join(dir, 'emitted.log')).map((l) => l.split(' ')[0]);
+  // Slow handlers and a short claim idle time: the victim holds events when it dies.
+  const kids = consumers(t, dir, name, 3, 20, 1000);
+  const done = (): string[] => [...logsOf(dir, 'done').values()].flat();
+  const victim = kids[0];
+  await waitFor(() => done().length >= 60 && (logsOf(dir, 'done').get(victim.pid as number) ?? []).length >= 10, 'the group, the victim included, under load', 60_000);
+  victim.kill('SIGKILL');
+  await new Promise((r) => victim.once('exit', r));
+  await waitFor(() => new Set(done()).size >= ids.length, 'every event finished by the survivors', 60_000);
+  const survivorsDone = new Set(kids.slice(1).flatMap((k) => logsOf(dir, 'done').get(k.pid as number) ?? []));
+  const victimStarted = (logsOf(dir, 'handled').get(victim.pid as number) ?? []).map((l) => l.split(' ')[0]);
+  const victimDone = new Set(logsOf(dir, 'done').get(victim.pid as number) ?? []);
+  const orphans = victimStarted.filter((id) => !victimDone.has(id));
+  assert.ok(orphans.length > 0, 'the victim died holding events');
+  assert.deepEqual(orphans.filter((id) => !survivorsDone.has(id)), [], 'the survivors took over and finished what it held');
+  assert.deepEqual(ids.filter((id) => !done().includes(id)), [], 'no event was lost');
+  await stop(kids.slice(1));
+  const exits = [...logsOf(dir, 'exit').values()].flat().map((l) => JSON.parse(l) as { metrics: { reclaimed: number } });
+  assert.ok(exits.reduce((n, e) => n + e.metrics.reclaimed, 0) >= orphans.length, 'each takeover is counted');
+});

@@ -1,0 +1,121 @@
+// One bus on a real redis-server (REDIS_URL, from scripts/with-redis.sh):
+// what goes over the wire, what comes back broken, the group's bound, and
+// a Redis restart in the middle of the load.
+import assert from 'node:assert/strict';
+import { spawnSync } from 'node:child_process';
+import { test } from 'node:test';
+import { BufferedEventBusService, type BufferedEvent, type BufferedEventConfigInput } from '../..';
+import { rejectsWithCode, waitFor } from '../helpers';
+
+const url = process.env.REDIS_URL as string;
+const skip = url ? false : 'REDIS_URL is not set (run through scripts/with-redis.sh)';
+let buses = 0;
+
+function redisCli(...args: string[]): string {
+  const run = spawnSync('redis-cli', ['-u', url, ...args], { encoding: 'utf8' });
+  assert.equal(run.status, 0, run.stderr);
+  return run.stdout.trim();
+}
+
+async function started(t: { after(fn: () => unknown): void }, config: BufferedEventConfigInput = {}): Promise<BufferedEventBusService> {
+  const bus = new BufferedEventBusService({ retryDelays: [100], retryAttempts: 1, ...config, backend: { type: 'redis', url, name: `single-${process.pid}-${buses++}` } });
+  t.after(() => bus.shutdown({ timeout: 2000 }));
+  return bus;
+}
+
+test('payloads cross the wire as they were emitted: dates, maps, sets, bytes, undefined and NaN', { skip }, async (t) => {
+  const bus = await started(t);
+  const got: BufferedEvent[] = [];
+  bus.registerHandler('typed', (e) => {
+    got.push(e);
+  });
+  await bus.initialize();
+  const payload = { at: new Date(86_400_000), map: new Map([['k', { n: 1 }]]), set: new Set([1, 2]), bytes: new Uint8Array([1, 2, 255]), nested: [undefined, NaN, -Infinity], $bootify: 'mine' };
+  const id = await bus.emitEvent('typed', payload, { priority: 'critical', correlationId: 'req-1' });
+  await waitFor(() => got.length === 1, 'the event back from Redis');
+  const e = got[0];
+  assert.equal(e.id, id);
+  assert.equal(e.correlationId, 'req-1');
+  assert.equal(e.priority, 'critical');
+  assert.deepEqual(e.payload, payload);
+});
+
+test('an entry no process can read goes to the dead-letter queue with the reason; the bus carries on', { skip }, async (t) => {
+  const bus = await started(t);
+  const name = bus.getConfig().backend.name;
+  const ran: number[] = [];
+  bus.registerHandler('job', (e: BufferedEvent<{ n: number }>) => {
+    ran.push(e.payload.n);
+  });
+  await bus.initialize();
+  // Written by something else into our stream: not an envelope, and one of a future version.
+  redisCli('XADD', `{bootify:${name}}:normal:job`, '*', 'e', 'not json');
+  redisCli('XADD', `{bootify:${name}}:normal:job`, '*', 'e', '{"v":99,"id":"x","type":"job"}');
+  redisCli('XADD', `{bootify:${name}}:normal:job`, '*', 'other', 'field');
+  await bus.emitEvent('job', { n: 1 });
+  await waitFor(() => ran.length === 1 && bus.getDeadLetterQueue().length === 3, 'the good event run and three dead letters', 10_000);
+  const letters = bus.getDeadLetterQueue();
+  assert.deepEqual(
+    letters.map((l) => l.lastError?.name),
+    ['StreamDecodeError', 'StreamDecodeError', 'StreamDecodeError'],
+  );
+  assert.match(letters[1].lastError?.message ?? '', /version 99/);
+  assert.equal(bus.getMetrics().backend?.undecodable, 3);
+});
+
+test('maxQueueSize bounds the whole group: past it emissions reject with QUEUE_FULL, or run here with fallbackToSync', { skip }, async (t) => {
+  const emitter = await started(t, { maxQueueSize: 100, fallbackToSync: false });
+  await emitter.initialize();
+  for (let n = 0; n < 100; n++) await emitter.emitEvent('nobody.handles', { n });
+  await rejectsWithCode(() => emitter.emitEvent('nobody.handles', { n: 100 }), 'QUEUE_FULL', 'maxQueueSize');
+  await waitFor(() => (emitter.getMetrics().backend?.group.unhandledTypes ?? []).some((u) => u.type === 'nobody.handles' && u.waiting === 100), 'the waiting type in the metrics', 10_000);
+  assert.match(emitter.metricsText(), /bootify_events_group_unhandled\{type="nobody.handles"\} 100/);
+  await emitter.updateConfig({ fallbackToSync: true });
+  let inline = 0;
+  emitter.registerHandler('nobody.handles', () => {
+    inline++;
+  });
+  // Now this process handles the type: the 100 drain, and emissions go on.
+  await emitter.emitEvent('nobody.handles', { n: 101 });
+  await waitFor(() => inline >= 101, 'the queued events and the new one handled', 10_000);
+});
+
+test('Redis restarted in the middle of the load: emissions fail visibly meanwhile, health says so, and the bus recovers', { skip, timeout: 60_000 }, async (t) => {
+  const server = process.env.REDIS_SERVER;
+  const dir = process.env.REDIS_DIR;
+  const port = process.env.REDIS_PORT;
+  if (!server || !dir || !port) return t.skip('needs REDIS_SERVER, REDIS_DIR and REDIS_PORT (scripts/with-redis.sh)');
+  const bus = await started(t, { fallbackToSync: false });
+  const handled = new Set<string>();
+  bus.registerHandler('job', (e) => {
+    handled.add(e.id);
+  });
+  await bus.initialize();
+  const ids: string[] = [];
+  for (let n = 0; n < 200; n++) ids.push(await bus.emitEvent('job', { n }));
+  await waitFor(() => handled.size === 200, 'the first 200 handled');
+  // SHUTDOWN writes the AOF; the same server comes back on the same data.
+  redisCli('SHUTDOWN');
+  await rejectsWithCode(() => bus.emitEvent('job', { n: -1 }), 'BACKEND_UNAVAILABLE');
+  assert.equal((await bus.getHealthStatus()).status, 'unhealthy');
+  assert.equal(bus.getMetrics().backend?.connected, false);
+  const up = spawnSync(server, ['--bind', '127.0.0.1', '--port', port, '--dir', dir, '--daemonize', 'yes', '--pidfile', `${dir}/redis.pid`, '--logfile', `${dir}/redis.log`, '--save', '', '--appendonly', 'yes', '--maxmemory-policy', 'noeviction']);
+  assert.equal(up.status, 0, String(up.stderr));
+  await waitFor(() => spawnSync('redis-cli', ['-u', url, 'ping'], { encoding: 'utf8' }).stdout.includes('PONG'), 'Redis back');
+  // The connection manager reconnects on the next command.
+  let back = false;
+  for (let attempt = 0; attempt < 50 && !back; attempt++) {
+    try {
+      ids.push(await bus.emitEvent('job', { n: 200 }));
+      back = true;
+    } catch {
+      await new Promise((r) => setTimeout(r, 100));
+    }
+  }
+  assert.ok(back, 'emissions succeed again');
+  for (let n = 201; n < 400; n++) ids.push(await bus.emitEvent('job', { n }));
+  await waitFor(() => ids.every((id) => handled.has(id)), 'every accepted event handled', 30_000);
+  for (let i = 0; i < 100 && (await bus.getHealthStatus()).status === 'unhealthy'; i++) await new Promise((r) => setTimeout(r, 50));
+  assert.notEqual((await bus.getHealthStatus()).status, 'unhealthy', 'health back');
+  assert.ok((bus.getMetrics().backend?.outages ?? 0) >= 1, 'the outage is counted');
+});

@@ -1,0 +1,333 @@
+// The JavaScript half of a bus on Redis (`backend.type: 'redis'`, see
+// src/core/streams): emissions are packed per microtask and added to the
+// group by the native link, each resolving once Redis has it; entries the
+// link takes from the group go into slots (built only when first read)
+// and into the ring, so they run here as emitted events do; the engine
+// settles each in Redis when its books report it finished.
+import type { BackendMetrics } from '../index';
+import { BusError } from './errors';
+import type { LazyEvents, RecoveredFields } from './event-record';
+import type { BusParts } from './parts';
+import { openEnvelope } from './wire-codec';
+
+/** Per emission waiting for Redis. */
+interface Waiting {
+  id: string;
+  resolve: (id: string) => void;
+  reject: (err: BusError) => void;
+  /** Runs it here instead (fallbackToSync), when Redis cannot take it. */
+  inline: () => Promise<string>;
+}
+
+/** Per entry taken from the group, until its slot's event is built. */
+interface Taken {
+  type: string;
+  envelope: Buffer | null;
+  deliveries: number;
+}
+
+export interface StreamsHost extends BusParts {
+  /** Hands the ring's new records to the engine (as a run of emissions does). */
+  dispatchNew(): void;
+}
+
+export class Streams implements LazyEvents {
+  readonly #h: StreamsHost;
+  #connected: ((error: BusError | undefined) => void) | undefined;
+  #lanes: number[] = [];
+  #types: string[] = [];
+  #lengths: number[] = [];
+  #parts: Buffer[] = [];
+  #staged: Waiting[] = [];
+  #flushScheduled = false;
+  readonly #batches = new Map<number, Waiting[]>();
+  readonly #taken = new Map<number, Taken>();
+  #nextTaken = 0;
+  /** Holds the process open while emissions wait for Redis, or while this process reads. */
+  #keepAlive: NodeJS.Timeout | undefined;
+  #reading = false;
+  /** Connected at least once, and not closed: emissions go out. */
+  #open = false;
+  #down: string | undefined;
+  #facts = { version: '', evictionPolicy: '' };
+  readonly #counts = { undecodable: 0, overDelivered: 0, inlineUnavailable: 0, inlineFull: 0, rejectedFull: 0, outages: 0 };
+
+  constructor(host: StreamsHost) {
+    this.#h = host;
+  }
+
+  /** Connects (at initialize()); rejects with BACKEND_UNAVAILABLE when Redis cannot be reached. */
+  start(): Promise<void> {
+    return new Promise<void>((resolve, reject) => {
+      this.#connected = (error) => (error === undefined ? resolve() : reject(error));
+      this.#hold();
+      try {
+        this.#h.native.startStreams(this.#onChange);
+      } catch (err) {
+        this.#connected = undefined;
+        this.#release();
+        reject(err);
+      }
+    });
+  }
+
+  get facts(): { version: string; evictionPolicy: string } {
+    return this.#facts;
+  }
+
+  /** Whether Redis is unreachable now (and why). */
+  get down(): string | undefined {
+    return this.#down;
+  }
+
+  /** Queues an accepted event for the group; resolves with its id once Redis holds it. */
+  stage(lane: number, type: string, id: string, text: string, inline: () => Promise<string>): Promise<string> {
+    const part = Buffer.from(text, 'utf8');
+    this.#lanes.push(lane);
+    this.#types.push(type);
+    this.#lengths.push(part.length);
+    this.#parts.push(part);
+    const promise = new Promise<string>((resolve, reject) => this.#staged.push({ id, resolve, reject, inline }));
+    if (!this.#flushScheduled) {
+      this.#flushScheduled = true;
+      queueMicrotask(this.flush);
+    }
+    return promise;
+  }
+
+  readonly flush = (): void => {
+    this.#flushScheduled = false;
+    // Emissions before initialize() go once Redis is connected.
+    if (this.#staged.length === 0 || !this.#open) return;
+    const waiting = this.#staged;
+    const lanes = Uint32Array.from(this.#lanes);
+    const lengths = Uint32Array.from(this.#lengths);
+    const types = this.#types;
+    const envelopes = Buffer.concat(this.#parts);
+    this.#staged = [];
+    this.#lanes = [];
+    this.#types = [];
+    this.#lengths = [];
+    this.#parts = [];
+    let seq: number;
+    try {
+      seq = this.#h.native.streamsEmit(lanes, types, lengths, envelopes);
+    } catch (err) {
+      const why = new BusError('BACKEND_UNAVAILABLE', `the Redis link is closed: ${String((err as Error)?.message ?? err)}`);
+      for (const w of waiting) w.reject(why);
+      return;
+    }
+    this.#batches.set(seq, waiting);
+    this.#hold();
+  };
+
+  /** The types with a handler here: the link reads their streams. */
+  handlersChanged(): void {
+    const types = this.#h.registry.types().filter((t) => this.#h.registry.has(t));
+    this.#reading = types.length > 0;
+    try {
+      this.#h.native.streamsHandle(types);
+    } catch {
+      // Not started yet: initialize() sends them.
+    }
+    this.#keepAliveCheck();
+  }
+
+  readonly #onChange = (): void => {
+    const c = this.#h.native.streamsTake();
+    if (c.connected) {
+      const done = this.#connected;
+      this.#connected = undefined;
+      if (c.connected.error != null) {
+        done?.(new BusError('BACKEND_UNAVAILABLE', `Redis is unreachable at initialize(): ${c.connected.error}`, { field: 'backend.url' }));
+      } else {
+        this.#facts = { version: c.connected.version, evictionPolicy: c.connected.evictionPolicy };
+        this.#open = true;
+        done?.(undefined);
+        this.handlersChanged();
+        this.flush();
+      }
+    }
+    for (let k = 0; k < c.emitErrors.length; k++) this.#emitted(c.emitted[2 * k], c.emitted[2 * k + 1], c.emitErrors[k]);
+    if (c.entryTypes.length > 0) this.#adopt(c.entries, c.entryTypes, c.envelopes.map((e) => e ?? null));
+    for (const change of c.link) {
+      if (change === '') {
+        this.#down = undefined;
+        this.#h.log.write('info', 'events::redis', 'Redis is reachable again');
+      } else {
+        this.#down = change;
+        this.#counts.outages++;
+        this.#h.log.write('error', 'events::redis', 'Redis is unreachable; retrying with backoff', { error: change });
+      }
+    }
+    this.#keepAliveCheck();
+  };
+
+  #emitted(seq: number, accepted: number, error: string): void {
+    const waiting = this.#batches.get(seq);
+    if (waiting === undefined) return;
+    this.#batches.delete(seq);
+    const { fallbackToSync, maxQueueSize } = this.#h.config();
+    waiting.forEach((w, k) => {
+      if (k < accepted) {
+        this.#h.observer.accepted();
+        return w.resolve(w.id);
+      }
+      if (error === '') {
+        // The group is full.
+        if (fallbackToSync) {
+          this.#counts.inlineFull++;
+          return w.inline().then(w.resolve, w.reject);
+        }
+        this.#counts.rejectedFull++;
+        return w.reject(new BusError('QUEUE_FULL', `the group's queue is full (maxQueueSize ${maxQueueSize}); the event was not accepted`, { field: 'maxQueueSize', limit: maxQueueSize }));
+      }
+      if (fallbackToSync) {
+        this.#counts.inlineUnavailable++;
+        return w.inline().then(w.resolve, w.reject);
+      }
+      w.reject(new BusError('BACKEND_UNAVAILABLE', `Redis did not take the event: ${error}`));
+    });
+  }
+
+  /** Entries taken from the group: into slots, bound to their entries, then into the ring. */
+  #adopt(numbers: number[], types: string[], envelopes: (Buffer | null)[]): void {
+    const { slots, registry, ring, native, books } = this.#h;
+    const pairs = new Float64Array(types.length * 2);
+    const records: number[] = [];
+    const later: number[] = [];
+    for (let k = 0; k < types.length; k++) {
+      const [handle, lane, deliveries] = [numbers[3 * k], numbers[3 * k + 1], numbers[3 * k + 2]];
+      const typeId = registry.typeId(types[k]);
+      const index = this.#nextTaken++;
+      this.#taken.set(index, { type: types[k], envelope: envelopes[k], deliveries });
+      const slot = slots.addLazy(this, index, typeId, lane);
+      pairs[2 * k] = slot;
+      pairs[2 * k + 1] = handle;
+      books.opened(slot);
+      const size = envelopes[k]?.length ?? 0;
+      // Taken over from a dead process: it counts as a delivery made.
+      if (deliveries > 1) later.push(slot, 0, typeId, lane, size, deliveries - 1, 0);
+      else records.push(lane, slot, typeId, size);
+    }
+    // Bound before anything can run, so a finish finds its entry.
+    native.streamsBind(pairs);
+    const now = native.elapsedUs();
+    for (let r = 0; r < records.length; r += 4) {
+      const [lane, slot, typeId, size] = [records[r], records[r + 1], records[r + 2], records[r + 3]];
+      // The ring holds maxQueueSize; the link takes at most the window.
+      if (!ring.push(lane, slot, typeId, size, now, 0)) later.push(slot, 0, typeId, lane, size, 0, 0);
+    }
+    if (later.length > 0) native.adoptRecovered(Float64Array.from(later));
+    this.#h.dispatchNew();
+  }
+
+  /** The event of entry `index` (LazyEvents): read from its envelope. */
+  build(index: number): RecoveredFields {
+    const t = this.#taken.get(index) as Taken;
+    this.#taken.delete(index);
+    const { retryAttempts } = this.#h.config();
+    const base = { id: `redis-${index}`, type: t.type, payload: undefined, correlationId: undefined, timestamp: Date.now() };
+    let event: RecoveredFields;
+    try {
+      if (t.envelope === null) throw new Error('the entry has no envelope');
+      event = openEnvelope(t.envelope);
+    } catch (err) {
+      this.#counts.undecodable++;
+      return { ...base, failure: `the entry could not be read: ${(err as Error).message}`, failureName: 'StreamDecodeError' };
+    }
+    // Its holders died running it, each time: the handler may be what
+    // kills them, so it is not run again.
+    if (t.deliveries - 1 > retryAttempts) {
+      this.#counts.overDelivered++;
+      return { ...event, failure: `delivered ${t.deliveries} times without finishing (the processes holding it stopped); retryAttempts is ${retryAttempts}`, failureName: 'RedeliveryLimitError' };
+    }
+    return event;
+  }
+
+  /** Takes nothing more from the group (shutdown began); sends what is staged. */
+  stopReading(): void {
+    this.flush();
+    this.#reading = false;
+    this.#h.native.streamsStopReading();
+    this.#keepAliveCheck();
+  }
+
+  /** Settles what finished, closes the connections; what Redis never confirmed rejects with `why`. */
+  close(why = new BusError('SHUTTING_DOWN', 'the bus was shut down before Redis confirmed the event')): void {
+    this.flush();
+    this.#open = false;
+    this.#h.native.streamsClose();
+    for (const w of this.#staged) w.reject(why);
+    this.#staged = [];
+    // Whatever the link could not report is not coming.
+    for (const waiting of this.#batches.values()) {
+      for (const w of waiting) w.reject(why);
+    }
+    this.#batches.clear();
+    this.#reading = false;
+    this.#release();
+  }
+
+  metrics(): BackendMetrics {
+    const s = this.#h.native.streamsState() as NativeStreamsState | null;
+    const g = s?.group;
+    return {
+      type: 'redis',
+      name: this.#h.config().backend.name,
+      consumer: s?.consumer ?? '',
+      connected: s !== null && !s.down && this.#down === undefined,
+      serverVersion: this.#facts.version,
+      evictionPolicy: this.#facts.evictionPolicy,
+      group: {
+        queued: { critical: g?.depth[0] ?? 0, normal: g?.depth[1] ?? 0, low: g?.depth[2] ?? 0 },
+        pending: g?.pending ?? 0,
+        consumers: g?.consumers ?? 0,
+        unhandledTypes: (g?.unhandledTypes ?? []).map((u) => ({ ...u })),
+        readAgoMs: g?.readAgoMs ?? -1,
+      },
+      held: s?.held ?? 0,
+      emitted: s?.emitted ?? 0,
+      taken: s?.taken ?? 0,
+      reclaimed: s?.reclaimed ?? 0,
+      settled: s?.settled ?? 0,
+      renewed: s?.renewed ?? 0,
+      errors: s?.errors ?? 0,
+      outages: this.#counts.outages,
+      undecodable: this.#counts.undecodable,
+      overDelivered: this.#counts.overDelivered,
+      inlineUnavailable: this.#counts.inlineUnavailable,
+      inlineFull: this.#counts.inlineFull,
+      rejectedFull: this.#counts.rejectedFull,
+    };
+  }
+
+  #hold(): void {
+    this.#keepAlive ??= setInterval(() => {}, 0x7fffffff);
+  }
+
+  #release(): void {
+    if (this.#keepAlive !== undefined) clearInterval(this.#keepAlive);
+    this.#keepAlive = undefined;
+  }
+
+  /** A process that reads stays up (like a server); one that only emits, while Redis owes it answers. */
+  #keepAliveCheck(): void {
+    if (this.#reading || this.#batches.size > 0 || this.#connected !== undefined) this.#hold();
+    else this.#release();
+  }
+}
+
+/** `streamsState()` (src/binding/streams.rs). */
+interface NativeStreamsState {
+  consumer: string;
+  down: boolean;
+  held: number;
+  group: { depth: number[]; pending: number; consumers: number; unhandledTypes: { type: string; waiting: number }[]; readAgoMs: number };
+  emitted: number;
+  taken: number;
+  reclaimed: number;
+  settled: number;
+  renewed: number;
+  errors: number;
+}

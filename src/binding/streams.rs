@@ -1,0 +1,259 @@
+//! A Redis bus's link, as JavaScript drives it (`js/streams.ts`): started
+//! by `initialize()`, fed emission batches, told which types it handles
+//! and which slot each entry it took went into. What the link reports
+//! (connection, emissions, entries, outages) is queued here and taken by
+//! `streamsTake` after a weak notification, as the journal does.
+
+use std::sync::Arc;
+
+use napi::bindgen_prelude::{Buffer, Float64Array, Function, Uint32Array};
+use napi::threadsafe_function::ThreadsafeFunctionCallMode;
+use napi_derive::napi;
+use parking_lot::Mutex;
+use serde_json::{json, Value};
+
+use super::bus::NativeBus;
+use super::error::to_js;
+use super::sink::{weak_callback, DeliveryCallback};
+use crate::core::error::BusError;
+use crate::core::streams::{Entry, Outgoing, ServerFacts, StreamEvents, StreamLink};
+
+/// What happened since the last `streamsTake`.
+#[napi(object)]
+#[derive(Default)]
+pub struct StreamChanges {
+    /// Set once: the first connection's outcome.
+    pub connected: Option<StreamConnected>,
+    /// Per finished emission batch, `[seq, accepted]`.
+    pub emitted: Vec<f64>,
+    /// Per finished emission batch, its error ('' when none).
+    pub emit_errors: Vec<String>,
+    /// Entries taken: `[handle, lane, deliveries]` each.
+    pub entries: Vec<f64>,
+    pub entry_types: Vec<String>,
+    /// Each entry's envelope (`null`: the entry had none).
+    pub envelopes: Vec<Option<Buffer>>,
+    /// Outages, in order: the message when it went down, '' when back.
+    pub link: Vec<String>,
+}
+
+#[napi(object)]
+pub struct StreamConnected {
+    pub error: Option<String>,
+    pub version: String,
+    pub eviction_policy: String,
+}
+
+struct Collected {
+    changes: Mutex<PendingChanges>,
+    notify: DeliveryCallback,
+}
+
+#[derive(Default)]
+struct PendingChanges {
+    connected: Option<Result<ServerFacts, String>>,
+    emitted: Vec<(u64, u32, Option<String>)>,
+    entries: Vec<Entry>,
+    link: Vec<String>,
+}
+
+impl Collected {
+    fn push(&self, f: impl FnOnce(&mut PendingChanges)) {
+        f(&mut self.changes.lock());
+        self.notify
+            .call((), ThreadsafeFunctionCallMode::NonBlocking);
+    }
+}
+
+impl StreamEvents for Collected {
+    fn connected(&self, result: Result<ServerFacts, String>) {
+        self.push(|c| c.connected = Some(result));
+    }
+
+    fn emitted(&self, seq: u64, accepted: u32, error: Option<String>) {
+        self.push(|c| c.emitted.push((seq, accepted, error)));
+    }
+
+    fn entries(&self, entries: Vec<Entry>) {
+        self.push(|c| c.entries.extend(entries));
+    }
+
+    fn link(&self, down: Option<String>) {
+        self.push(|c| c.link.push(down.unwrap_or_default()));
+    }
+}
+
+/// What the bus's link reports (the engine holds the link itself).
+pub struct Streams {
+    collected: Arc<Collected>,
+}
+
+impl NativeBus {
+    fn link(&self) -> napi::Result<&Arc<StreamLink>, String> {
+        self.engine.streams().ok_or_else(|| {
+            to_js(BusError::InvalidState(
+                "this bus has no Redis link (backend.type is 'memory', or initialize() has not run)"
+                    .into(),
+            ))
+        })
+    }
+}
+
+#[napi]
+impl NativeBus {
+    /// Starts the Redis link of a bus with `backend.type: 'redis'`; it
+    /// connects in the background and `onChange` is called (weakly) when
+    /// `streamsTake` has something.
+    #[napi]
+    pub fn start_streams(&self, on_change: Function<(), ()>) -> napi::Result<(), String> {
+        let config = self.current_config();
+        if !config.backend.is_redis() {
+            return Err(to_js(BusError::InvalidState(
+                "backend.type is 'memory': there is no Redis link".into(),
+            )));
+        }
+        let collected = Arc::new(Collected {
+            changes: Mutex::new(PendingChanges::default()),
+            notify: weak_callback(on_change)?,
+        });
+        let link = Arc::new(StreamLink::start(&config, collected.clone()).map_err(to_js)?);
+        self.engine.attach_streams(link).map_err(to_js)?;
+        *self.streams.lock() = Some(Streams { collected });
+        Ok(())
+    }
+
+    /// What the link reported since the last call.
+    #[napi]
+    pub fn streams_take(&self) -> StreamChanges {
+        let guard = self.streams.lock();
+        let Some(s) = guard.as_ref() else {
+            return StreamChanges::default();
+        };
+        let pending = std::mem::take(&mut *s.collected.changes.lock());
+        let mut out = StreamChanges {
+            connected: pending.connected.map(|r| match r {
+                Ok(f) => StreamConnected {
+                    error: None,
+                    version: f.version,
+                    eviction_policy: f.eviction_policy,
+                },
+                Err(e) => StreamConnected {
+                    error: Some(e),
+                    version: String::new(),
+                    eviction_policy: String::new(),
+                },
+            }),
+            link: pending.link,
+            ..StreamChanges::default()
+        };
+        for (seq, accepted, error) in pending.emitted {
+            out.emitted.extend([seq as f64, accepted as f64]);
+            out.emit_errors.push(error.unwrap_or_default());
+        }
+        for e in pending.entries {
+            out.entries
+                .extend([e.handle as f64, e.lane as f64, e.deliveries as f64]);
+            out.entry_types.push(e.type_name);
+            out.envelopes.push(e.envelope.map(Buffer::from));
+        }
+        out
+    }
+
+    /// Adds events to the group: per event its lane and type, and its
+    /// envelope's length in `envelopes` (all of them, end to end). Returns
+    /// the batch's sequence number, under which `streamsTake` reports it.
+    #[napi]
+    pub fn streams_emit(
+        &self,
+        lanes: Uint32Array,
+        types: Vec<String>,
+        lengths: Uint32Array,
+        envelopes: Buffer,
+    ) -> napi::Result<f64, String> {
+        let link = self.link()?;
+        if lanes.len() != types.len() || lengths.len() != types.len() {
+            return Err(to_js(BusError::InvalidArgument(
+                "streamsEmit takes one lane, type and length per event".into(),
+            )));
+        }
+        let mut at = 0usize;
+        let mut events = Vec::with_capacity(types.len());
+        for ((lane, type_name), len) in lanes.iter().zip(types).zip(lengths.iter()) {
+            let end = at + *len as usize;
+            let Some(bytes) = envelopes.get(at..end) else {
+                return Err(to_js(BusError::InvalidArgument(
+                    "streamsEmit: the lengths run past the envelopes".into(),
+                )));
+            };
+            events.push(Outgoing {
+                lane: (*lane).min(2) as u8,
+                type_name,
+                envelope: bytes.to_vec(),
+            });
+            at = end;
+        }
+        Ok(link.emit(events) as f64)
+    }
+
+    /// The types this process has handlers for (the streams it reads).
+    #[napi]
+    pub fn streams_handle(&self, types: Vec<String>) -> napi::Result<(), String> {
+        self.link()?.handle_types(types);
+        Ok(())
+    }
+
+    /// Entries JavaScript put into slots: `[slot, handle]` pairs.
+    #[napi]
+    pub fn streams_bind(&self, pairs: Float64Array) -> napi::Result<(), String> {
+        let link = self.link()?;
+        for p in pairs.chunks_exact(2) {
+            link.bind(p[0] as u32, p[1] as u64);
+        }
+        Ok(())
+    }
+
+    /// Takes nothing more from the group (shutdown began).
+    #[napi]
+    pub fn streams_stop_reading(&self) {
+        if let Some(l) = self.engine.streams() {
+            l.stop_reading();
+        }
+    }
+
+    /// Sends what is queued and closes the link.
+    #[napi]
+    pub fn streams_close(&self) {
+        if let Some(l) = self.engine.streams() {
+            l.close();
+        }
+    }
+
+    /// The group's state as last read, and this process's counters.
+    #[napi]
+    pub fn streams_state(&self) -> Value {
+        let Some(l) = self.engine.streams() else {
+            return Value::Null;
+        };
+        let g = l.group_state();
+        let c = l.counters();
+        let n = |a: &std::sync::atomic::AtomicU64| a.load(std::sync::atomic::Ordering::Relaxed);
+        json!({
+            "consumer": l.consumer(),
+            "down": l.is_down(),
+            "held": l.held(),
+            "group": {
+                "depth": g.depth,
+                "pending": g.pending,
+                "consumers": g.consumers,
+                "unhandledTypes": g.unhandled_types.iter().map(|(t, n)| json!({ "type": t, "waiting": n })).collect::<Vec<_>>(),
+                "readAgoMs": l.read_ago_ms().map_or(-1.0, |ms| ms as f64),
+            },
+            "emitted": n(&c.emitted),
+            "taken": n(&c.taken),
+            "reclaimed": n(&c.reclaimed),
+            "settled": n(&c.settled),
+            "renewed": n(&c.renewed),
+            "errors": n(&c.errors),
+        })
+    }
+}

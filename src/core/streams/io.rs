@@ -1,0 +1,494 @@
+//! The link's I/O thread: one current-thread tokio runtime running the
+//! command loop (emissions and settles, in order, on the connection
+//! manager), the reader (blocking reads on a connection of its own) and the
+//! upkeep (claims renewed, dead processes' entries taken over, the group's
+//! state read).
+
+use std::collections::{HashMap, HashSet};
+use std::sync::atomic::Ordering;
+use std::sync::Arc;
+use std::time::{Duration, Instant};
+
+use redis::aio::{ConnectionManager, ConnectionManagerConfig, MultiplexedConnection};
+use redis::{cmd, AsyncConnectionConfig, Client, RedisError, RedisResult, Script, Value};
+use tokio::sync::mpsc::UnboundedReceiver;
+
+use super::reply::{self, RawEntry};
+use super::upkeep;
+use super::{scripts, Command, Entry, Held, ServerFacts, Shared, GROUP};
+
+pub(super) fn run(shared: Arc<Shared>, rx: UnboundedReceiver<Command>) {
+    let rt = match tokio::runtime::Builder::new_current_thread()
+        .enable_all()
+        .build()
+    {
+        Ok(rt) => rt,
+        Err(e) => {
+            shared
+                .events
+                .connected(Err(format!("could not start the Redis runtime: {e}")));
+            return;
+        }
+    };
+    rt.block_on(main(shared, rx));
+}
+
+async fn main(shared: Arc<Shared>, mut rx: UnboundedReceiver<Command>) {
+    let (client, manager, facts) = match connect(&shared).await {
+        Ok(c) => c,
+        Err(e) => {
+            shared.events.connected(Err(e));
+            return;
+        }
+    };
+    shared.events.connected(Ok(facts));
+    let reader = tokio::spawn(read_loop(shared.clone(), client, manager.clone()));
+    let upkeep = tokio::spawn(upkeep::run(shared.clone(), manager.clone()));
+    command_loop(&shared, manager, &mut rx).await;
+    reader.abort();
+    upkeep.abort();
+}
+
+async fn connect(shared: &Shared) -> Result<(Client, ConnectionManager, ServerFacts), String> {
+    let client = Client::open(shared.url.as_str()).map_err(|e| format!("backend.url: {e}"))?;
+    let config = ConnectionManagerConfig::new()
+        .set_connection_timeout(Some(Duration::from_secs(3)))
+        .set_response_timeout(Some(Duration::from_secs(10)))
+        .set_number_of_retries(3)
+        .set_max_delay(Duration::from_secs(2));
+    let connecting = ConnectionManager::new_with_config(client.clone(), config);
+    let mut manager = tokio::time::timeout(Duration::from_secs(5), connecting)
+        .await
+        .map_err(|_| format!("no answer from {} within 5 s", shared.url))?
+        .map_err(|e| format!("could not connect to {}: {e}", shared.url))?;
+    let info: String = cmd("INFO")
+        .arg("server")
+        .query_async(&mut manager)
+        .await
+        .map_err(|e| format!("INFO failed on {}: {e}", shared.url))?;
+    let version = reply::info_field(&info, "redis_version").unwrap_or_default();
+    // XPENDING's IDLE filter arrived in 6.2.
+    let (major, minor) = {
+        let mut parts = version.split('.').map(|p| p.parse::<u32>().unwrap_or(0));
+        (parts.next().unwrap_or(0), parts.next().unwrap_or(0))
+    };
+    if (major, minor) < (6, 2) {
+        return Err(format!(
+            "Redis {version} at {} is too old: the bus needs 6.2 or later",
+            shared.url
+        ));
+    }
+    // Managed services may refuse CONFIG: then the policy is unknown.
+    let policy: Value = cmd("CONFIG")
+        .arg("GET")
+        .arg("maxmemory-policy")
+        .query_async(&mut manager)
+        .await
+        .unwrap_or(Value::Nil);
+    let eviction_policy = match &policy {
+        Value::Array(a) => a.get(1).and_then(as_text).unwrap_or_default(),
+        Value::Map(m) => m.first().and_then(|(_, v)| as_text(v)).unwrap_or_default(),
+        _ => String::new(),
+    };
+    Ok((
+        client,
+        manager,
+        ServerFacts {
+            version,
+            eviction_policy,
+        },
+    ))
+}
+
+fn as_text(v: &Value) -> Option<String> {
+    match v {
+        Value::BulkString(b) => String::from_utf8(b.clone()).ok(),
+        Value::SimpleString(s) => Some(s.clone()),
+        _ => None,
+    }
+}
+
+/// Notes the outcome of a command for health: the first failure reports
+/// the link down, the first success after it reports it back.
+pub(super) fn note<T>(shared: &Shared, r: &RedisResult<T>) {
+    match r {
+        Ok(_) => {
+            if shared.down.swap(false, Ordering::SeqCst) {
+                shared.events.link(None);
+            }
+        }
+        Err(e) => {
+            shared.counters.errors.fetch_add(1, Ordering::Relaxed);
+            if unreachable(e) && !shared.down.swap(true, Ordering::SeqCst) {
+                shared.events.link(Some(e.to_string()));
+            }
+        }
+    }
+}
+
+fn unreachable(e: &RedisError) -> bool {
+    e.is_io_error() || e.is_connection_dropped() || e.is_timeout()
+}
+
+/// Most events one emission script adds: several batches queued while one
+/// was in flight go together, up to this.
+const MAX_EMIT: usize = 1024;
+
+async fn command_loop(
+    shared: &Shared,
+    mut manager: ConnectionManager,
+    rx: &mut UnboundedReceiver<Command>,
+) {
+    let emit = Script::new(scripts::EMIT);
+    let settle = Script::new(scripts::SETTLE);
+    let mut tick = tokio::time::interval(Duration::from_millis(500));
+    loop {
+        let first = tokio::select! {
+            c = rx.recv() => c,
+            _ = tick.tick() => Some(Command::Settle(Vec::new())),
+        };
+        let Some(first) = first else { break };
+        let mut settles = std::mem::take(&mut *shared.unsettled.lock());
+        let mut emits: Vec<(u64, Vec<super::Outgoing>)> = Vec::new();
+        let mut queued = 0;
+        let mut take = |c: Command, queued: &mut usize| match c {
+            Command::Emit { seq, events } => {
+                *queued += events.len();
+                emits.push((seq, events));
+            }
+            Command::Settle(l) => settles.extend(l),
+        };
+        take(first, &mut queued);
+        while queued < MAX_EMIT {
+            let Ok(c) = rx.try_recv() else { break };
+            take(c, &mut queued);
+        }
+        if !emits.is_empty() {
+            let sizes: Vec<(u64, usize)> = emits.iter().map(|(s, e)| (*s, e.len())).collect();
+            let all: Vec<super::Outgoing> = emits.into_iter().flat_map(|(_, e)| e).collect();
+            let (mut accepted, error) = send_emit(shared, &emit, &mut manager, all).await;
+            shared
+                .counters
+                .emitted
+                .fetch_add(accepted as u64, Ordering::Relaxed);
+            // The script adds in order: the first batches get the room.
+            for (seq, n) in sizes {
+                let mine = (accepted as usize).min(n);
+                accepted -= mine as u32;
+                shared.events.emitted(seq, mine as u32, error.clone());
+            }
+        }
+        if !settles.is_empty() {
+            send_settle(shared, &settle, &mut manager, settles).await;
+        }
+        if shared.closing.load(Ordering::SeqCst) && rx.is_empty() {
+            break;
+        }
+    }
+}
+
+/// Returns how many were added, and the error that stopped the rest.
+async fn send_emit(
+    shared: &Shared,
+    script: &Script,
+    manager: &mut ConnectionManager,
+    events: Vec<super::Outgoing>,
+) -> (u32, Option<String>) {
+    let keys = &shared.keys;
+    let mut inv = script.prepare_invoke();
+    inv.key(keys.depth()).key(keys.types());
+    let mut index: HashMap<String, usize> = HashMap::new();
+    let mut types: Vec<&str> = Vec::new();
+    let mut slots = Vec::with_capacity(events.len());
+    for ev in &events {
+        let key = keys.stream(ev.lane, &ev.type_name);
+        let next = index.len() + 3;
+        let at = *index.entry(key.clone()).or_insert_with(|| {
+            inv.key(&key);
+            types.push(&ev.type_name);
+            next
+        });
+        slots.push(at);
+    }
+    types.sort_unstable();
+    types.dedup();
+    inv.arg(shared.max_queue).arg(types.len());
+    for t in &types {
+        inv.arg(*t);
+    }
+    for (ev, at) in events.iter().zip(&slots) {
+        inv.arg(*at).arg(&ev.envelope[..]);
+    }
+    let r: RedisResult<i64> = inv.invoke_async(manager).await;
+    note(shared, &r);
+    match r {
+        Ok(n) => (n.clamp(0, events.len() as i64) as u32, None),
+        Err(e) => (0, Some(e.to_string())),
+    }
+}
+
+async fn send_settle(
+    shared: &Shared,
+    script: &Script,
+    manager: &mut ConnectionManager,
+    all: Vec<(Arc<str>, String)>,
+) {
+    let mut by_key: HashMap<Arc<str>, Vec<String>> = HashMap::new();
+    for (k, id) in &all {
+        by_key.entry(k.clone()).or_default().push(id.clone());
+    }
+    let mut inv = script.prepare_invoke();
+    inv.key(shared.keys.depth()).arg(GROUP);
+    for (k, ids) in &by_key {
+        inv.key(&**k).arg(ids.len());
+        for id in ids {
+            inv.arg(id);
+        }
+    }
+    let r: RedisResult<i64> = inv.invoke_async(manager).await;
+    note(shared, &r);
+    match r {
+        Ok(_) => {
+            shared
+                .counters
+                .settled
+                .fetch_add(all.len() as u64, Ordering::Relaxed);
+        }
+        // Sent again on the next tick; meanwhile the entries stay pending
+        // and this process keeps them (it no longer renews them, so after
+        // claimIdleMs another process may run them again: at least once).
+        Err(_) => shared.unsettled.lock().extend(all),
+    }
+}
+
+/// A connection for blocking reads: no response timeout shorter than the
+/// block.
+async fn dedicated(client: &Client) -> RedisResult<MultiplexedConnection> {
+    let config = AsyncConnectionConfig::new()
+        .set_connection_timeout(Some(Duration::from_secs(3)))
+        .set_response_timeout(Some(Duration::from_secs(BLOCK_S + 10)));
+    client
+        .get_multiplexed_async_connection_with_config(&config)
+        .await
+}
+
+const BLOCK_S: u64 = 5;
+
+/// The stream keys of `types` in lane `lane`, and what each stands for.
+pub(super) fn lane_keys(shared: &Shared, types: &[String], lane: u8) -> Vec<(String, u8, String)> {
+    types
+        .iter()
+        .map(|t| (shared.keys.stream(lane, t), lane, t.clone()))
+        .collect()
+}
+
+async fn read_loop(shared: Arc<Shared>, client: Client, mut manager: ConnectionManager) {
+    let mut backoff = Duration::from_millis(100);
+    while !shared.closing.load(Ordering::SeqCst) {
+        let mut con = match dedicated(&client).await {
+            Ok(c) => c,
+            Err(e) => {
+                note::<()>(&shared, &Err(e));
+                tokio::time::sleep(backoff).await;
+                backoff = (backoff * 2).min(Duration::from_secs(2));
+                continue;
+            }
+        };
+        let id: RedisResult<i64> = cmd("CLIENT").arg("ID").query_async(&mut con).await;
+        let Ok(client_id) = id else {
+            continue;
+        };
+        backoff = Duration::from_millis(100);
+        let mut groups = HashSet::new();
+        if let Err(e) = read_rounds(&shared, &mut con, &mut manager, client_id, &mut groups).await {
+            note::<()>(&shared, &Err(e));
+            tokio::time::sleep(backoff).await;
+        }
+    }
+}
+
+/// Reads until the connection fails or the link closes.
+async fn read_rounds(
+    shared: &Shared,
+    con: &mut MultiplexedConnection,
+    manager: &mut ConnectionManager,
+    client_id: i64,
+    groups: &mut HashSet<String>,
+) -> RedisResult<()> {
+    // When each lane last had its turn (or was found empty).
+    let mut served = [Instant::now(); 3];
+    let aging = Duration::from_millis(shared.aging_ms);
+    loop {
+        if shared.closing.load(Ordering::SeqCst) {
+            return Ok(());
+        }
+        let types = shared.types.lock().clone();
+        if types.is_empty() || !shared.reading.load(Ordering::SeqCst) {
+            shared.types_changed.notified().await;
+            continue;
+        }
+        let room = shared
+            .prefetch
+            .saturating_sub(shared.books.lock().held.len());
+        if room == 0 {
+            let _ = tokio::time::timeout(Duration::from_secs(1), shared.settled.notified()).await;
+            continue;
+        }
+        let lanes: Vec<Vec<(String, u8, String)>> =
+            (0..3).map(|l| lane_keys(shared, &types, l)).collect();
+        for (key, _, _) in lanes.iter().flatten() {
+            if !groups.contains(key) {
+                create_group(manager, key).await?;
+                groups.insert(key.clone());
+            }
+        }
+        let mut got = Vec::new();
+        // Highest priority first, as in-process: a lower lane passed over
+        // for `agingMs` gets one place in the next read, so a flood of
+        // critical events cannot starve it.
+        let now = Instant::now();
+        let aged: Vec<bool> = served.iter().map(|s| now - *s >= aging).collect();
+        for (lane, keys) in lanes.iter().enumerate() {
+            let kept = (lane + 1..3).filter(|&l| aged[l]).count();
+            let want = room.saturating_sub(got.len() + kept);
+            if want == 0 {
+                continue;
+            }
+            got.extend(
+                read_once(con, shared, keys, want, None)
+                    .await
+                    .or_else(|e| nogroup(e, groups))?,
+            );
+            // Read: served, whether it had entries or none were waiting.
+            served[lane] = now;
+        }
+        if got.is_empty() {
+            let all: Vec<(String, u8, String)> = lanes.into_iter().flatten().collect();
+            let read = read_once(con, shared, &all, room, Some(BLOCK_S * 1000));
+            tokio::pin!(read);
+            let r = tokio::select! {
+                r = &mut read => r,
+                _ = shared.types_changed.notified() => {
+                    // Ends the blocking read at once (with nothing), so the
+                    // new types are read; its reply is still awaited, as it
+                    // may carry entries already delivered to us.
+                    let _: RedisResult<Value> =
+                        cmd("CLIENT").arg("UNBLOCK").arg(client_id).query_async(manager).await;
+                    shared.types_changed.notify_one();
+                    read.await
+                }
+            };
+            got = r.or_else(|e| nogroup(e, groups))?;
+        }
+        if !got.is_empty() {
+            shared
+                .counters
+                .taken
+                .fetch_add(got.len() as u64, Ordering::Relaxed);
+            hand(shared, got);
+        }
+    }
+}
+
+/// A stream or its group was deleted (Redis lost its data, or someone
+/// deleted our keys): the groups are made again on the next round.
+fn nogroup<T: Default>(e: RedisError, groups: &mut HashSet<String>) -> RedisResult<T> {
+    if e.code() == Some("NOGROUP") {
+        groups.clear();
+        Ok(T::default())
+    } else {
+        Err(e)
+    }
+}
+
+async fn create_group(manager: &mut ConnectionManager, key: &str) -> RedisResult<()> {
+    let r: RedisResult<Value> = cmd("XGROUP")
+        .arg("CREATE")
+        .arg(key)
+        .arg(GROUP)
+        .arg("0")
+        .arg("MKSTREAM")
+        .query_async(manager)
+        .await;
+    match r {
+        Err(e) if e.code() != Some("BUSYGROUP") => Err(e),
+        _ => Ok(()),
+    }
+}
+
+/// An entry read: its stream, lane, type, content and deliveries so far.
+pub(super) type Taken = (String, u8, String, RawEntry, u32);
+
+async fn read_once(
+    con: &mut MultiplexedConnection,
+    shared: &Shared,
+    keys: &[(String, u8, String)],
+    count: usize,
+    block_ms: Option<u64>,
+) -> RedisResult<Vec<Taken>> {
+    if keys.is_empty() {
+        return Ok(Vec::new());
+    }
+    let mut c = cmd("XREADGROUP");
+    c.arg("GROUP")
+        .arg(GROUP)
+        .arg(&shared.consumer)
+        .arg("COUNT")
+        .arg(count);
+    if let Some(ms) = block_ms {
+        c.arg("BLOCK").arg(ms);
+    }
+    c.arg("STREAMS");
+    for (k, _, _) in keys {
+        c.arg(k);
+    }
+    for _ in keys {
+        c.arg(">");
+    }
+    let v: Value = c.query_async(con).await?;
+    let by_key: HashMap<&str, (u8, &str)> = keys
+        .iter()
+        .map(|(k, l, t)| (k.as_str(), (*l, t.as_str())))
+        .collect();
+    let mut out = Vec::new();
+    for (key, entries) in reply::read(&v) {
+        // Only keys asked for can come back; anything else is ignored.
+        let Some(&(lane, type_name)) = by_key.get(key.as_str()) else {
+            continue;
+        };
+        out.extend(
+            entries
+                .into_iter()
+                .map(|e| (key.clone(), lane, type_name.to_string(), e, 1)),
+        );
+    }
+    Ok(out)
+}
+
+/// Records entries as held and hands them to JavaScript.
+pub(super) fn hand(shared: &Shared, taken: Vec<Taken>) {
+    let now = Instant::now();
+    let mut out = Vec::with_capacity(taken.len());
+    {
+        let mut books = shared.books.lock();
+        for (key, lane, type_name, raw, deliveries) in taken {
+            let handle = shared.next_handle.fetch_add(1, Ordering::Relaxed);
+            books.held.insert(
+                handle,
+                Held {
+                    key: Arc::from(key.as_str()),
+                    id: raw.id,
+                    renewed: now,
+                },
+            );
+            out.push(Entry {
+                handle,
+                lane,
+                type_name,
+                envelope: raw.envelope,
+                deliveries,
+            });
+        }
+    }
+    shared.events.entries(out);
+}

@@ -1,0 +1,370 @@
+//! The Redis Streams backend: the same bus shared by many processes.
+//!
+//! Events wait in Redis, not in this process. Each (priority, type) has a
+//! stream, `{bootify:<name>}:<priority>:<type>`, all under one hash tag, and
+//! every bus of the same name reads them as one consumer group, so each
+//! event goes to one process, and a process reads only the streams of the
+//! types it has handlers for (a process that only emits never takes any).
+//! What a process reads goes into its own engine as recovered events do
+//! (`Engine::adopt_streamed`): priorities, the window, retries and their
+//! backoff, dead letters and metrics work as in-process. When the books
+//! report an event finished, its entry is acknowledged and deleted
+//! (`scripts::SETTLE`); until then this process renews its claim, and a
+//! process that dies leaves its entries pending for another to take over
+//! once they have been idle `claimIdleMs`, as one more delivery.
+//!
+//! Tokio owns the I/O, on one thread of this bus (`io.rs`): commands go
+//! through the `redis` crate's connection manager, which reconnects; the
+//! blocking reads have their own connection, as a blocking `XREADGROUP`
+//! holds up every command behind it. JavaScript's calls here never wait
+//! for Redis: they queue a command, and `StreamEvents` reports the result.
+
+mod io;
+pub mod reply;
+mod scripts;
+mod upkeep;
+
+use std::collections::HashMap;
+use std::sync::atomic::{AtomicBool, AtomicU64, Ordering};
+use std::sync::Arc;
+use std::time::Instant;
+
+use parking_lot::Mutex;
+use tokio::sync::{mpsc, Notify};
+
+use crate::core::config::Config;
+use crate::core::error::BusError;
+use crate::core::schedule::books::{Finish, Report};
+
+/// The streams' priority names, by lane.
+pub const LANE_NAMES: [&str; 3] = ["critical", "normal", "low"];
+/// The consumer group every bus of a name joins.
+pub const GROUP: &str = "bootify";
+
+/// An event to add: its lane, type and envelope (`js/wire-codec.ts`).
+pub struct Outgoing {
+    pub lane: u8,
+    pub type_name: String,
+    pub envelope: Vec<u8>,
+}
+
+/// An entry this process took from the group.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct Entry {
+    /// Names it in `StreamLink::bind`.
+    pub handle: u64,
+    pub lane: u8,
+    pub type_name: String,
+    /// Its envelope; `None` when the entry carries none (it goes to the
+    /// dead-letter queue as undecodable).
+    pub envelope: Option<Vec<u8>>,
+    /// Times the group has delivered it, this one included: more than one
+    /// after a process holding it died.
+    pub deliveries: u32,
+}
+
+/// What the server said at connection.
+#[derive(Debug, Clone, Default, PartialEq, Eq)]
+pub struct ServerFacts {
+    pub version: String,
+    /// `maxmemory-policy`; empty when the server does not say.
+    pub eviction_policy: String,
+}
+
+/// How the link reports back; called on its I/O thread.
+pub trait StreamEvents: Send + Sync + 'static {
+    /// The first connection succeeded, or failed (the bus does not start).
+    fn connected(&self, result: Result<ServerFacts, String>);
+    /// Emission batch `seq`: its first `accepted` events are in the group;
+    /// the rest were refused because the group is full, or, when `error`
+    /// is set, could not be sent.
+    fn emitted(&self, seq: u64, accepted: u32, error: Option<String>);
+    /// Entries taken from the group, highest priority first.
+    fn entries(&self, entries: Vec<Entry>);
+    /// Redis became unreachable (`Some(why)`) or reachable again (`None`).
+    fn link(&self, down: Option<String>);
+}
+
+/// The group as Redis last reported it (refreshed about once a second).
+#[derive(Debug, Clone, Default, PartialEq, Eq)]
+pub struct GroupState {
+    /// Entries in each priority's streams, pending ones included.
+    pub depth: [u64; 3],
+    /// Delivered to a process and not yet acknowledged.
+    pub pending: u64,
+    pub consumers: u64,
+    /// Waiting in streams of types this process has no handler for.
+    pub unhandled_types: Vec<(String, u64)>,
+    /// When it was read (ms since the link started); 0: not yet.
+    pub read_at_ms: u64,
+}
+
+/// An entry this process holds: where it is, and whose slot it is in.
+#[derive(Debug, Clone)]
+struct Held {
+    key: Arc<str>,
+    id: String,
+    renewed: Instant,
+}
+
+#[derive(Default)]
+struct Books {
+    held: HashMap<u64, Held>,
+    by_slot: HashMap<u32, u64>,
+}
+
+/// Names of the keys of one bus.
+#[derive(Debug, Clone)]
+pub struct Keys {
+    prefix: String,
+}
+
+impl Keys {
+    pub fn new(name: &str) -> Self {
+        Keys {
+            prefix: format!("{{bootify:{name}}}"),
+        }
+    }
+
+    pub fn stream(&self, lane: u8, type_name: &str) -> String {
+        let lane = LANE_NAMES.get(lane as usize).copied().unwrap_or("low");
+        format!("{}:{lane}:{type_name}", self.prefix)
+    }
+
+    pub fn depth(&self) -> String {
+        format!("{}:depth", self.prefix)
+    }
+
+    pub fn types(&self) -> String {
+        format!("{}:types", self.prefix)
+    }
+}
+
+pub(crate) enum Command {
+    Emit { seq: u64, events: Vec<Outgoing> },
+    Settle(Vec<(Arc<str>, String)>),
+}
+
+/// What JavaScript's thread and the I/O thread share.
+pub(crate) struct Shared {
+    url: String,
+    keys: Keys,
+    consumer: String,
+    claim_idle_ms: u64,
+    aging_ms: u64,
+    max_queue: u32,
+    /// Entries this process may hold at once (read ahead of the window).
+    prefetch: usize,
+    events: Arc<dyn StreamEvents>,
+    books: Mutex<Books>,
+    next_handle: AtomicU64,
+    /// Types with a handler here; the reader reads their streams.
+    types: Mutex<Vec<String>>,
+    types_changed: Notify,
+    /// An entry was settled: the reader may have room again.
+    settled: Notify,
+    reading: AtomicBool,
+    closing: AtomicBool,
+    /// Redis is unreachable (the last command failed for it).
+    down: AtomicBool,
+    group: Mutex<GroupState>,
+    started: Instant,
+    /// Settles that failed (Redis unreachable), sent again later.
+    unsettled: Mutex<Vec<(Arc<str>, String)>>,
+    counters: Counters,
+}
+
+/// This process's traffic with the group.
+#[derive(Default)]
+pub struct Counters {
+    pub emitted: AtomicU64,
+    pub taken: AtomicU64,
+    pub reclaimed: AtomicU64,
+    pub settled: AtomicU64,
+    pub renewed: AtomicU64,
+    pub errors: AtomicU64,
+}
+
+pub struct StreamLink {
+    shared: Arc<Shared>,
+    tx: mpsc::UnboundedSender<Command>,
+    next_seq: AtomicU64,
+    thread: Mutex<Option<std::thread::JoinHandle<()>>>,
+}
+
+impl StreamLink {
+    /// Starts the link's thread, which connects and then reports through
+    /// `events.connected`.
+    pub fn start(config: &Config, events: Arc<dyn StreamEvents>) -> Result<Self, BusError> {
+        let b = &config.backend;
+        let consumer = if b.consumer.is_empty() {
+            default_consumer()
+        } else {
+            b.consumer.clone()
+        };
+        let shared = Arc::new(Shared {
+            url: b.url.clone(),
+            keys: Keys::new(&b.name),
+            consumer,
+            claim_idle_ms: b.claim_idle_ms as u64,
+            aging_ms: config.aging_ms as u64,
+            max_queue: config.max_queue_size,
+            prefetch: config.concurrency.clamp(1, 4096) as usize,
+            events,
+            books: Mutex::new(Books::default()),
+            next_handle: AtomicU64::new(1),
+            types: Mutex::new(Vec::new()),
+            types_changed: Notify::new(),
+            settled: Notify::new(),
+            reading: AtomicBool::new(true),
+            closing: AtomicBool::new(false),
+            down: AtomicBool::new(false),
+            group: Mutex::new(GroupState::default()),
+            started: Instant::now(),
+            unsettled: Mutex::new(Vec::new()),
+            counters: Counters::default(),
+        });
+        let (tx, rx) = mpsc::unbounded_channel();
+        let io_shared = shared.clone();
+        let thread = std::thread::Builder::new()
+            .name("bootify-redis".into())
+            .spawn(move || io::run(io_shared, rx))
+            .map_err(|e| {
+                BusError::InvalidState(format!("could not start the Redis thread: {e}"))
+            })?;
+        Ok(StreamLink {
+            shared,
+            tx,
+            next_seq: AtomicU64::new(1),
+            thread: Mutex::new(Some(thread)),
+        })
+    }
+
+    pub fn consumer(&self) -> &str {
+        &self.shared.consumer
+    }
+
+    /// Queues an emission batch; `StreamEvents::emitted` reports it under
+    /// the returned sequence number.
+    pub fn emit(&self, events: Vec<Outgoing>) -> u64 {
+        let seq = self.next_seq.fetch_add(1, Ordering::Relaxed);
+        if self.tx.send(Command::Emit { seq, events }).is_err() {
+            self.shared
+                .events
+                .emitted(seq, 0, Some("the bus's Redis link is closed".into()));
+        }
+        seq
+    }
+
+    /// The types this process has handlers for now.
+    pub fn handle_types(&self, mut types: Vec<String>) {
+        types.sort();
+        types.dedup();
+        *self.shared.types.lock() = types;
+        self.shared.types_changed.notify_one();
+    }
+
+    /// Entry `handle` is now in `slot`: settled when the slot's event
+    /// finishes.
+    pub fn bind(&self, slot: u32, handle: u64) {
+        self.shared.books.lock().by_slot.insert(slot, handle);
+    }
+
+    /// The books' reports: finished events' entries are settled. An event
+    /// that found no handler (its handler went away meanwhile) is left
+    /// pending, for a process that has one to take over.
+    pub fn reported(&self, reports: &[Report]) {
+        let mut settle = Vec::new();
+        {
+            let mut books = self.shared.books.lock();
+            for r in reports {
+                let Some(finish) = r.finished else { continue };
+                let Some(handle) = books.by_slot.remove(&r.slot) else {
+                    continue;
+                };
+                let Some(held) = books.held.remove(&handle) else {
+                    continue;
+                };
+                if finish != Finish::Unhandled {
+                    settle.push((held.key, held.id));
+                }
+            }
+        }
+        if !settle.is_empty() {
+            let _ = self.tx.send(Command::Settle(settle));
+        }
+        self.shared.settled.notify_one();
+    }
+
+    /// Takes nothing more from the group (shutdown has begun).
+    pub fn stop_reading(&self) {
+        self.shared.reading.store(false, Ordering::SeqCst);
+        self.shared.types_changed.notify_one();
+    }
+
+    pub fn group_state(&self) -> GroupState {
+        self.shared.group.lock().clone()
+    }
+
+    /// Whether Redis is unreachable now.
+    pub fn is_down(&self) -> bool {
+        self.shared.down.load(Ordering::SeqCst)
+    }
+
+    /// How long ago the group's state was read; `None` before the first
+    /// reading.
+    pub fn read_ago_ms(&self) -> Option<u64> {
+        let at = self.shared.group.lock().read_at_ms;
+        (at > 0).then(|| (self.shared.started.elapsed().as_millis() as u64).saturating_sub(at))
+    }
+
+    pub fn counters(&self) -> &Counters {
+        &self.shared.counters
+    }
+
+    /// Entries held here, taken and not yet settled.
+    pub fn held(&self) -> usize {
+        self.shared.books.lock().held.len()
+    }
+
+    /// Sends what is queued, then closes the connections and joins the
+    /// thread. Entries still held stay pending in the group.
+    pub fn close(&self) {
+        self.shared.closing.store(true, Ordering::SeqCst);
+        self.shared.reading.store(false, Ordering::SeqCst);
+        self.shared.types_changed.notify_one();
+        self.shared.settled.notify_one();
+        // A closed channel ends the command loop once it has drained it.
+        let _ = self.tx.send(Command::Settle(Vec::new()));
+        if let Some(t) = self.thread.lock().take() {
+            let _ = t.join();
+        }
+    }
+}
+
+impl Drop for StreamLink {
+    fn drop(&mut self) {
+        self.close();
+    }
+}
+
+/// `<host>-<pid>-<random>`: unique per process, readable in `XINFO`.
+fn default_consumer() -> String {
+    let host = std::fs::read_to_string("/etc/hostname")
+        .ok()
+        .map(|h| h.trim().to_string())
+        .filter(|h| !h.is_empty())
+        .unwrap_or_else(|| "host".into());
+    let host: String = host
+        .chars()
+        .filter(|c| c.is_ascii_alphanumeric() || *c == '-')
+        .take(48)
+        .collect();
+    let nanos = std::time::SystemTime::now()
+        .duration_since(std::time::UNIX_EPOCH)
+        .map_or(0, |d| d.subsec_nanos());
+    format!("{host}-{}-{:x}", std::process::id(), nanos)
+}
+
+#[cfg(test)]
+mod tests;

@@ -1,0 +1,213 @@
+//! Reading Redis's replies. Redis is outside the process: a reply of an
+//! unexpected shape (another program writing into our keys, a server of
+//! another version) is skipped or reported, never trusted into a panic.
+
+use redis::Value;
+
+/// One stream entry: its id, and its envelope (`None` when the entry is
+/// gone, or carries no `e` field: it is reported undecodable).
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct RawEntry {
+    pub id: String,
+    pub envelope: Option<Vec<u8>>,
+}
+
+fn text(v: &Value) -> Option<String> {
+    match v {
+        Value::BulkString(b) => String::from_utf8(b.clone()).ok(),
+        Value::SimpleString(s) => Some(s.clone()),
+        Value::Int(n) => Some(n.to_string()),
+        _ => None,
+    }
+}
+
+fn int(v: &Value) -> Option<i64> {
+    match v {
+        Value::Int(n) => Some(*n),
+        other => text(other)?.parse().ok(),
+    }
+}
+
+fn items(v: &Value) -> &[Value] {
+    match v {
+        Value::Array(a) | Value::Set(a) => a,
+        _ => &[],
+    }
+}
+
+/// `[id, [field, value, ...]]`, or `[id, nil]` for an entry deleted while
+/// pending.
+fn entry(v: &Value) -> Option<RawEntry> {
+    let parts = items(v);
+    let id = text(parts.first()?)?;
+    let fields = parts.get(1).map(items).unwrap_or(&[]);
+    let envelope = fields.chunks(2).find_map(|kv| match kv {
+        [Value::BulkString(k), Value::BulkString(value)] if k == b"e" => Some(value.clone()),
+        _ => None,
+    });
+    Some(RawEntry { id, envelope })
+}
+
+/// `XREADGROUP`: entries per stream key. Nil (nothing arrived) is empty.
+pub fn read(v: &Value) -> Vec<(String, Vec<RawEntry>)> {
+    let per_key = |key: &Value, entries: &Value| {
+        text(key).map(|k| (k, items(entries).iter().filter_map(entry).collect()))
+    };
+    match v {
+        Value::Map(pairs) => pairs.iter().filter_map(|(k, e)| per_key(k, e)).collect(),
+        other => items(other)
+            .iter()
+            .filter_map(|s| match items(s) {
+                [k, e] => per_key(k, e),
+                _ => None,
+            })
+            .collect(),
+    }
+}
+
+/// `XCLAIM` (without `JUSTID`): the entries claimed.
+pub fn claimed(v: &Value) -> Vec<RawEntry> {
+    items(v).iter().filter_map(entry).collect()
+}
+
+/// One line of `XPENDING key group [IDLE ms] start end count`.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct Pending {
+    pub id: String,
+    pub consumer: String,
+    pub idle_ms: u64,
+    /// Times it was delivered (read or claimed).
+    pub deliveries: u32,
+}
+
+pub fn pending(v: &Value) -> Vec<Pending> {
+    items(v)
+        .iter()
+        .filter_map(|line| match items(line) {
+            [id, consumer, idle, count] => Some(Pending {
+                id: text(id)?,
+                consumer: text(consumer)?,
+                idle_ms: int(idle)?.max(0) as u64,
+                deliveries: int(count)?.clamp(0, u32::MAX as i64) as u32,
+            }),
+            _ => None,
+        })
+        .collect()
+}
+
+/// An integer reply (`XLEN`, a script's count); 0 when it is not one.
+pub fn count(v: &Value) -> u64 {
+    int(v).unwrap_or(0).max(0) as u64
+}
+
+/// `XPENDING key group` (summary): how many entries are pending.
+pub fn pending_count(v: &Value) -> u64 {
+    items(v).first().map_or(0, count)
+}
+
+/// `XINFO GROUPS key`: the consumers of group `group`.
+pub fn group_consumers(v: &Value, group: &str) -> u64 {
+    items(v)
+        .iter()
+        .filter_map(|g| {
+            let fields: Vec<(String, &Value)> = match g {
+                Value::Map(pairs) => pairs
+                    .iter()
+                    .filter_map(|(k, v)| Some((text(k)?, v)))
+                    .collect(),
+                other => items(other)
+                    .chunks(2)
+                    .filter_map(|kv| Some((text(kv.first()?)?, kv.get(1)?)))
+                    .collect(),
+            };
+            let name = fields
+                .iter()
+                .find(|(k, _)| k == "name")
+                .and_then(|(_, v)| text(v))?;
+            (name == group).then(|| {
+                fields
+                    .iter()
+                    .find(|(k, _)| k == "consumers")
+                    .map_or(0, |(_, v)| count(v))
+            })
+        })
+        .max()
+        .unwrap_or(0)
+}
+
+/// A line `name:value` of an `INFO` reply.
+pub fn info_field(info: &str, name: &str) -> Option<String> {
+    info.lines().find_map(|line| {
+        let (k, v) = line.split_once(':')?;
+        (k == name).then(|| v.trim().to_string())
+    })
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    fn bulk(s: &str) -> Value {
+        Value::BulkString(s.as_bytes().to_vec())
+    }
+
+    #[test]
+    fn a_read_reply_yields_entries_per_stream_and_skips_what_it_cannot_read() {
+        let reply = Value::Array(vec![
+            Value::Array(vec![
+                bulk("{bootify:a}:normal:job"),
+                Value::Array(vec![
+                    Value::Array(vec![bulk("1-0"), Value::Array(vec![bulk("e"), bulk("{}")])]),
+                    Value::Array(vec![bulk("2-0"), Value::Nil]),
+                    Value::Array(vec![bulk("3-0"), Value::Array(vec![bulk("x"), bulk("y")])]),
+                    Value::Int(7),
+                ]),
+            ]),
+            Value::Okay,
+        ]);
+        let got = read(&reply);
+        assert_eq!(got.len(), 1);
+        assert_eq!(got[0].0, "{bootify:a}:normal:job");
+        let ids: Vec<(&str, bool)> = got[0]
+            .1
+            .iter()
+            .map(|e| (e.id.as_str(), e.envelope.is_some()))
+            .collect();
+        assert_eq!(ids, vec![("1-0", true), ("2-0", false), ("3-0", false)]);
+        assert!(read(&Value::Nil).is_empty());
+    }
+
+    #[test]
+    fn pending_lines_and_group_info_are_read_defensively() {
+        let reply = Value::Array(vec![
+            Value::Array(vec![
+                bulk("5-1"),
+                bulk("c1"),
+                Value::Int(40_000),
+                Value::Int(3),
+            ]),
+            Value::Array(vec![bulk("bad")]),
+        ]);
+        assert_eq!(
+            pending(&reply),
+            vec![Pending {
+                id: "5-1".into(),
+                consumer: "c1".into(),
+                idle_ms: 40_000,
+                deliveries: 3
+            }]
+        );
+        let groups = Value::Array(vec![Value::Array(vec![
+            bulk("name"),
+            bulk("bootify"),
+            bulk("consumers"),
+            Value::Int(3),
+        ])]);
+        assert_eq!(group_consumers(&groups, "bootify"), 3);
+        assert_eq!(group_consumers(&groups, "other"), 0);
+        assert_eq!(
+            info_field("# Server\r\nredis_version:7.0.15\r\n", "redis_version").as_deref(),
+            Some("7.0.15")
+        );
+    }
+}

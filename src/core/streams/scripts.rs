@@ -1,0 +1,87 @@
+//! The Lua scripts the group runs in Redis. Each runs atomically, so the
+//! group's depth counter always equals the entries added and not yet
+//! acknowledged, whatever processes die between two of them. Every key a
+//! script touches is passed in `KEYS` (one hash tag per bus), as Redis
+//! Cluster requires.
+
+/// Adds an emission batch. KEYS: depth counter, types set, then the
+/// streams. ARGV: the group's `maxQueueSize`, the number of type names that
+/// follow, those names, then per event its stream (an index into KEYS) and
+/// its envelope. Adds events in order while the group has room; returns how
+/// many it added (the rest are refused as `QUEUE_FULL`).
+pub const EMIT: &str = r#"
+local depth = tonumber(redis.call('GET', KEYS[1]) or '0')
+local room = tonumber(ARGV[1]) - depth
+local ntypes = tonumber(ARGV[2])
+for i = 1, ntypes do
+  redis.call('SADD', KEYS[2], ARGV[2 + i])
+end
+local first = 3 + ntypes
+local count = math.floor((#ARGV - first + 1) / 2)
+if room < count then count = math.max(room, 0) end
+for i = 0, count - 1 do
+  local key = KEYS[tonumber(ARGV[first + 2 * i])]
+  redis.call('XADD', key, '*', 'e', ARGV[first + 2 * i + 1])
+end
+if count > 0 then redis.call('INCRBY', KEYS[1], count) end
+return count
+"#;
+
+/// Settles finished events. KEYS: depth counter, then the streams. ARGV:
+/// the group, then per stream the number of ids and the ids. Acknowledges
+/// and deletes them (never trimming: that would delete unacknowledged
+/// work) and lowers the depth by what was acknowledged here, so an entry
+/// settled twice (its holder was presumed dead, and both finished) counts
+/// once. Returns how many were acknowledged.
+pub const SETTLE: &str = r#"
+local group = ARGV[1]
+local at = 2
+local acked = 0
+for k = 2, #KEYS do
+  local n = tonumber(ARGV[at])
+  at = at + 1
+  if n > 0 then
+    local ids = {}
+    for i = 1, n do
+      ids[i] = ARGV[at]
+      at = at + 1
+    end
+    acked = acked + redis.call('XACK', KEYS[k], group, unpack(ids))
+    redis.call('XDEL', KEYS[k], unpack(ids))
+  end
+end
+if acked > 0 then redis.call('DECRBY', KEYS[1], acked) end
+return acked
+"#;
+
+/// The group's state per stream. KEYS: the streams; ARGV: the group.
+/// Returns, per stream, its length, the group's pending count and its
+/// consumers (0 and 0 when no process has read it yet).
+pub const STATS: &str = r#"
+local out = {}
+for i = 1, #KEYS do
+  local len = redis.call('XLEN', KEYS[i])
+  local pending, consumers = 0, 0
+  if redis.call('EXISTS', KEYS[i]) == 1 then
+    local ok, groups = pcall(redis.call, 'XINFO', 'GROUPS', KEYS[i])
+    if ok then
+      for _, g in ipairs(groups) do
+        local name, p, c
+        for j = 1, #g, 2 do
+          if g[j] == 'name' then name = g[j + 1]
+          elseif g[j] == 'pending' then p = g[j + 1]
+          elseif g[j] == 'consumers' then c = g[j + 1] end
+        end
+        if name == ARGV[1] then
+          pending = p or 0
+          consumers = c or 0
+        end
+      end
+    end
+  end
+  out[#out + 1] = len
+  out[#out + 1] = pending
+  out[#out + 1] = consumers
+end
+return out
+"#;

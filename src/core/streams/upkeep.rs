@@ -1,0 +1,204 @@
+//! What the link does on a timer: renews the claims on the entries this
+//! process holds (a long handler, a retry waiting for its backoff), takes
+//! over entries a dead process left pending, and reads the group's state
+//! for the metrics.
+
+use std::collections::HashMap;
+use std::sync::atomic::Ordering;
+use std::sync::Arc;
+use std::time::{Duration, Instant};
+
+use redis::aio::ConnectionManager;
+use redis::{cmd, RedisResult, Script, Value};
+
+use super::io::{hand, lane_keys, note, Taken};
+use super::reply;
+use super::{scripts, GroupState, Shared, GROUP, LANE_NAMES};
+
+pub(super) async fn run(shared: Arc<Shared>, mut manager: ConnectionManager) {
+    let stats = Script::new(scripts::STATS);
+    // A third of the idle time: a claim is renewed twice before it could
+    // be taken over.
+    let tick = Duration::from_millis((shared.claim_idle_ms / 3).clamp(50, 1000));
+    let mut last_stats = Instant::now() - Duration::from_secs(10);
+    loop {
+        tokio::time::sleep(tick).await;
+        if shared.closing.load(Ordering::SeqCst) {
+            return;
+        }
+        renew(&shared, &mut manager).await;
+        if shared.reading.load(Ordering::SeqCst) {
+            reclaim(&shared, &mut manager).await;
+        }
+        if last_stats.elapsed() >= Duration::from_secs(1) {
+            last_stats = Instant::now();
+            read_state(&shared, &stats, &mut manager).await;
+        }
+    }
+}
+
+/// `XCLAIM ... JUSTID` to ourselves resets an entry's idle time without
+/// counting a delivery.
+async fn renew(shared: &Shared, manager: &mut ConnectionManager) {
+    let due = Duration::from_millis(shared.claim_idle_ms / 3);
+    let mut by_key: HashMap<Arc<str>, Vec<(u64, String)>> = HashMap::new();
+    {
+        let books = shared.books.lock();
+        for (handle, h) in &books.held {
+            if h.renewed.elapsed() >= due {
+                by_key
+                    .entry(h.key.clone())
+                    .or_default()
+                    .push((*handle, h.id.clone()));
+            }
+        }
+    }
+    for (key, entries) in by_key {
+        let mut c = cmd("XCLAIM");
+        c.arg(&*key).arg(GROUP).arg(&shared.consumer).arg(0);
+        for (_, id) in &entries {
+            c.arg(id);
+        }
+        c.arg("JUSTID");
+        let r: RedisResult<Value> = c.query_async(manager).await;
+        note(shared, &r);
+        if r.is_ok() {
+            let now = Instant::now();
+            let mut books = shared.books.lock();
+            for (handle, _) in &entries {
+                if let Some(h) = books.held.get_mut(handle) {
+                    h.renewed = now;
+                }
+            }
+            shared
+                .counters
+                .renewed
+                .fetch_add(entries.len() as u64, Ordering::Relaxed);
+        }
+    }
+}
+
+/// Entries idle longer than `claimIdleMs` belong to a process presumed
+/// dead: they are claimed here, each claim one more delivery.
+async fn reclaim(shared: &Shared, manager: &mut ConnectionManager) {
+    let types = shared.types.lock().clone();
+    for lane in 0..LANE_NAMES.len() as u8 {
+        for (key, lane, type_name) in lane_keys(shared, &types, lane) {
+            let room = shared
+                .prefetch
+                .saturating_sub(shared.books.lock().held.len());
+            if room == 0 {
+                return;
+            }
+            let r: RedisResult<Value> = cmd("XPENDING")
+                .arg(&key)
+                .arg(GROUP)
+                .arg("IDLE")
+                .arg(shared.claim_idle_ms)
+                .arg("-")
+                .arg("+")
+                .arg(room)
+                .query_async(manager)
+                .await;
+            // NOGROUP: nobody has read this stream yet.
+            let Ok(v) = r else { continue };
+            let lines = reply::pending(&v);
+            if lines.is_empty() {
+                continue;
+            }
+            let held: Vec<String> = {
+                let books = shared.books.lock();
+                books
+                    .held
+                    .values()
+                    .filter(|h| *h.key == *key)
+                    .map(|h| h.id.clone())
+                    .collect()
+            };
+            let lines: Vec<_> = lines
+                .into_iter()
+                .filter(|l| !held.contains(&l.id))
+                .collect();
+            if lines.is_empty() {
+                continue;
+            }
+            let mut c = cmd("XCLAIM");
+            c.arg(&key)
+                .arg(GROUP)
+                .arg(&shared.consumer)
+                .arg(shared.claim_idle_ms);
+            for l in &lines {
+                c.arg(&l.id);
+            }
+            let r: RedisResult<Value> = c.query_async(manager).await;
+            note(shared, &r);
+            let Ok(v) = r else { continue };
+            let counts: HashMap<&str, u32> = lines
+                .iter()
+                .map(|l| (l.id.as_str(), l.deliveries))
+                .collect();
+            let taken: Vec<Taken> = reply::claimed(&v)
+                .into_iter()
+                .map(|e| {
+                    let before = counts.get(e.id.as_str()).copied().unwrap_or(1);
+                    (
+                        key.clone(),
+                        lane,
+                        type_name.clone(),
+                        e,
+                        before.saturating_add(1),
+                    )
+                })
+                .collect();
+            if !taken.is_empty() {
+                shared
+                    .counters
+                    .reclaimed
+                    .fetch_add(taken.len() as u64, Ordering::Relaxed);
+                hand(shared, taken);
+            }
+        }
+    }
+}
+
+async fn read_state(shared: &Shared, stats: &Script, manager: &mut ConnectionManager) {
+    let types: RedisResult<Vec<String>> = cmd("SMEMBERS")
+        .arg(shared.keys.types())
+        .query_async(manager)
+        .await;
+    note(shared, &types);
+    let Ok(mut types) = types else { return };
+    types.sort();
+    let mut inv = stats.prepare_invoke();
+    inv.arg(GROUP);
+    for t in &types {
+        for lane in 0..LANE_NAMES.len() as u8 {
+            inv.key(shared.keys.stream(lane, t));
+        }
+    }
+    let r: RedisResult<Vec<u64>> = inv.invoke_async(manager).await;
+    note(shared, &r);
+    let Ok(numbers) = r else { return };
+    let handled = shared.types.lock().clone();
+    let mut state = GroupState {
+        read_at_ms: shared.started.elapsed().as_millis().max(1) as u64,
+        ..GroupState::default()
+    };
+    for (t, per_lane) in types.iter().zip(numbers.chunks(9)) {
+        let mut waiting = 0;
+        let mut consumers = 0;
+        for (lane, n) in per_lane.chunks(3).enumerate() {
+            if let ([len, pending, c], Some(d)) = (n, state.depth.get_mut(lane)) {
+                *d += len;
+                state.pending += pending;
+                waiting += len;
+                consumers = consumers.max(*c);
+            }
+        }
+        state.consumers = state.consumers.max(consumers);
+        if waiting > 0 && consumers == 0 && !handled.contains(t) {
+            state.unhandled_types.push((t.clone(), waiting));
+        }
+    }
+    *shared.group.lock() = state;
+}
