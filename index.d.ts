@@ -836,14 +836,16 @@ export interface BackendMetrics {
   held: number;
   /** Events this process added to the group. */
   emitted: number;
-  /** Entries this process took from the group. */
+  /** Entries this process took from the group, takeovers included. */
   taken: number;
   /** Of those, taken over from a process presumed dead (each counts as a delivery). */
   reclaimed: number;
-  /** Finished entries acknowledged and deleted. */
+  /** Finished entries acknowledged and deleted (an entry another process had acknowledged already is not counted). */
   settled: number;
   /** Claim renewals of entries held longer than a third of `claimIdleMs`. */
   renewed: number;
+  /** Entries this process held that another process took over meanwhile (this one was cut off from Redis longer than `claimIdleMs`): they run there too. */
+  lost: number;
   /** Redis commands that failed. */
   errors: number;
   /** Times Redis became unreachable. */

@@ -46,7 +46,10 @@ test('Redis unreachable at initialize() is BACKEND_UNAVAILABLE, and so are the e
   });
   const bus = new BufferedEventBusService({ backend: { type: 'redis', url: `redis://127.0.0.1:${port}` } });
   const early = bus.emitEvent('job', { n: 1 });
-  await rejectsWithCode(() => bus.initialize(), 'BACKEND_UNAVAILABLE', `127.0.0.1:${port}`);
+  // bootstrapEventSystem and the application may both call it: one start.
+  const [a, b] = [bus.initialize(), bus.initialize()];
+  assert.equal(a, b);
+  await rejectsWithCode(() => a, 'BACKEND_UNAVAILABLE', `127.0.0.1:${port}`);
   await rejectsWithCode(() => early, 'BACKEND_UNAVAILABLE');
   await rejectsWithCode(() => bus.initialize(), 'BACKEND_UNAVAILABLE', 'create a new bus');
   await bus.shutdown();

@@ -44,6 +44,7 @@ async function worker(): Promise<void> {
 
 async function primary(): Promise<void> {
   const byWorker = new Map<number, number>();
+  const seen = new Set<string>();
   let handled = 0;
   let readyCount = 0;
   let allHandled!: () => void;
@@ -56,6 +57,7 @@ async function primary(): Promise<void> {
       if (m.ready && ++readyCount === workers) allReady();
       if (m.handled !== undefined) {
         byWorker.set(w.id, (byWorker.get(w.id) ?? 0) + 1);
+        seen.add(m.handled);
         if (++handled === orders) allHandled();
       }
     });
@@ -69,7 +71,9 @@ async function primary(): Promise<void> {
     await bus.emitEvent('order.placed', { orderId: `o-${n}` }, { priority: n % 5 === 0 ? 'critical' : 'normal' });
   }
   await done;
-  console.log(`${handled} orders handled, by worker: ${[...byWorker.entries()].map(([id, n]) => `#${id}: ${n}`).join(', ')}`);
+  // Give a duplicate a moment to show up.
+  await new Promise((resolve) => setTimeout(resolve, 200));
+  console.log(`${handled} orders handled (${seen.size} distinct), by worker: ${[...byWorker.entries()].map(([id, n]) => `#${id}: ${n}`).join(', ')}`);
   console.log(`the primary took ${bus.getMetrics().backend?.taken ?? 0} events itself`);
   await bus.shutdown();
   for (const w of Object.values(cluster.workers ?? {})) w?.send('stop');

@@ -204,6 +204,12 @@ export declare class NativeBus {
   streamsHandle(types: Array<string>): void
   /** Entries JavaScript put into slots: `[slot, handle]` pairs. */
   streamsBind(pairs: Float64Array): void
+  /**
+   * Events that will not run here after all (the bus shut down):
+   * `[slot, ran]` pairs, `ran` 1 when it ran here before (a retry was
+   * waiting). Their entries go back to the group at once.
+   */
+  streamsRelease(pairs: Uint32Array): void
   /** Takes nothing more from the group (shutdown began). */
   streamsStopReading(): void
   /** Sends what is queued and closes the link. */

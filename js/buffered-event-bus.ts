@@ -69,6 +69,7 @@ export class BufferedEventBusService extends EventEmitter implements PublicBus {
   readonly #streams: Streams | undefined;
   /** Why initialize() could not connect to Redis: the bus cannot start. */
   #backendFailure: BusError | undefined;
+  #starting: Promise<void> | undefined;
   #state: State = 'created';
   #shutdown: Promise<ShutdownReport> | undefined;
 
@@ -133,7 +134,7 @@ export class BufferedEventBusService extends EventEmitter implements PublicBus {
 
   /** Entries taken from Redis are in the ring: dispatched here, else by a worker. */
   readonly #dispatchNew = (): void => {
-    if (this.#state !== 'running') return;
+    if (this.#state !== 'running' && this.#state !== 'draining') return;
     this.#ring.publishTails();
     if (!this.#dispatch.dispatchEmitted(this.#native.elapsedUs()) && this.#ring.claimWake()) this.#native.wake();
   };
@@ -158,7 +159,15 @@ export class BufferedEventBusService extends EventEmitter implements PublicBus {
     }
   }
 
-  async initialize(): Promise<void> {
+  initialize(): Promise<void> {
+    // Concurrent calls (bootstrapEventSystem and the application) share one start.
+    this.#starting ??= this.#start().finally(() => {
+      this.#starting = undefined;
+    });
+    return this.#starting;
+  }
+
+  async #start(): Promise<void> {
     if (this.#state === 'running' || this.#state === 'inline') return;
     if (this.#state !== 'created') {
       throw new BusError('INVALID_STATE', 'a bus that was shut down cannot be restarted; create a new one');
@@ -376,6 +385,8 @@ export class BufferedEventBusService extends EventEmitter implements PublicBus {
       fallbackToSync: this.#config.fallbackToSync,
     });
     super.emit('worker_error', err);
+    // Nothing runs the group's events here: leave them to the others.
+    this.#streams?.close();
     if (!this.#config.fallbackToSync) {
       this.#state = 'failed';
       // Nothing will run here: the journal (and its directory) is free for another bus.
@@ -467,6 +478,8 @@ export class BufferedEventBusService extends EventEmitter implements PublicBus {
     }
     const undelivered = this.#native.stop();
     live.delete(this.#native);
+    // On Redis, what never ran here goes back to the group for the others.
+    this.#streams?.release(undelivered.map((u) => ({ slot: u.slot, ran: u.handler !== 0 || u.attempt > 0 })));
     // Deliveries already handed over but not yet started never will be:
     // they are reported with what never started, not as aborted.
     this.#dispatch.stop(undelivered);

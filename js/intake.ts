@@ -181,7 +181,9 @@ export class Intake {
     }
     checkType(type);
     const { lane, correlationId: given } = readEmitOptions(options);
-    let size = measure(payload, this.#h.config().maxEventSize, type.length + (given?.length ?? 0));
+    // On Redis the bound applies to the serialised bytes (#toGroup), not this estimate.
+    const streams = this.#h.streams;
+    let size = measure(payload, streams === undefined ? this.#h.config().maxEventSize : Number.MAX_SAFE_INTEGER, type.length + (given?.length ?? 0));
     const id = this.#idPrefix + (this.#nextId++).toString(36);
     const typeId = this.#h.registry.typeId(type);
     const timestamp = this.#clock.now();
@@ -194,7 +196,6 @@ export class Intake {
       // Later hops are queued from inside it and keep it.
       queueMicrotask(this.#endRunOutsideContext);
     }
-    const streams = this.#h.streams;
     if (streams !== undefined && state !== 'inline') return this.#toGroup(streams, id, type, typeId, payload, lane, given, timestamp);
     const isolated = this.#h.registry.isIsolated(typeId);
     const journal = this.#h.journal;
@@ -248,7 +249,7 @@ export class Intake {
   #toGroup(streams: Streams, id: string, type: string, typeId: number, payload: unknown, lane: number, given: string | undefined, timestamp: number): Promise<string> {
     const { maxEventSize } = this.#h.config();
     const encoded = encodeWirePayload(payload, measuredFlat());
-    const overhead = type.length + (given?.length ?? 0);
+    const overhead = Buffer.byteLength(type) + (given === undefined ? 0 : Buffer.byteLength(given));
     const size = overhead + Buffer.byteLength(encoded.text);
     if (size > maxEventSize) {
       throw new BusError('EVENT_TOO_LARGE', `event is larger than maxEventSize (${maxEventSize} bytes): ${size} bytes serialised`, {

@@ -123,13 +123,12 @@ export class Streams implements LazyEvents {
 
   /** The types with a handler here: the link reads their streams. */
   handlersChanged(): void {
+    // Before initialize() there is no link (connecting sends them), after
+    // shutdown none any more.
+    if (!this.#open) return;
     const types = this.#h.registry.types().filter((t) => this.#h.registry.has(t));
     this.#reading = types.length > 0;
-    try {
-      this.#h.native.streamsHandle(types);
-    } catch {
-      // Not started yet: initialize() sends them.
-    }
+    this.#h.native.streamsHandle(types);
     this.#keepAliveCheck();
   }
 
@@ -232,6 +231,7 @@ export class Streams implements LazyEvents {
     try {
       if (t.envelope === null) throw new Error('the entry has no envelope');
       event = openEnvelope(t.envelope);
+      if (event.type !== t.type) throw new Error(`the envelope's type '${event.type}' is not its stream's ('${t.type}')`);
     } catch (err) {
       this.#counts.undecodable++;
       return { ...base, failure: `the entry could not be read: ${(err as Error).message}`, failureName: 'StreamDecodeError' };
@@ -243,6 +243,17 @@ export class Streams implements LazyEvents {
       return { ...event, failure: `delivered ${t.deliveries} times without finishing (the processes holding it stopped); retryAttempts is ${retryAttempts}`, failureName: 'RedeliveryLimitError' };
     }
     return event;
+  }
+
+  /** Events that will not run here (the bus shut down): back to the group at once. */
+  release(events: { slot: number; ran: boolean }[]): void {
+    if (events.length === 0) return;
+    const pairs = new Uint32Array(events.length * 2);
+    events.forEach((e, k) => {
+      pairs[2 * k] = e.slot;
+      pairs[2 * k + 1] = e.ran ? 1 : 0;
+    });
+    this.#h.native.streamsRelease(pairs);
   }
 
   /** Takes nothing more from the group (shutdown began); sends what is staged. */
@@ -258,6 +269,8 @@ export class Streams implements LazyEvents {
     this.flush();
     this.#open = false;
     this.#h.native.streamsClose();
+    // The last batches' outcomes came in as the link closed.
+    this.#onChange();
     for (const w of this.#staged) w.reject(why);
     this.#staged = [];
     // Whatever the link could not report is not coming.
@@ -292,6 +305,7 @@ export class Streams implements LazyEvents {
       reclaimed: s?.reclaimed ?? 0,
       settled: s?.settled ?? 0,
       renewed: s?.renewed ?? 0,
+      lost: s?.lost ?? 0,
       errors: s?.errors ?? 0,
       outages: this.#counts.outages,
       undecodable: this.#counts.undecodable,
@@ -329,5 +343,6 @@ interface NativeStreamsState {
   reclaimed: number;
   settled: number;
   renewed: number;
+  lost: number;
   errors: number;
 }

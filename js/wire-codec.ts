@@ -44,8 +44,10 @@ function replacer(this: Record<string, unknown>, key: string, value: unknown): u
   if (raw instanceof Set) return tagged('Set', [...raw.values()]);
   if (raw instanceof RegExp) return tagged('RegExp', [raw.source, raw.flags]);
   if (ArrayBuffer.isView(raw)) {
-    return tagged('Bytes', Buffer.from(raw.buffer, raw.byteOffset, raw.byteLength).toString('base64'));
+    const kind = Buffer.isBuffer(raw) ? 'Buffer' : raw.constructor.name;
+    return tagged('Bytes', [kind, Buffer.from(raw.buffer, raw.byteOffset, raw.byteLength).toString('base64')]);
   }
+  if (raw instanceof ArrayBuffer) return tagged('Bytes', ['ArrayBuffer', Buffer.from(raw).toString('base64')]);
   if (raw instanceof Error) return tagged('Error', { name: raw.name, message: raw.message, stack: raw.stack });
   // An object of the user's that has our tag as a key is wrapped, so it
   // comes back as it was rather than revived.
@@ -88,7 +90,7 @@ function reviver(_key: string, value: unknown): unknown {
     case 'RegExp':
       return Array.isArray(v) ? new RegExp(String(v[0]), String(v[1])) : new RegExp('');
     case 'Bytes':
-      return new Uint8Array(Buffer.from(String(v), 'base64'));
+      return bytes(v);
     case 'Error': {
       const e = (v ?? {}) as { name?: unknown; message?: unknown; stack?: unknown };
       return Object.assign(new Error(String(e.message ?? '')), { name: String(e.name ?? 'Error'), stack: String(e.stack ?? '') });
@@ -100,6 +102,33 @@ function reviver(_key: string, value: unknown): unknown {
   }
 }
 
+const VIEWS: Record<string, new (buffer: ArrayBuffer) => ArrayBufferView> = {
+  Int8Array,
+  Uint8Array,
+  Uint8ClampedArray,
+  Int16Array,
+  Uint16Array,
+  Int32Array,
+  Uint32Array,
+  Float32Array,
+  Float64Array,
+  BigInt64Array,
+  BigUint64Array,
+  DataView,
+};
+
+/** `[kind, base64]` back into the view (or buffer) it was, copied into an aligned buffer. */
+function bytes(v: unknown): unknown {
+  const [kind, data] = Array.isArray(v) ? v : ['Uint8Array', v];
+  const raw = Buffer.from(String(data), 'base64');
+  if (kind === 'Buffer') return raw;
+  const copy = new ArrayBuffer(raw.length);
+  new Uint8Array(copy).set(raw);
+  if (kind === 'ArrayBuffer') return copy;
+  const View = VIEWS[String(kind)] ?? Uint8Array;
+  return new View(copy);
+}
+
 /**
  * The payload as wire JSON: plain JSON when `flat` (a flat object carries
  * exactly), tagged JSON otherwise. A payload JSON cannot walk (a cycle, a
@@ -107,7 +136,10 @@ function reviver(_key: string, value: unknown): unknown {
  */
 export function encodeWirePayload(payload: unknown, flat: boolean): { text: string; tagged: boolean } {
   try {
-    if (flat) return { text: JSON.stringify(payload), tagged: false };
+    // A flat payload's NaN or Infinity would come back as null.
+    if (flat && Object.values(payload as object).every((v) => typeof v !== 'number' || Number.isFinite(v))) {
+      return { text: JSON.stringify(payload), tagged: false };
+    }
     return { text: JSON.stringify(payload, replacer), tagged: true };
   } catch (err) {
     throw new BusError('INVALID_PAYLOAD', `payload could not be serialised for Redis: ${errorText(err)}`, { field: 'payload' });
@@ -126,11 +158,11 @@ export function envelope(id: string, type: string, correlationId: string | undef
  */
 export function openEnvelope(bytes: Buffer): WireEvent {
   const text = bytes.toString('utf8');
-  // Tagged payloads say so up front: plain ones skip the reviver.
-  const revive = text.startsWith(`{"v":${WIRE_VERSION},"t":1`);
   let o: unknown;
   try {
-    o = revive ? JSON.parse(text, reviver) : JSON.parse(text);
+    o = JSON.parse(text);
+    // Tagged payloads say so (`t: 1`): only they pay for the reviver.
+    if (o !== null && typeof o === 'object' && (o as { t?: unknown }).t === 1) o = JSON.parse(text, reviver);
   } catch (err) {
     throw new Error(`the entry is not a readable envelope: ${errorText(err)}`);
   }

@@ -91,7 +91,6 @@ test('three processes share one bus fed by a fourth that only emits: each event 
   );
   assert.equal(new Set(done()).size, done().length, 'and finished at most once');
   assert.deepEqual(finishing.filter((id) => !done().includes(id)), [], 'every event that can finish did');
-  assert.ok([...handled.values()].filter((ls) => ls.length > 0).length >= 2, 'the work was shared');
   // Priorities hold across the group: the critical events, emitted after
   // the low ones, start first. (First attempts: retries come back when
   // their backoff ends.) A process that starts late may find only low

@@ -23,21 +23,34 @@ async function started(t: { after(fn: () => unknown): void }, config: BufferedEv
   return bus;
 }
 
-test('payloads cross the wire as they were emitted: dates, maps, sets, bytes, undefined and NaN', { skip }, async (t) => {
+test('payloads cross the wire as they were emitted: dates, maps, sets, buffers and typed arrays, undefined and NaN', { skip }, async (t) => {
   const bus = await started(t);
   const got: BufferedEvent[] = [];
   bus.registerHandler('typed', (e) => {
     got.push(e);
   });
   await bus.initialize();
-  const payload = { at: new Date(86_400_000), map: new Map([['k', { n: 1 }]]), set: new Set([1, 2]), bytes: new Uint8Array([1, 2, 255]), nested: [undefined, NaN, -Infinity], $bootify: 'mine' };
+  const payload = {
+    at: new Date(86_400_000),
+    map: new Map([['k', { n: 1 }]]),
+    set: new Set([1, 2]),
+    bytes: new Uint8Array([1, 2, 255]),
+    shorts: new Int16Array([-2, 3]),
+    buffer: Buffer.from('hi'),
+    raw: new Uint8Array([9]).buffer,
+    nested: [undefined, NaN, -Infinity],
+    $bootify: 'mine',
+  };
   const id = await bus.emitEvent('typed', payload, { priority: 'critical', correlationId: 'req-1' });
-  await waitFor(() => got.length === 1, 'the event back from Redis');
+  // Flat (plain JSON on the wire) but for a NaN.
+  await bus.emitEvent('typed', { ratio: NaN, n: 1 });
+  await waitFor(() => got.length === 2, 'the events back from Redis');
   const e = got[0];
   assert.equal(e.id, id);
   assert.equal(e.correlationId, 'req-1');
   assert.equal(e.priority, 'critical');
   assert.deepEqual(e.payload, payload);
+  assert.deepEqual(got[1].payload, { ratio: NaN, n: 1 });
 });
 
 test('an entry no process can read goes to the dead-letter queue with the reason; the bus carries on', { skip }, async (t) => {
@@ -118,4 +131,27 @@ test('Redis restarted in the middle of the load: emissions fail visibly meanwhil
   for (let i = 0; i < 100 && (await bus.getHealthStatus()).status === 'unhealthy'; i++) await new Promise((r) => setTimeout(r, 50));
   assert.notEqual((await bus.getHealthStatus()).status, 'unhealthy', 'health back');
   assert.ok((bus.getMetrics().backend?.outages ?? 0) >= 1, 'the outage is counted');
+});
+
+test('an event that will not run here after shutdown goes back to the group at once, its run here counted', { skip, timeout: 30_000 }, async (t) => {
+  const first = await started(t, { retryDelays: [60_000] });
+  const name = first.getConfig().backend.name;
+  first.registerHandler('job', () => {
+    throw new Error('first process fails');
+  });
+  await first.initialize();
+  await first.emitEvent('job', { n: 1 });
+  await waitFor(() => first.getMetrics().retryStats.scheduledRetries === 1, 'its retry waiting here');
+  const report = await first.shutdown({ timeout: 0 });
+  assert.equal(report.remaining.length, 1, 'reported as remaining');
+  // Another process on the same group (claimIdleMs 30 s: only a release makes it this quick).
+  const second = new BufferedEventBusService({ backend: { type: 'redis', url, name } });
+  t.after(() => second.shutdown({ timeout: 2000 }));
+  const seen: number[] = [];
+  second.registerHandler('job', (e) => {
+    seen.push(e.retryCount);
+  });
+  await second.initialize();
+  await waitFor(() => seen.length === 1, 'the event on the other process', 10_000);
+  assert.deepEqual(seen, [1], 'as its second attempt');
 });

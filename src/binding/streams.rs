@@ -212,6 +212,17 @@ impl NativeBus {
         Ok(())
     }
 
+    /// Events that will not run here after all (the bus shut down):
+    /// `[slot, ran]` pairs, `ran` 1 when it ran here before (a retry was
+    /// waiting). Their entries go back to the group at once.
+    #[napi]
+    pub fn streams_release(&self, pairs: Uint32Array) -> napi::Result<(), String> {
+        let link = self.link()?;
+        let slots: Vec<(u32, bool)> = pairs.chunks_exact(2).map(|p| (p[0], p[1] != 0)).collect();
+        link.release(&slots);
+        Ok(())
+    }
+
     /// Takes nothing more from the group (shutdown began).
     #[napi]
     pub fn streams_stop_reading(&self) {
@@ -253,6 +264,7 @@ impl NativeBus {
             "reclaimed": n(&c.reclaimed),
             "settled": n(&c.settled),
             "renewed": n(&c.renewed),
+            "lost": n(&c.lost),
             "errors": n(&c.errors),
         })
     }

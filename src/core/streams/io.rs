@@ -150,6 +150,7 @@ async fn command_loop(
         let Some(first) = first else { break };
         let mut settles = std::mem::take(&mut *shared.unsettled.lock());
         let mut emits: Vec<(u64, Vec<super::Outgoing>)> = Vec::new();
+        let mut releases = Vec::new();
         let mut queued = 0;
         let mut take = |c: Command, queued: &mut usize| match c {
             Command::Emit { seq, events } => {
@@ -157,6 +158,7 @@ async fn command_loop(
                 emits.push((seq, events));
             }
             Command::Settle(l) => settles.extend(l),
+            Command::Release(l) => releases.extend(l),
         };
         take(first, &mut queued);
         while queued < MAX_EMIT {
@@ -166,7 +168,7 @@ async fn command_loop(
         if !emits.is_empty() {
             let sizes: Vec<(u64, usize)> = emits.iter().map(|(s, e)| (*s, e.len())).collect();
             let all: Vec<super::Outgoing> = emits.into_iter().flat_map(|(_, e)| e).collect();
-            let (mut accepted, error) = send_emit(shared, &emit, &mut manager, all).await;
+            let (mut accepted, error) = send_emits(shared, &emit, &mut manager, all).await;
             shared
                 .counters
                 .emitted
@@ -180,6 +182,9 @@ async fn command_loop(
         }
         if !settles.is_empty() {
             send_settle(shared, &settle, &mut manager, settles).await;
+        }
+        for (key, id, deliveries) in releases {
+            send_release(shared, &mut manager, &key, &id, deliveries).await;
         }
         if shared.closing.load(Ordering::SeqCst) && rx.is_empty() {
             break;
@@ -227,38 +232,92 @@ async fn send_emit(
     }
 }
 
+/// Adds `events` in scripts of at most `MAX_EMIT` (one long script would
+/// hold up Redis for every process): stops at the first refusal or error.
+async fn send_emits(
+    shared: &Shared,
+    script: &Script,
+    manager: &mut ConnectionManager,
+    mut events: Vec<super::Outgoing>,
+) -> (u32, Option<String>) {
+    let mut accepted = 0;
+    while !events.is_empty() {
+        let rest = events.split_off(events.len().min(MAX_EMIT));
+        let n = events.len() as u32;
+        let (took, error) = send_emit(shared, script, manager, events).await;
+        accepted += took;
+        if error.is_some() || took < n {
+            return (accepted, error);
+        }
+        events = rest;
+    }
+    (accepted, None)
+}
+
 async fn send_settle(
     shared: &Shared,
     script: &Script,
     manager: &mut ConnectionManager,
     all: Vec<(Arc<str>, String)>,
 ) {
-    let mut by_key: HashMap<Arc<str>, Vec<String>> = HashMap::new();
-    for (k, id) in &all {
-        by_key.entry(k.clone()).or_default().push(id.clone());
-    }
-    let mut inv = script.prepare_invoke();
-    inv.key(shared.keys.depth()).arg(GROUP);
-    for (k, ids) in &by_key {
-        inv.key(&**k).arg(ids.len());
-        for id in ids {
-            inv.arg(id);
+    // Lua's unpack takes a few thousand values at most.
+    for chunk in all.chunks(SETTLE_CHUNK) {
+        let mut by_key: HashMap<Arc<str>, Vec<String>> = HashMap::new();
+        for (k, id) in chunk {
+            by_key.entry(k.clone()).or_default().push(id.clone());
+        }
+        let mut inv = script.prepare_invoke();
+        inv.key(shared.keys.depth()).arg(GROUP);
+        for (k, ids) in &by_key {
+            inv.key(&**k).arg(ids.len());
+            for id in ids {
+                inv.arg(id);
+            }
+        }
+        let r: RedisResult<i64> = inv.invoke_async(manager).await;
+        note(shared, &r);
+        match r {
+            Ok(acked) => {
+                shared
+                    .counters
+                    .settled
+                    .fetch_add(acked.max(0) as u64, Ordering::Relaxed);
+            }
+            // Sent again on the next tick; meanwhile the entries stay
+            // pending, not renewed, and not taken over by this process
+            // (`upkeep::reclaim` skips them); after claimIdleMs another
+            // process may run them again: at least once.
+            Err(_) => shared.unsettled.lock().extend(chunk.iter().cloned()),
         }
     }
-    let r: RedisResult<i64> = inv.invoke_async(manager).await;
+}
+
+const SETTLE_CHUNK: usize = 1000;
+
+/// Makes an entry look idle past `claimIdleMs`, with `deliveries` as its
+/// count: the next process to look takes it over at once (and counts one
+/// more).
+async fn send_release(
+    shared: &Shared,
+    manager: &mut ConnectionManager,
+    key: &str,
+    id: &str,
+    deliveries: u32,
+) {
+    let r: RedisResult<Value> = cmd("XCLAIM")
+        .arg(key)
+        .arg(GROUP)
+        .arg(&shared.consumer)
+        .arg(0)
+        .arg(id)
+        .arg("IDLE")
+        .arg(shared.claim_idle_ms.saturating_mul(2))
+        .arg("RETRYCOUNT")
+        .arg(deliveries)
+        .arg("JUSTID")
+        .query_async(manager)
+        .await;
     note(shared, &r);
-    match r {
-        Ok(_) => {
-            shared
-                .counters
-                .settled
-                .fetch_add(all.len() as u64, Ordering::Relaxed);
-        }
-        // Sent again on the next tick; meanwhile the entries stay pending
-        // and this process keeps them (it no longer renews them, so after
-        // claimIdleMs another process may run them again: at least once).
-        Err(_) => shared.unsettled.lock().extend(all),
-    }
 }
 
 /// A connection for blocking reads: no response timeout shorter than the
@@ -295,7 +354,10 @@ async fn read_loop(shared: Arc<Shared>, client: Client, mut manager: ConnectionM
             }
         };
         let id: RedisResult<i64> = cmd("CLIENT").arg("ID").query_async(&mut con).await;
+        note(&shared, &id);
         let Ok(client_id) = id else {
+            tokio::time::sleep(backoff).await;
+            backoff = (backoff * 2).min(Duration::from_secs(2));
             continue;
         };
         backoff = Duration::from_millis(100);
@@ -350,21 +412,27 @@ async fn read_rounds(
         let aged: Vec<bool> = served.iter().map(|s| now - *s >= aging).collect();
         for (lane, keys) in lanes.iter().enumerate() {
             let kept = (lane + 1..3).filter(|&l| aged[l]).count();
-            let want = room.saturating_sub(got.len() + kept);
-            if want == 0 {
-                continue;
+            // COUNT applies per stream: one stream at a time keeps the
+            // total within the room.
+            for key in keys {
+                let want = room.saturating_sub(got.len() + kept);
+                if want == 0 {
+                    break;
+                }
+                got.extend(
+                    read_once(con, shared, std::slice::from_ref(key), want, None)
+                        .await
+                        .or_else(|e| nogroup(e, groups))?,
+                );
             }
-            got.extend(
-                read_once(con, shared, keys, want, None)
-                    .await
-                    .or_else(|e| nogroup(e, groups))?,
-            );
             // Read: served, whether it had entries or none were waiting.
             served[lane] = now;
         }
         if got.is_empty() {
+            // Waits for the first entry of any stream: one each at most (the
+            // next round reads the rest by priority).
             let all: Vec<(String, u8, String)> = lanes.into_iter().flatten().collect();
-            let read = read_once(con, shared, &all, room, Some(BLOCK_S * 1000));
+            let read = read_once(con, shared, &all, 1, Some(BLOCK_S * 1000));
             tokio::pin!(read);
             let r = tokio::select! {
                 r = &mut read => r,
@@ -374,7 +442,6 @@ async fn read_rounds(
                     // may carry entries already delivered to us.
                     let _: RedisResult<Value> =
                         cmd("CLIENT").arg("UNBLOCK").arg(client_id).query_async(manager).await;
-                    shared.types_changed.notify_one();
                     read.await
                 }
             };
@@ -479,6 +546,7 @@ pub(super) fn hand(shared: &Shared, taken: Vec<Taken>) {
                     key: Arc::from(key.as_str()),
                     id: raw.id,
                     renewed: now,
+                    deliveries,
                 },
             );
             out.push(Entry {

@@ -105,6 +105,8 @@ struct Held {
     key: Arc<str>,
     id: String,
     renewed: Instant,
+    /// Deliveries when it was taken (this one included).
+    deliveries: u32,
 }
 
 #[derive(Default)]
@@ -141,8 +143,13 @@ impl Keys {
 }
 
 pub(crate) enum Command {
-    Emit { seq: u64, events: Vec<Outgoing> },
+    Emit {
+        seq: u64,
+        events: Vec<Outgoing>,
+    },
     Settle(Vec<(Arc<str>, String)>),
+    /// Entries taken and never started: handed back to the group.
+    Release(Vec<(Arc<str>, String, u32)>),
 }
 
 /// What JavaScript's thread and the I/O thread share.
@@ -182,6 +189,8 @@ pub struct Counters {
     pub reclaimed: AtomicU64,
     pub settled: AtomicU64,
     pub renewed: AtomicU64,
+    /// Held entries another process took over (this one was cut off).
+    pub lost: AtomicU64,
     pub errors: AtomicU64,
 }
 
@@ -271,10 +280,11 @@ impl StreamLink {
     }
 
     /// The books' reports: finished events' entries are settled. An event
-    /// that found no handler (its handler went away meanwhile) is left
-    /// pending, for a process that has one to take over.
+    /// that found no handler (its handler went away meanwhile) goes back to
+    /// the group, for a process that has one.
     pub fn reported(&self, reports: &[Report]) {
         let mut settle = Vec::new();
+        let mut back = Vec::new();
         {
             let mut books = self.shared.books.lock();
             for r in reports {
@@ -285,7 +295,10 @@ impl StreamLink {
                 let Some(held) = books.held.remove(&handle) else {
                     continue;
                 };
-                if finish != Finish::Unhandled {
+                if finish == Finish::Unhandled {
+                    let counted = held.deliveries.saturating_sub(1);
+                    back.push((held.key, held.id, counted));
+                } else {
                     settle.push((held.key, held.id));
                 }
             }
@@ -293,7 +306,33 @@ impl StreamLink {
         if !settle.is_empty() {
             let _ = self.tx.send(Command::Settle(settle));
         }
+        if !back.is_empty() {
+            let _ = self.tx.send(Command::Release(back));
+        }
         self.shared.settled.notify_one();
+    }
+
+    /// The events in `slots` will not run (again) here (the bus shut
+    /// down): their entries go back to the group at once, ready for another
+    /// process. `(slot, ran)`: an event that ran here (a retry was waiting)
+    /// keeps this delivery in its count; one that never started does not.
+    pub fn release(&self, slots: &[(u32, bool)]) {
+        let mut back = Vec::new();
+        {
+            let mut books = self.shared.books.lock();
+            for (slot, ran) in slots {
+                let Some(handle) = books.by_slot.remove(slot) else {
+                    continue;
+                };
+                if let Some(h) = books.held.remove(&handle) {
+                    let counted = h.deliveries.saturating_sub(u32::from(!ran));
+                    back.push((h.key, h.id, counted));
+                }
+            }
+        }
+        if !back.is_empty() {
+            let _ = self.tx.send(Command::Release(back));
+        }
     }
 
     /// Takes nothing more from the group (shutdown has begun).

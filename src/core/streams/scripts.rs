@@ -50,7 +50,10 @@ for k = 2, #KEYS do
     redis.call('XDEL', KEYS[k], unpack(ids))
   end
 end
-if acked > 0 then redis.call('DECRBY', KEYS[1], acked) end
+if acked > 0 then
+  -- Entries added by something else than EMIT were never counted.
+  if redis.call('DECRBY', KEYS[1], acked) < 0 then redis.call('SET', KEYS[1], 0) end
+end
 return acked
 "#;
 
@@ -84,4 +87,22 @@ for i = 1, #KEYS do
   out[#out + 1] = consumers
 end
 return out
+"#;
+
+/// Renews this process's claims. KEYS: a stream; ARGV: the group, this
+/// consumer, then ids. Resets the idle time of each id this consumer still
+/// owns (`XCLAIM ... JUSTID` counts no delivery) and returns the ids it no
+/// longer owns (another process took them over, or they were settled):
+/// claiming those back would run them twice.
+pub const RENEW: &str = r#"
+local lost = {}
+for i = 3, #ARGV do
+  local p = redis.call('XPENDING', KEYS[1], ARGV[1], ARGV[i], ARGV[i], 1)
+  if p[1] ~= nil and p[1][2] == ARGV[2] then
+    redis.call('XCLAIM', KEYS[1], ARGV[1], ARGV[2], 0, ARGV[i], 'JUSTID')
+  else
+    lost[#lost + 1] = ARGV[i]
+  end
+end
+return lost
 "#;

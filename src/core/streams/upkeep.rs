@@ -17,29 +17,31 @@ use super::{scripts, GroupState, Shared, GROUP, LANE_NAMES};
 
 pub(super) async fn run(shared: Arc<Shared>, mut manager: ConnectionManager) {
     let stats = Script::new(scripts::STATS);
+    let renewal = Script::new(scripts::RENEW);
     // A third of the idle time: a claim is renewed twice before it could
     // be taken over.
     let tick = Duration::from_millis((shared.claim_idle_ms / 3).clamp(50, 1000));
-    let mut last_stats = Instant::now() - Duration::from_secs(10);
+    let mut last_stats: Option<Instant> = None;
     loop {
         tokio::time::sleep(tick).await;
         if shared.closing.load(Ordering::SeqCst) {
             return;
         }
-        renew(&shared, &mut manager).await;
+        renew(&shared, &renewal, &mut manager).await;
         if shared.reading.load(Ordering::SeqCst) {
             reclaim(&shared, &mut manager).await;
         }
-        if last_stats.elapsed() >= Duration::from_secs(1) {
-            last_stats = Instant::now();
+        if last_stats.is_none_or(|t| t.elapsed() >= Duration::from_secs(1)) {
+            last_stats = Some(Instant::now());
             read_state(&shared, &stats, &mut manager).await;
         }
     }
 }
 
-/// `XCLAIM ... JUSTID` to ourselves resets an entry's idle time without
-/// counting a delivery.
-async fn renew(shared: &Shared, manager: &mut ConnectionManager) {
+/// Resets the idle time of what this process holds (`scripts::RENEW`); an
+/// entry another process took over meanwhile (this one was cut off from
+/// Redis longer than `claimIdleMs`) is let go: it runs there.
+async fn renew(shared: &Shared, script: &Script, manager: &mut ConnectionManager) {
     let due = Duration::from_millis(shared.claim_idle_ms / 3);
     let mut by_key: HashMap<Arc<str>, Vec<(u64, String)>> = HashMap::new();
     {
@@ -54,27 +56,30 @@ async fn renew(shared: &Shared, manager: &mut ConnectionManager) {
         }
     }
     for (key, entries) in by_key {
-        let mut c = cmd("XCLAIM");
-        c.arg(&*key).arg(GROUP).arg(&shared.consumer).arg(0);
+        let mut inv = script.prepare_invoke();
+        inv.key(&*key).arg(GROUP).arg(&shared.consumer);
         for (_, id) in &entries {
-            c.arg(id);
+            inv.arg(id);
         }
-        c.arg("JUSTID");
-        let r: RedisResult<Value> = c.query_async(manager).await;
+        let r: RedisResult<Vec<String>> = inv.invoke_async(manager).await;
         note(shared, &r);
-        if r.is_ok() {
-            let now = Instant::now();
-            let mut books = shared.books.lock();
-            for (handle, _) in &entries {
-                if let Some(h) = books.held.get_mut(handle) {
-                    h.renewed = now;
-                }
+        let Ok(lost) = r else { continue };
+        let now = Instant::now();
+        let mut books = shared.books.lock();
+        for (handle, id) in &entries {
+            if lost.contains(id) {
+                // Its slot keeps running here; finishing it settles nothing.
+                books.held.remove(handle);
+                books.by_slot.retain(|_, h| h != handle);
+                shared.counters.lost.fetch_add(1, Ordering::Relaxed);
+            } else if let Some(h) = books.held.get_mut(handle) {
+                h.renewed = now;
             }
-            shared
-                .counters
-                .renewed
-                .fetch_add(entries.len() as u64, Ordering::Relaxed);
         }
+        shared.counters.renewed.fetch_add(
+            (entries.len() - lost.len().min(entries.len())) as u64,
+            Ordering::Relaxed,
+        );
     }
 }
 
@@ -106,13 +111,21 @@ async fn reclaim(shared: &Shared, manager: &mut ConnectionManager) {
             if lines.is_empty() {
                 continue;
             }
+            // What this process holds, or finished and could not settle yet.
             let held: Vec<String> = {
                 let books = shared.books.lock();
+                let unsettled = shared.unsettled.lock();
                 books
                     .held
                     .values()
                     .filter(|h| *h.key == *key)
                     .map(|h| h.id.clone())
+                    .chain(
+                        unsettled
+                            .iter()
+                            .filter(|(k, _)| **k == *key)
+                            .map(|(_, id)| id.clone()),
+                    )
                     .collect()
             };
             let lines: Vec<_> = lines
@@ -151,10 +164,9 @@ async fn reclaim(shared: &Shared, manager: &mut ConnectionManager) {
                 })
                 .collect();
             if !taken.is_empty() {
-                shared
-                    .counters
-                    .reclaimed
-                    .fetch_add(taken.len() as u64, Ordering::Relaxed);
+                let n = taken.len() as u64;
+                shared.counters.reclaimed.fetch_add(n, Ordering::Relaxed);
+                shared.counters.taken.fetch_add(n, Ordering::Relaxed);
                 hand(shared, taken);
             }
         }
