@@ -13,6 +13,10 @@
 //   divided by the events;
 // - emit → handler-start latency p50/p99: an open-loop producer at 2000
 //   events/s for 2 s, one consumer;
+// - takeover: a consumer holding 200 events (its handler never returns) is
+//   killed with SIGKILL; the time from the kill until another consumer has
+//   run them all (claimIdleMs 1000 here; BullMQ's lockDuration and
+//   stalledInterval 1000).
 
 import { spawn, spawnSync } from 'node:child_process';
 import { createRequire } from 'node:module';
@@ -82,27 +86,30 @@ async function enqueue(kind, name, events) {
 async function consume(kind, name, events, latency) {
   const lat = [];
   let handled = 0;
-  let started;
+  let first = 0;
+  let last = 0;
+  const hang = process.env.BENCH_HANG === '1';
   const onEvent = (data) => {
-    handled++;
-    if (latency && data.sent > 0) lat.push(now() - data.sent);
+    if (hang) return new Promise(() => {});
+    last = now();
+    if (handled++ === 0) first = last;
+    if (latency && data.sent > 0) lat.push(last - data.sent);
   };
   let stop;
   if (kind === 'bus') {
     const bus = ourBus(name);
     bus.registerHandler('job', (e) => onEvent(e.payload));
+    if (hang) process.send?.({ holding: true });
     await bus.initialize();
-    started = now();
     stop = () => bus.shutdown({ timeout: 2000 });
   } else {
     const { Worker } = require('bullmq');
-    const worker = new Worker(name, async (job) => onEvent(job.data), { connection: bullConnection(), concurrency: 64, stalledInterval: 1000 });
-    started = now();
+    const worker = new Worker(name, async (job) => onEvent(job.data), { connection: bullConnection(), concurrency: hang ? 256 : 64, stalledInterval: 1000, lockDuration: 1000, maxStalledCount: 3 });
     stop = () => worker.close();
   }
   process.send?.({ ready: true });
   await new Promise((resolve) => process.on('message', (m) => m === 'stop' && resolve()));
-  const out = { ms: now() - started, handled, lat };
+  const out = { first, last, handled, lat };
   await stop();
   return out;
 }
@@ -135,17 +142,18 @@ async function handle(kind, name, n, events) {
       }),
   );
   await Promise.all(kids.map((k) => new Promise((resolve) => k.on('message', (m) => m.ready && resolve()))));
-  const started = now();
   // The queue drains: poll how much is left.
   for (;;) {
     await new Promise((r) => setTimeout(r, 20));
     const left = kind === 'bus' ? Number(spawnSync('redis-cli', ['-u', url, 'get', `{bootify:${name}}:depth`], { encoding: 'utf8' }).stdout.trim() || 0) : Number(spawnSync('redis-cli', ['-u', url, 'eval', `return redis.call('zcard', KEYS[1]) + redis.call('llen', KEYS[2]) + redis.call('llen', KEYS[3])`, '3', `bull:${name}:prioritized`, `bull:${name}:wait`, `bull:${name}:active`], { encoding: 'utf8' }).stdout.trim() || 0);
     if (left === 0) break;
   }
-  const ms = now() - started;
   kids.forEach((k) => k.send('stop'));
-  const results = await Promise.all(outs);
-  return { ms, handled: results.reduce((a, r) => a + r.handled, 0) };
+  const results = (await Promise.all(outs)).filter((r) => r.handled > 0);
+  if (results.length === 0) return { ms: NaN, handled: 0, last: 0 };
+  // From the group's first handler to its last: process start-up is not counted.
+  const ms = Math.max(...results.map((r) => r.last)) - Math.min(...results.map((r) => r.first));
+  return { ms, handled: results.reduce((a, r) => a + r.handled, 0), last: Math.max(...results.map((r) => r.last)) };
 }
 
 async function latency(kind, name) {
@@ -186,6 +194,23 @@ async function latency(kind, name) {
   return { p50: percentile(lat, 0.5), p99: percentile(lat, 0.99), n: lat.length };
 }
 
+/** Kills a consumer holding `n` events; ms until another has run them all. */
+async function takeover(kind, name, n) {
+  child('enqueue', kind, name, String(n));
+  const victim = spawn(process.execPath, [here, 'consume', kind, name, '0'], { stdio: ['ignore', 'ignore', 'inherit', 'ipc'], env: { ...process.env, BENCH_HANG: '1' } });
+  // Holding: everything taken (its handlers never return).
+  const cli = (...argv) => spawnSync('redis-cli', ['-u', url, ...argv], { encoding: 'utf8' }).stdout;
+  const pending = (key) => Number(/pending\n(\d+)/.exec(cli('xinfo', 'groups', key))?.[1] ?? 0);
+  const holding = () =>
+    kind === 'bus' ? PRIORITIES.reduce((sum, p) => sum + pending(`{bootify:${name}}:${p}:job`), 0) : Number(cli('llen', `bull:${name}:active`).trim() || 0);
+  for (let i = 0; i < 500 && holding() < n; i++) await new Promise((r) => setTimeout(r, 20));
+  const killed = now();
+  victim.kill('SIGKILL');
+  await new Promise((r) => victim.once('exit', r));
+  const h = await handle(kind, name, 1, n);
+  return h.handled >= n ? Math.max(0, Math.max(h.last ?? 0, 0) - killed) : NaN;
+}
+
 async function main() {
   if (!url) throw new Error('REDIS_URL is not set: run through scripts/with-redis.sh');
   if (mode === 'enqueue') return console.log(JSON.stringify(await enqueue(args[0], args[1], Number(args[2]))));
@@ -194,7 +219,7 @@ async function main() {
   const runs = Number(args[0] ?? 3);
   const rows = [];
   for (const kind of ['bus', 'bullmq']) {
-    const r = { enqueue: [], one: [], three: [], cpu: [], p50: [], p99: [] };
+    const r = { enqueue: [], one: [], three: [], cpu: [], p50: [], p99: [], takeover: [] };
     for (let i = 0; i < runs; i++) {
       for (const consumers of [1, 3]) {
         flush();
@@ -213,15 +238,17 @@ async function main() {
       const l = await latency(kind, `lat-${kind}-${i}`);
       r.p50.push(l.p50);
       r.p99.push(l.p99);
+      flush();
+      r.takeover.push(await takeover(kind, `take-${kind}-${i}`, 200));
     }
-    rows.push([kind === 'bus' ? 'this bus' : 'BullMQ 6.7', ...['enqueue', 'one', 'three', 'cpu', 'p50', 'p99'].map((k) => median(r[k]))]);
+    rows.push([kind === 'bus' ? 'this bus' : 'BullMQ 6.7', ...['enqueue', 'one', 'three', 'cpu', 'p50', 'p99', 'takeover'].map((k) => median(r[k]))]);
   }
   const f = (n, d = 0) => n.toLocaleString('en-US', { maximumFractionDigits: d, minimumFractionDigits: d });
   console.log(`${events} events of ~100 B, three priorities, median of ${runs}; Redis ${spawnSync('redis-cli', ['-u', url, 'info', 'server'], { encoding: 'utf8' }).stdout.match(/redis_version:(\S+)/)?.[1]}\n`);
-  console.log('| contender | enqueue/s | handled/s, 1 process | handled/s, 3 processes | Redis CPU per event | latency p50 | latency p99 |');
-  console.log('| --- | ---: | ---: | ---: | ---: | ---: | ---: |');
-  for (const [name, enq, one, three, cpu, p50, p99] of rows) {
-    console.log(`| ${name} | ${f(enq)} | ${f(one)} | ${f(three)} | ${f(cpu, 1)} µs | ${f(p50, 2)} ms | ${f(p99, 2)} ms |`);
+  console.log('| contender | enqueue/s | handled/s, 1 process | handled/s, 3 processes | Redis CPU per event | latency p50 | latency p99 | takeover of 200 |');
+  console.log('| --- | ---: | ---: | ---: | ---: | ---: | ---: | ---: |');
+  for (const [name, enq, one, three, cpu, p50, p99, take] of rows) {
+    console.log(`| ${name} | ${f(enq)} | ${f(one)} | ${f(three)} | ${f(cpu, 1)} µs | ${f(p50, 2)} ms | ${f(p99, 2)} ms | ${f(take)} ms |`);
   }
 }
 

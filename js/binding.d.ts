@@ -361,8 +361,13 @@ export interface StreamChanges {
   /** Entries taken: `[handle, lane, deliveries]` each. */
   entries: Array<number>
   entryTypes: Array<string>
-  /** Each entry's envelope (`null`: the entry had none). */
-  envelopes: Array<Buffer | undefined | null>
+  /**
+   * The entries' envelopes end to end (one buffer: a buffer per entry
+   * costs more than the rest of its way in), and each one's length
+   * (`0xFFFFFFFF`: the entry had none).
+   */
+  envelopes: Buffer
+  envelopeLengths: Uint32Array
   /** Outages, in order: the message when it went down, '' when back. */
   link: Array<string>
 }

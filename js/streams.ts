@@ -148,7 +148,7 @@ export class Streams implements LazyEvents {
       }
     }
     for (let k = 0; k < c.emitErrors.length; k++) this.#emitted(c.emitted[2 * k], c.emitted[2 * k + 1], c.emitErrors[k]);
-    if (c.entryTypes.length > 0) this.#adopt(c.entries, c.entryTypes, c.envelopes.map((e) => e ?? null));
+    if (c.entryTypes.length > 0) this.#adopt(c.entries, c.entryTypes, c.envelopes, c.envelopeLengths);
     for (const change of c.link) {
       if (change === '') {
         this.#down = undefined;
@@ -190,21 +190,25 @@ export class Streams implements LazyEvents {
   }
 
   /** Entries taken from the group: into slots, bound to their entries, then into the ring. */
-  #adopt(numbers: number[], types: string[], envelopes: (Buffer | null)[]): void {
+  #adopt(numbers: number[], types: string[], envelopes: Buffer, lengths: Uint32Array): void {
     const { slots, registry, ring, native, books } = this.#h;
     const pairs = new Float64Array(types.length * 2);
     const records: number[] = [];
     const later: number[] = [];
+    let at = 0;
     for (let k = 0; k < types.length; k++) {
       const [handle, lane, deliveries] = [numbers[3 * k], numbers[3 * k + 1], numbers[3 * k + 2]];
       const typeId = registry.typeId(types[k]);
       const index = this.#nextTaken++;
-      this.#taken.set(index, { type: types[k], envelope: envelopes[k], deliveries });
+      const length = lengths[k];
+      // A view: the envelopes of a batch share one buffer.
+      const envelope = length === 0xffffffff ? null : envelopes.subarray(at, (at += length));
+      this.#taken.set(index, { type: types[k], envelope, deliveries });
       const slot = slots.addLazy(this, index, typeId, lane);
       pairs[2 * k] = slot;
       pairs[2 * k + 1] = handle;
       books.opened(slot);
-      const size = envelopes[k]?.length ?? 0;
+      const size = envelope?.length ?? 0;
       // Taken over from a dead process: it counts as a delivery made.
       if (deliveries > 1) later.push(slot, 0, typeId, lane, size, deliveries - 1, 0);
       else records.push(lane, slot, typeId, size);

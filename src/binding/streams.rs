@@ -20,7 +20,6 @@ use crate::core::streams::{Entry, Outgoing, ServerFacts, StreamEvents, StreamLin
 
 /// What happened since the last `streamsTake`.
 #[napi(object)]
-#[derive(Default)]
 pub struct StreamChanges {
     /// Set once: the first connection's outcome.
     pub connected: Option<StreamConnected>,
@@ -31,8 +30,11 @@ pub struct StreamChanges {
     /// Entries taken: `[handle, lane, deliveries]` each.
     pub entries: Vec<f64>,
     pub entry_types: Vec<String>,
-    /// Each entry's envelope (`null`: the entry had none).
-    pub envelopes: Vec<Option<Buffer>>,
+    /// The entries' envelopes end to end (one buffer: a buffer per entry
+    /// costs more than the rest of its way in), and each one's length
+    /// (`0xFFFFFFFF`: the entry had none).
+    pub envelopes: Buffer,
+    pub envelope_lengths: Uint32Array,
     /// Outages, in order: the message when it went down, '' when back.
     pub link: Vec<String>,
 }
@@ -126,10 +128,10 @@ impl NativeBus {
     #[napi]
     pub fn streams_take(&self) -> StreamChanges {
         let guard = self.streams.lock();
-        let Some(s) = guard.as_ref() else {
-            return StreamChanges::default();
-        };
-        let pending = std::mem::take(&mut *s.collected.changes.lock());
+        let pending = guard
+            .as_ref()
+            .map(|s| std::mem::take(&mut *s.collected.changes.lock()))
+            .unwrap_or_default();
         let mut out = StreamChanges {
             connected: pending.connected.map(|r| match r {
                 Ok(f) => StreamConnected {
@@ -144,18 +146,33 @@ impl NativeBus {
                 },
             }),
             link: pending.link,
-            ..StreamChanges::default()
+            emitted: Vec::new(),
+            emit_errors: Vec::new(),
+            entries: Vec::new(),
+            entry_types: Vec::new(),
+            envelopes: Buffer::from(Vec::new()),
+            envelope_lengths: Uint32Array::new(Vec::new()),
         };
         for (seq, accepted, error) in pending.emitted {
             out.emitted.extend([seq as f64, accepted as f64]);
             out.emit_errors.push(error.unwrap_or_default());
         }
+        let mut bytes = Vec::new();
+        let mut lengths = Vec::with_capacity(pending.entries.len());
         for e in pending.entries {
             out.entries
                 .extend([e.handle as f64, e.lane as f64, e.deliveries as f64]);
             out.entry_types.push(e.type_name);
-            out.envelopes.push(e.envelope.map(Buffer::from));
+            match e.envelope {
+                Some(env) => {
+                    lengths.push(env.len().min(u32::MAX as usize - 1) as u32);
+                    bytes.extend_from_slice(&env);
+                }
+                None => lengths.push(u32::MAX),
+            }
         }
+        out.envelopes = Buffer::from(bytes);
+        out.envelope_lengths = Uint32Array::new(lengths);
         out
     }
 

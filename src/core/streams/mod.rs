@@ -218,7 +218,7 @@ impl StreamLink {
             claim_idle_ms: b.claim_idle_ms as u64,
             aging_ms: config.aging_ms as u64,
             max_queue: config.max_queue_size,
-            prefetch: config.concurrency.clamp(1, 4096) as usize,
+            prefetch: (config.concurrency as usize * 4).clamp(16, 16_384),
             events,
             books: Mutex::new(Books::default()),
             next_handle: AtomicU64::new(1),
