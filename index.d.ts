@@ -832,6 +832,8 @@ export interface BackendMetrics {
     /** How long ago it was read (ms); -1 before the first reading. */
     readAgoMs: number;
   };
+  /** The group's dead letters (as last read); also `retryStats.deadLetterQueueSize` on a Redis bus. */
+  deadLetters: number;
   /** Taken by this process and not yet finished. */
   held: number;
   /** Events this process added to the group. */

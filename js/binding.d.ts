@@ -210,6 +210,15 @@ export declare class NativeBus {
    * waiting). Their entries go back to the group at once.
    */
   streamsRelease(pairs: Uint32Array): void
+  /** The group's dead letters, oldest first, as last read from Redis. */
+  streamsLetters(): Array<GroupLetterEntry>
+  /** Replays the group's dead letter `id`; false when it is not there. */
+  streamsReplayLetter(id: number): boolean
+  /**
+   * Removes the group's dead letter `id` (all without one); returns how
+   * many of those last read.
+   */
+  streamsRemoveLetters(id?: number | undefined | null): number
   /** Takes nothing more from the group (shutdown began). */
   streamsStopReading(): void
   /** Sends what is queued and closes the link. */
@@ -246,6 +255,17 @@ export interface DetachReport {
   succeeded: number
   /** Put back in front of their lanes, uncharged. */
   requeued: number
+}
+
+/** A dead letter of the group. */
+export interface GroupLetterEntry {
+  id: number
+  /** The work stream it came from. */
+  stream: string
+  /** The event's envelope (`null`: the entry had none). */
+  envelope?: Buffer
+  /** JSON: `{ handler, attempts, errors, timestamp }`. */
+  meta: string
 }
 
 /** One handler failure, reported with the acknowledgements. */

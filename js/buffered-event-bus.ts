@@ -323,6 +323,8 @@ export class BufferedEventBusService extends EventEmitter implements PublicBus {
 
   getDeadLetterQueue(page?: DeadLetterPage): DeadLetterEntry[] {
     const { offset, limit } = readPage(page);
+    // On Redis the dead letters are the group's.
+    if (this.#streams?.isOpen) return this.#streams.deadLetters(offset, limit);
     return this.#native.deadLetters(offset, limit).map((d) => {
       const errors = d.errors as DeadLetterEntry['errors'];
       const last = errors[errors.length - 1];
@@ -347,6 +349,7 @@ export class BufferedEventBusService extends EventEmitter implements PublicBus {
     if (this.#state === 'draining' || this.#state === 'stopped') {
       throw new BusError('SHUTTING_DOWN', 'cannot replay dead letters on a bus that is shutting down');
     }
+    if (this.#streams?.isOpen) return this.#streams.replayLetters(id);
     // News the books have for these events comes first: a replayed event
     // is open again from here on.
     this.#dispatch.takeReports();
@@ -357,10 +360,12 @@ export class BufferedEventBusService extends EventEmitter implements PublicBus {
 
   removeDeadLetter(id: number): boolean {
     checkLetterId(id, 'removeDeadLetter');
+    if (this.#streams?.isOpen) return this.#streams.removeLetters(id) > 0;
     return this.#dropLetters(this.#native.removeDeadLetters(id)) > 0;
   }
 
   clearDeadLetterQueue(): number {
+    if (this.#streams?.isOpen) return this.#streams.removeLetters(undefined);
     return this.#dropLetters(this.#native.removeDeadLetters());
   }
 

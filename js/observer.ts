@@ -226,7 +226,8 @@ export class Observer {
         totalRetries: c.retries,
         scheduledRetries: s.scheduledRetries,
         readyRetries: s.readyRetries[0] + s.readyRetries[1] + s.readyRetries[2],
-        deadLetterQueueSize: s.deadLetters,
+        // On Redis the dead letters are the group's.
+        deadLetterQueueSize: this.streams?.isOpen ? this.streams.metrics().deadLetters : s.deadLetters,
         deadLettered: c.deadLettered,
         deadLetterEvicted: s.deadLettersEvicted,
         nonRetryable: c.nonRetryable,
@@ -338,7 +339,8 @@ export class Observer {
     const utilization = queueDepth / this.#config.maxQueueSize;
     check('queue_utilization', utilization >= 0.9, 'warning', utilization, 0.9, `queue ${(utilization * 100).toFixed(0)} % full`);
     check('processing_rate', queueDepth > 0 && rate < t.processingRateMin, 'warning', rate, t.processingRateMin, `processing ${rate.toFixed(1)} events/s with events waiting`);
-    check('dead_letters', s.deadLetters >= t.dlqSizeAlert, 'warning', s.deadLetters, t.dlqSizeAlert, `${s.deadLetters} events in the dead-letter queue`);
+    const letters = this.streams?.isOpen ? this.streams.metrics().deadLetters : s.deadLetters;
+    check('dead_letters', letters >= t.dlqSizeAlert, 'warning', letters, t.dlqSizeAlert, `${letters} events in the dead-letter queue`);
     const maxLatency = this.#config.performanceLimits.maxQueueLatency;
     check('queue_latency', queueWaitMax > maxLatency, 'warning', queueWaitMax, maxLatency, `an event waited ${queueWaitMax.toFixed(1)} ms in the queue`);
     check('event_loop_lag', lagMax > t.eventLoopLagMs, 'warning', lagMax, t.eventLoopLagMs, `the main thread took ${lagMax.toFixed(1)} ms to take a batch from the workers`);

@@ -4,7 +4,7 @@
 // link takes from the group go into slots (built only when first read)
 // and into the ring, so they run here as emitted events do; the engine
 // settles each in Redis when its books report it finished.
-import type { BackendMetrics } from '../index';
+import type { AttemptError, BackendMetrics, DeadLetterEntry, EventPriority } from '../index';
 import { BusError } from './errors';
 import type { LazyEvents, RecoveredFields } from './event-record';
 import type { BusParts } from './parts';
@@ -69,6 +69,11 @@ export class Streams implements LazyEvents {
         reject(err);
       }
     });
+  }
+
+  /** Connected, and not closed: the group's dead letters are reachable. */
+  get isOpen(): boolean {
+    return this.#open;
   }
 
   get facts(): { version: string; evictionPolicy: string } {
@@ -249,6 +254,61 @@ export class Streams implements LazyEvents {
     return event;
   }
 
+  /**
+   * The group's dead letters, oldest first, as last read from Redis (about
+   * once a second, and after this process changed them). A letter whose
+   * envelope cannot be read shows why in its payload-less event.
+   */
+  deadLetters(offset = 0, limit = Infinity): DeadLetterEntry[] {
+    const prefix = `{bootify:${this.#h.config().backend.name}}:`;
+    return this.#h.native
+      .streamsLetters()
+      .slice(offset, offset + limit)
+      .map((l) => {
+        const [priority, ...rest] = l.stream.slice(prefix.length).split(':');
+        let event: DeadLetterEntry['event'];
+        try {
+          if (l.envelope == null) throw new Error('the letter has no envelope');
+          const e = openEnvelope(l.envelope);
+          event = { id: e.id, type: e.type, payload: e.payload, priority: priority as EventPriority, correlationId: e.correlationId ?? e.id, timestamp: e.timestamp };
+        } catch (err) {
+          event = { id: `redis-letter-${l.id}`, type: rest.join(':'), payload: undefined, priority: priority as EventPriority, correlationId: '', timestamp: 0 };
+          void err;
+        }
+        let meta: { handler?: unknown; attempts?: unknown; errors?: unknown; timestamp?: unknown } = {};
+        try {
+          meta = JSON.parse(l.meta);
+        } catch {
+          // Written by something else: shown with what can be read.
+        }
+        const errors = (Array.isArray(meta.errors) ? meta.errors : []) as AttemptError[];
+        const last = errors[errors.length - 1];
+        return {
+          id: l.id,
+          event,
+          type: event.type,
+          payload: event.payload,
+          correlationId: event.correlationId,
+          handler: String(meta.handler ?? ''),
+          attempts: Number(meta.attempts ?? 0),
+          lastError: { message: last?.message ?? '', name: last?.name ?? 'Error', stack: last?.stack ?? undefined },
+          errors,
+          timestamp: Number(meta.timestamp ?? 0),
+        };
+      });
+  }
+
+  /** Replays the group's dead letter `id` (all of them without one); returns how many. */
+  replayLetters(id: number | undefined): number {
+    const ids = id === undefined ? this.#h.native.streamsLetters().map((l) => l.id) : [id];
+    return ids.filter((i) => this.#h.native.streamsReplayLetter(i)).length;
+  }
+
+  /** Removes the group's dead letter `id` (all of them without one); returns how many. */
+  removeLetters(id: number | undefined): number {
+    return this.#h.native.streamsRemoveLetters(id);
+  }
+
   /** Events that will not run here (the bus shut down): back to the group at once. */
   release(events: { slot: number; ran: boolean }[]): void {
     if (events.length === 0) return;
@@ -303,6 +363,7 @@ export class Streams implements LazyEvents {
         unhandledTypes: (g?.unhandledTypes ?? []).map((u) => ({ ...u })),
         readAgoMs: g?.readAgoMs ?? -1,
       },
+      deadLetters: s?.deadLetters ?? 0,
       held: s?.held ?? 0,
       emitted: s?.emitted ?? 0,
       taken: s?.taken ?? 0,
@@ -336,17 +397,8 @@ export class Streams implements LazyEvents {
   }
 }
 
-/** `streamsState()` (src/binding/streams.rs). */
-interface NativeStreamsState {
-  consumer: string;
+/** `streamsState()` (src/binding/streams.rs): the link's counters under their public names. */
+interface NativeStreamsState extends Pick<BackendMetrics, 'consumer' | 'deadLetters' | 'held' | 'emitted' | 'taken' | 'reclaimed' | 'settled' | 'renewed' | 'lost' | 'errors'> {
   down: boolean;
-  held: number;
   group: { depth: number[]; pending: number; consumers: number; unhandledTypes: { type: string; waiting: number }[]; readAgoMs: number };
-  emitted: number;
-  taken: number;
-  reclaimed: number;
-  settled: number;
-  renewed: number;
-  lost: number;
-  errors: number;
 }

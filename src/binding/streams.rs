@@ -39,6 +39,18 @@ pub struct StreamChanges {
     pub link: Vec<String>,
 }
 
+/// A dead letter of the group.
+#[napi(object)]
+pub struct GroupLetterEntry {
+    pub id: f64,
+    /// The work stream it came from.
+    pub stream: String,
+    /// The event's envelope (`null`: the entry had none).
+    pub envelope: Option<Buffer>,
+    /// JSON: `{ handler, attempts, errors, timestamp }`.
+    pub meta: String,
+}
+
 #[napi(object)]
 pub struct StreamConnected {
     pub error: Option<String>,
@@ -240,6 +252,35 @@ impl NativeBus {
         Ok(())
     }
 
+    /// The group's dead letters, oldest first, as last read from Redis.
+    #[napi]
+    pub fn streams_letters(&self) -> napi::Result<Vec<GroupLetterEntry>, String> {
+        Ok(self
+            .link()?
+            .group_letters()
+            .into_iter()
+            .map(|l| GroupLetterEntry {
+                id: l.id as f64,
+                stream: l.stream,
+                envelope: l.envelope.map(Buffer::from),
+                meta: l.meta,
+            })
+            .collect())
+    }
+
+    /// Replays the group's dead letter `id`; false when it is not there.
+    #[napi]
+    pub fn streams_replay_letter(&self, id: f64) -> napi::Result<bool, String> {
+        Ok(self.link()?.replay_letter(id as u64))
+    }
+
+    /// Removes the group's dead letter `id` (all without one); returns how
+    /// many of those last read.
+    #[napi]
+    pub fn streams_remove_letters(&self, id: Option<f64>) -> napi::Result<u32, String> {
+        Ok(self.link()?.remove_letters(id.map(|i| i as u64)) as u32)
+    }
+
     /// Takes nothing more from the group (shutdown began).
     #[napi]
     pub fn streams_stop_reading(&self) {
@@ -276,6 +317,7 @@ impl NativeBus {
                 "unhandledTypes": g.unhandled_types.iter().map(|(t, n)| json!({ "type": t, "waiting": n })).collect::<Vec<_>>(),
                 "readAgoMs": l.read_ago_ms().map_or(-1.0, |ms| ms as f64),
             },
+            "deadLetters": l.letter_count(),
             "emitted": n(&c.emitted),
             "taken": n(&c.taken),
             "reclaimed": n(&c.reclaimed),

@@ -3,6 +3,7 @@
 //! `core::journal`), and a Redis bus's link (`core::streams`), whose
 //! entries taken over from a dead process come back here as adopted.
 
+use std::collections::HashMap;
 use std::sync::Arc;
 use std::time::{Duration, Instant};
 
@@ -129,13 +130,43 @@ impl Inner {
     /// What the books reported since the last call; the queue records it
     /// (the journal's `Finished` records) before JavaScript learns it.
     pub(super) fn take_reports(&self) -> Vec<Report> {
-        let reports = self.books.lock().take_reports();
+        let mut reports = self.books.lock().take_reports();
         if !reports.is_empty() {
             self.queue.reported(&reports);
             if let Some(streams) = self.streams.get() {
-                streams.reported(&reports);
+                let lettered = streams.reported(&reports);
+                if !lettered.is_empty() {
+                    reports.extend(self.hand_over_letters(streams, &lettered));
+                }
             }
         }
         reports
+    }
+
+    /// A Redis bus's dead letters belong to the group: those of the events
+    /// in `slots` leave this process's queue for the group's dead-letter
+    /// stream, so any process sees, replays or removes them. Returns the
+    /// books' reports that frees their slots here.
+    fn hand_over_letters(&self, streams: &StreamLink, slots: &[u32]) -> Vec<Report> {
+        let mut by_slot: HashMap<u32, Vec<String>> = HashMap::new();
+        for letter in self.queue.dead_letters(0, usize::MAX) {
+            if !slots.contains(&letter.slot) {
+                continue;
+            }
+            for l in self.queue.take_dead_letters(Some(letter.id)) {
+                self.books.lock().unlettered(l.slot);
+                let json = serde_json::json!({
+                    "handler": l.handler,
+                    "attempts": l.attempts,
+                    "errors": l.errors,
+                    "timestamp": l.timestamp,
+                });
+                by_slot.entry(l.slot).or_default().push(json.to_string());
+            }
+        }
+        for slot in slots {
+            streams.letters(*slot, by_slot.remove(slot).unwrap_or_default());
+        }
+        self.books.lock().take_reports()
     }
 }

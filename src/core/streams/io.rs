@@ -141,6 +141,8 @@ async fn command_loop(
 ) {
     let emit = Script::new(scripts::EMIT);
     let settle = Script::new(scripts::SETTLE);
+    let letter = Script::new(scripts::LETTER);
+    let replay = Script::new(scripts::REPLAY);
     let mut tick = tokio::time::interval(Duration::from_millis(500));
     loop {
         let first = tokio::select! {
@@ -151,6 +153,7 @@ async fn command_loop(
         let mut settles = std::mem::take(&mut *shared.unsettled.lock());
         let mut emits: Vec<(u64, Vec<super::Outgoing>)> = Vec::new();
         let mut releases = Vec::new();
+        let mut others = Vec::new();
         let mut queued = 0;
         let mut take = |c: Command, queued: &mut usize| match c {
             Command::Emit { seq, events } => {
@@ -159,6 +162,7 @@ async fn command_loop(
             }
             Command::Settle(l) => settles.extend(l),
             Command::Release(l) => releases.extend(l),
+            other => others.push(other),
         };
         take(first, &mut queued);
         while queued < MAX_EMIT {
@@ -185,6 +189,9 @@ async fn command_loop(
         }
         for (key, id, deliveries) in releases {
             send_release(shared, &mut manager, &key, &id, deliveries).await;
+        }
+        for c in others {
+            letters(shared, &letter, &replay, &mut manager, c).await;
         }
         if shared.closing.load(Ordering::SeqCst) && rx.is_empty() {
             break;
@@ -293,6 +300,78 @@ async fn send_settle(
 }
 
 const SETTLE_CHUNK: usize = 1000;
+
+/// The dead-letter commands: a failure leaves the entry pending (another
+/// process takes it over, and letters it again) or the letter where it was.
+async fn letters(
+    shared: &Shared,
+    letter: &Script,
+    replay: &Script,
+    manager: &mut ConnectionManager,
+    c: Command,
+) {
+    let keys = &shared.keys;
+    match c {
+        Command::Letter(key, id, metas) => {
+            let mut inv = letter.prepare_invoke();
+            inv.key(keys.depth())
+                .key(&*key)
+                .key(keys.dead())
+                .key(keys.letter_ids())
+                .arg(&id)
+                .arg(GROUP)
+                .arg(shared.max_letters);
+            for m in &metas {
+                inv.arg(m);
+            }
+            let r: RedisResult<i64> = inv.invoke_async(manager).await;
+            note(shared, &r);
+            if r.is_ok() {
+                shared.counters.settled.fetch_add(1, Ordering::Relaxed);
+            }
+        }
+        Command::Replay(l) => {
+            let r: RedisResult<i64> = replay
+                .key(keys.depth())
+                .key(keys.dead())
+                .key(&l.stream)
+                .arg(format!("{}-0", l.id))
+                .invoke_async(manager)
+                .await;
+            note(shared, &r);
+        }
+        Command::Remove(id) => {
+            let r: RedisResult<Value> = match id {
+                Some(id) => {
+                    cmd("XDEL")
+                        .arg(keys.dead())
+                        .arg(format!("{id}-0"))
+                        .query_async(manager)
+                        .await
+                }
+                None => cmd("DEL").arg(keys.dead()).query_async(manager).await,
+            };
+            note(shared, &r);
+        }
+        _ => {}
+    }
+    read_letters(shared, manager).await;
+}
+
+/// Refreshes the mirror of the group's dead letters.
+pub(super) async fn read_letters(shared: &Shared, manager: &mut ConnectionManager) {
+    let r: RedisResult<Value> = cmd("XRANGE")
+        .arg(shared.keys.dead())
+        .arg("-")
+        .arg("+")
+        .arg("COUNT")
+        .arg(shared.max_letters)
+        .query_async(manager)
+        .await;
+    note(shared, &r);
+    let Ok(v) = r else { return };
+    *shared.letters.lock() = reply::letters(&v);
+}
 
 /// Makes an entry look idle past `claimIdleMs`, with `deliveries` as its
 /// count: the next process to look takes it over at once (and counts one

@@ -140,6 +140,28 @@ impl Keys {
     pub fn types(&self) -> String {
         format!("{}:types", self.prefix)
     }
+
+    /// The group's dead letters (a stream capped at `deadLetterQueueSize`).
+    pub fn dead(&self) -> String {
+        format!("{}:dead", self.prefix)
+    }
+
+    /// The counter dead letters are numbered from.
+    pub fn letter_ids(&self) -> String {
+        format!("{}:dead-ids", self.prefix)
+    }
+}
+
+/// A dead letter of the group, as last read from Redis.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct GroupLetter {
+    /// Its number (its entry id is `<id>-0`).
+    pub id: u64,
+    /// The work stream it came from (a replay goes back there).
+    pub stream: String,
+    pub envelope: Option<Vec<u8>>,
+    /// JSON: the failed handler, attempts, errors, timestamp.
+    pub meta: String,
 }
 
 pub(crate) enum Command {
@@ -150,6 +172,13 @@ pub(crate) enum Command {
     Settle(Vec<(Arc<str>, String)>),
     /// Entries taken and never started: handed back to the group.
     Release(Vec<(Arc<str>, String, u32)>),
+    /// A dead-lettered event's entry and its letters (JSON, one per failed
+    /// handler): into the dead-letter stream, then settled.
+    Letter(Arc<str>, String, Vec<String>),
+    /// A dead letter back to its work stream.
+    Replay(GroupLetter),
+    /// Dead letters deleted (`None`: all).
+    Remove(Option<u64>),
 }
 
 /// What JavaScript's thread and the I/O thread share.
@@ -175,6 +204,11 @@ pub(crate) struct Shared {
     /// Redis is unreachable (the last command failed for it).
     down: AtomicBool,
     group: Mutex<GroupState>,
+    /// The group's dead letters, oldest first, as last read.
+    letters: Mutex<Vec<GroupLetter>>,
+    max_letters: u32,
+    /// Dead-lettered events whose letters the engine is handing over.
+    lettering: Mutex<HashMap<u32, (Arc<str>, String)>>,
     started: Instant,
     /// Settles that failed (Redis unreachable), sent again later.
     unsettled: Mutex<Vec<(Arc<str>, String)>>,
@@ -229,6 +263,9 @@ impl StreamLink {
             closing: AtomicBool::new(false),
             down: AtomicBool::new(false),
             group: Mutex::new(GroupState::default()),
+            letters: Mutex::new(Vec::new()),
+            max_letters: config.dead_letter_queue_size,
+            lettering: Mutex::new(HashMap::new()),
             started: Instant::now(),
             unsettled: Mutex::new(Vec::new()),
             counters: Counters::default(),
@@ -281,10 +318,13 @@ impl StreamLink {
 
     /// The books' reports: finished events' entries are settled. An event
     /// that found no handler (its handler went away meanwhile) goes back to
-    /// the group, for a process that has one.
-    pub fn reported(&self, reports: &[Report]) {
+    /// the group, for a process that has one. Returns the slots of events
+    /// that ended as dead letters: the engine hands their letters to
+    /// `letters`, which moves them into the group's dead-letter stream.
+    pub fn reported(&self, reports: &[Report]) -> Vec<u32> {
         let mut settle = Vec::new();
         let mut back = Vec::new();
+        let mut lettered = Vec::new();
         {
             let mut books = self.shared.books.lock();
             for r in reports {
@@ -295,11 +335,19 @@ impl StreamLink {
                 let Some(held) = books.held.remove(&handle) else {
                     continue;
                 };
-                if finish == Finish::Unhandled {
-                    let counted = held.deliveries.saturating_sub(1);
-                    back.push((held.key, held.id, counted));
-                } else {
-                    settle.push((held.key, held.id));
+                match finish {
+                    Finish::Unhandled => {
+                        let counted = held.deliveries.saturating_sub(1);
+                        back.push((held.key, held.id, counted));
+                    }
+                    Finish::DeadLettered => {
+                        self.shared
+                            .lettering
+                            .lock()
+                            .insert(r.slot, (held.key, held.id));
+                        lettered.push(r.slot);
+                    }
+                    Finish::Succeeded => settle.push((held.key, held.id)),
                 }
             }
         }
@@ -310,6 +358,55 @@ impl StreamLink {
             let _ = self.tx.send(Command::Release(back));
         }
         self.shared.settled.notify_one();
+        lettered
+    }
+
+    /// The letters (JSON, one per failed handler) of the dead-lettered
+    /// event in `slot`, which `reported` returned: they go to the group's
+    /// dead-letter stream and the entry is settled.
+    pub fn letters(&self, slot: u32, letters: Vec<String>) {
+        if let Some((key, id)) = self.shared.lettering.lock().remove(&slot) {
+            let _ = self.tx.send(Command::Letter(key, id, letters));
+        }
+    }
+
+    /// The group's dead letters, oldest first, as last read (about once a
+    /// second, and after this process's own changes).
+    pub fn group_letters(&self) -> Vec<GroupLetter> {
+        self.shared.letters.lock().clone()
+    }
+
+    pub fn letter_count(&self) -> usize {
+        self.shared.letters.lock().len()
+    }
+
+    /// Replays dead letter `id` of the group (as last read); false when it
+    /// is not there.
+    pub fn replay_letter(&self, id: u64) -> bool {
+        let letter = {
+            let mut letters = self.shared.letters.lock();
+            let Some(at) = letters.iter().position(|l| l.id == id) else {
+                return false;
+            };
+            letters.remove(at)
+        };
+        let _ = self.tx.send(Command::Replay(letter));
+        true
+    }
+
+    /// Removes dead letter `id` of the group (`None`: all); returns how
+    /// many of those last read.
+    pub fn remove_letters(&self, id: Option<u64>) -> usize {
+        let removed = {
+            let mut letters = self.shared.letters.lock();
+            let before = letters.len();
+            letters.retain(|l| id.is_some_and(|id| l.id != id));
+            before - letters.len()
+        };
+        if removed > 0 || id.is_none() {
+            let _ = self.tx.send(Command::Remove(id));
+        }
+        removed
     }
 
     /// The events in `slots` will not run (again) here (the bus shut

@@ -65,6 +65,32 @@ pub fn read(v: &Value) -> Vec<(String, Vec<RawEntry>)> {
     }
 }
 
+/// `XRANGE` of the dead-letter stream: entries `<n>-0` with fields `e`
+/// (envelope), `m` (JSON) and `s` (work stream); others are skipped.
+pub fn letters(v: &Value) -> Vec<super::GroupLetter> {
+    items(v)
+        .iter()
+        .filter_map(|e| {
+            let parts = items(e);
+            let id = text(parts.first()?)?;
+            let n: u64 = id.strip_suffix("-0")?.parse().ok()?;
+            let fields = parts.get(1).map(items).unwrap_or(&[]);
+            let field = |name: &[u8]| {
+                fields.chunks(2).find_map(|kv| match kv {
+                    [Value::BulkString(k), Value::BulkString(v)] if k == name => Some(v.clone()),
+                    _ => None,
+                })
+            };
+            Some(super::GroupLetter {
+                id: n,
+                stream: String::from_utf8(field(b"s")?).ok()?,
+                envelope: field(b"e").filter(|e| !e.is_empty()),
+                meta: String::from_utf8(field(b"m")?).ok()?,
+            })
+        })
+        .collect()
+}
+
 /// `XCLAIM` (without `JUSTID`): the entries claimed.
 pub fn claimed(v: &Value) -> Vec<RawEntry> {
     items(v).iter().filter_map(entry).collect()
@@ -175,6 +201,43 @@ mod tests {
             .collect();
         assert_eq!(ids, vec![("1-0", true), ("2-0", false), ("3-0", false)]);
         assert!(read(&Value::Nil).is_empty());
+    }
+
+    #[test]
+    fn dead_letters_are_read_by_their_numbers_and_foreign_entries_skipped() {
+        let letter = |id: &str, fields: Vec<&str>| {
+            Value::Array(vec![
+                bulk(id),
+                Value::Array(fields.into_iter().map(bulk).collect()),
+            ])
+        };
+        let reply = Value::Array(vec![
+            letter(
+                "3-0",
+                vec![
+                    "e",
+                    "{}",
+                    "m",
+                    "{\"attempts\":3}",
+                    "s",
+                    "{bootify:a}:low:job",
+                ],
+            ),
+            letter("4-1", vec!["e", "{}", "m", "{}", "s", "k"]),
+            letter("5-0", vec!["e", "", "m", "{}"]),
+            letter("6-0", vec!["e", "", "m", "{}", "s", "k"]),
+        ]);
+        let got = letters(&reply);
+        assert_eq!(
+            got.len(),
+            2,
+            "ids other than <n>-0 and letters without a stream are skipped"
+        );
+        assert_eq!(
+            (got[0].id, got[0].stream.as_str()),
+            (3, "{bootify:a}:low:job")
+        );
+        assert_eq!(got[1].envelope, None, "an empty envelope is none");
     }
 
     #[test]

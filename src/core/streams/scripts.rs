@@ -106,3 +106,50 @@ for i = 3, #ARGV do
 end
 return lost
 "#;
+
+/// Moves a dead-lettered event into the group's dead-letter stream. KEYS:
+/// depth counter, its work stream, the dead-letter stream, the letter id
+/// counter. ARGV: its entry id, the group, the most letters kept, then one
+/// JSON description per failed handler. Copies the envelope into one
+/// letter per handler (ids `<n>-0` from the counter, the oldest trimmed
+/// past the bound), then settles the work entry as SETTLE does. Returns
+/// the first letter's number.
+pub const LETTER: &str = r#"
+local found = redis.call('XRANGE', KEYS[2], ARGV[1], ARGV[1])
+local envelope = ''
+if found[1] ~= nil then
+  local fields = found[1][2]
+  for j = 1, #fields, 2 do
+    if fields[j] == 'e' then envelope = fields[j + 1] end
+  end
+end
+local first = 0
+for i = 4, #ARGV do
+  local n = redis.call('INCR', KEYS[4])
+  if first == 0 then first = n end
+  redis.call('XADD', KEYS[3], 'MAXLEN', ARGV[3], n .. '-0', 'e', envelope, 'm', ARGV[i], 's', KEYS[2])
+end
+if redis.call('XACK', KEYS[2], ARGV[2], ARGV[1]) > 0 then
+  if redis.call('DECRBY', KEYS[1], 1) < 0 then redis.call('SET', KEYS[1], 0) end
+end
+redis.call('XDEL', KEYS[2], ARGV[1])
+return first
+"#;
+
+/// Replays a dead letter. KEYS: depth counter, the dead-letter stream, the
+/// letter's work stream. ARGV: the letter's id. Adds its envelope back to
+/// the work stream (the group's bound does not refuse a replay) and
+/// deletes the letter; 0 when it was gone already.
+pub const REPLAY: &str = r#"
+local found = redis.call('XRANGE', KEYS[2], ARGV[1], ARGV[1])
+if found[1] == nil then return 0 end
+local fields = found[1][2]
+local envelope = ''
+for j = 1, #fields, 2 do
+  if fields[j] == 'e' then envelope = fields[j + 1] end
+end
+redis.call('XADD', KEYS[3], '*', 'e', envelope)
+redis.call('INCR', KEYS[1])
+redis.call('XDEL', KEYS[2], ARGV[1])
+return 1
+"#;

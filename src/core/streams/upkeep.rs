@@ -34,6 +34,7 @@ pub(super) async fn run(shared: Arc<Shared>, mut manager: ConnectionManager) {
         if last_stats.is_none_or(|t| t.elapsed() >= Duration::from_secs(1)) {
             last_stats = Some(Instant::now());
             read_state(&shared, &stats, &mut manager).await;
+            super::io::read_letters(&shared, &mut manager).await;
         }
     }
 }
