@@ -956,9 +956,14 @@ export declare class BufferedEventBusService extends EventEmitter {
   getWorkerStatistics(): WorkerStatistics;
   /** Sets the number of native workers (1..20) while events flow. */
   scaleWorkers(count: number): Promise<void>;
-  /** The dead letters, oldest first: all of them, or the page asked for (`{ offset: 0, limit: 100 }`). */
+  /** The dead letters, oldest first: all of them, or the page asked for (`{ offset: 0, limit: 100 }`). On Redis, the group's, as last read (about once a second). */
   getDeadLetterQueue(page?: DeadLetterPage): DeadLetterEntry[];
-  /** Puts one dead letter (or all) back in front of its lane with fresh attempts; returns how many. */
+  /**
+   * Puts one dead letter (or all) back in front of its lane with fresh
+   * attempts, for the handler that failed; returns how many. On Redis the
+   * event goes back to its stream for whichever process takes it, and runs
+   * every handler of its type again (its other letters go with it).
+   */
   replayDeadLetter(id?: number): number;
   /** Removes one dead letter; returns whether it existed. */
   removeDeadLetter(id: number): boolean;

@@ -298,10 +298,26 @@ export class Streams implements LazyEvents {
       });
   }
 
-  /** Replays the group's dead letter `id` (all of them without one); returns how many. */
+  /**
+   * Replays the group's dead letter `id` (all of them without one); returns
+   * how many. A replay runs the whole event again, so the event's other
+   * letters (other failed handlers) go with it rather than replay it twice.
+   */
   replayLetters(id: number | undefined): number {
-    const ids = id === undefined ? this.#h.native.streamsLetters().map((l) => l.id) : [id];
-    return ids.filter((i) => this.#h.native.streamsReplayLetter(i)).length;
+    const letters = this.deadLetters();
+    const chosen = id === undefined ? letters : letters.filter((l) => l.id === id);
+    const events = new Set(chosen.map((l) => l.event.id));
+    let replayed = 0;
+    const done = new Set<string>();
+    for (const l of letters) {
+      if (!events.has(l.event.id)) continue;
+      if (done.has(l.event.id) || (id !== undefined && l.id !== id)) this.#h.native.streamsRemoveLetters(l.id);
+      else if (this.#h.native.streamsReplayLetter(l.id)) {
+        done.add(l.event.id);
+        replayed++;
+      }
+    }
+    return replayed;
   }
 
   /** Removes the group's dead letter `id` (all of them without one); returns how many. */

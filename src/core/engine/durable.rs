@@ -130,24 +130,33 @@ impl Inner {
     /// What the books reported since the last call; the queue records it
     /// (the journal's `Finished` records) before JavaScript learns it.
     pub(super) fn take_reports(&self) -> Vec<Report> {
-        let mut reports = self.books.lock().take_reports();
-        if !reports.is_empty() {
-            self.queue.reported(&reports);
+        let mut all = Vec::new();
+        let mut batch = self.books.lock().take_reports();
+        // Handing letters over frees their slots: those reports (and any
+        // another thread added meanwhile) go through the same hands.
+        while !batch.is_empty() {
+            self.queue.reported(&batch);
+            let mut more = false;
             if let Some(streams) = self.streams.get() {
-                let lettered = streams.reported(&reports);
+                let lettered = streams.reported(&batch);
                 if !lettered.is_empty() {
-                    reports.extend(self.hand_over_letters(streams, &lettered));
+                    self.hand_over_letters(streams, &lettered);
+                    more = true;
                 }
             }
+            all.append(&mut batch);
+            if more {
+                batch = self.books.lock().take_reports();
+            }
         }
-        reports
+        all
     }
 
     /// A Redis bus's dead letters belong to the group: those of the events
     /// in `slots` leave this process's queue for the group's dead-letter
-    /// stream, so any process sees, replays or removes them. Returns the
-    /// books' reports that frees their slots here.
-    fn hand_over_letters(&self, streams: &StreamLink, slots: &[u32]) -> Vec<Report> {
+    /// stream, so any process sees, replays or removes them; their slots
+    /// are freed here (the books report it).
+    fn hand_over_letters(&self, streams: &StreamLink, slots: &[u32]) {
         let mut by_slot: HashMap<u32, Vec<String>> = HashMap::new();
         for letter in self.queue.dead_letters(0, usize::MAX) {
             if !slots.contains(&letter.slot) {
@@ -167,6 +176,5 @@ impl Inner {
         for slot in slots {
             streams.letters(*slot, by_slot.remove(slot).unwrap_or_default());
         }
-        self.books.lock().take_reports()
     }
 }

@@ -143,6 +143,7 @@ async fn command_loop(
     let settle = Script::new(scripts::SETTLE);
     let letter = Script::new(scripts::LETTER);
     let replay = Script::new(scripts::REPLAY);
+    let release = Script::new(scripts::RELEASE);
     let mut tick = tokio::time::interval(Duration::from_millis(500));
     loop {
         let first = tokio::select! {
@@ -188,10 +189,19 @@ async fn command_loop(
             send_settle(shared, &settle, &mut manager, settles).await;
         }
         for (key, id, deliveries) in releases {
-            send_release(shared, &mut manager, &key, &id, deliveries).await;
+            send_release(shared, &release, &mut manager, &key, &id, deliveries).await;
         }
-        for c in others {
+        // Letters that failed before go again.
+        let retried: Vec<Command> = std::mem::take(&mut *shared.unsent_letters.lock())
+            .into_iter()
+            .map(|(k, id, m)| Command::Letter(k, id, m))
+            .collect();
+        let touched_letters = !others.is_empty() || !retried.is_empty();
+        for c in retried.into_iter().chain(others) {
             letters(shared, &letter, &replay, &mut manager, c).await;
+        }
+        if touched_letters {
+            read_letters(shared, &mut manager).await;
         }
         if shared.closing.load(Ordering::SeqCst) && rx.is_empty() {
             break;
@@ -320,14 +330,21 @@ async fn letters(
                 .key(keys.letter_ids())
                 .arg(&id)
                 .arg(GROUP)
-                .arg(shared.max_letters);
+                .arg(shared.max_letters)
+                .arg(&shared.consumer);
             for m in &metas {
                 inv.arg(m);
             }
             let r: RedisResult<i64> = inv.invoke_async(manager).await;
             note(shared, &r);
-            if r.is_ok() {
-                shared.counters.settled.fetch_add(1, Ordering::Relaxed);
+            match r {
+                Ok(n) if n > 0 => {
+                    shared.counters.settled.fetch_add(1, Ordering::Relaxed);
+                }
+                // Settled already (0), or taken over by another process (-1).
+                Ok(_) => {}
+                // Kept, and sent again: meanwhile takeover skips the entry.
+                Err(_) => shared.unsent_letters.lock().push((key, id, metas)),
             }
         }
         Command::Replay(l) => {
@@ -355,7 +372,6 @@ async fn letters(
         }
         _ => {}
     }
-    read_letters(shared, manager).await;
 }
 
 /// Refreshes the mirror of the group's dead letters.
@@ -378,23 +394,20 @@ pub(super) async fn read_letters(shared: &Shared, manager: &mut ConnectionManage
 /// more).
 async fn send_release(
     shared: &Shared,
+    script: &Script,
     manager: &mut ConnectionManager,
     key: &str,
     id: &str,
     deliveries: u32,
 ) {
-    let r: RedisResult<Value> = cmd("XCLAIM")
-        .arg(key)
+    let r: RedisResult<Value> = script
+        .key(key)
         .arg(GROUP)
         .arg(&shared.consumer)
-        .arg(0)
-        .arg(id)
-        .arg("IDLE")
         .arg(shared.claim_idle_ms.saturating_mul(2))
-        .arg("RETRYCOUNT")
+        .arg(id)
         .arg(deliveries)
-        .arg("JUSTID")
-        .query_async(manager)
+        .invoke_async(manager)
         .await;
     note(shared, &r);
 }

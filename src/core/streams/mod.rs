@@ -181,6 +181,9 @@ pub(crate) enum Command {
     Remove(Option<u64>),
 }
 
+/// A dead-lettered event's entry (stream, id) and its letters.
+pub(crate) type Unsent = (Arc<str>, String, Vec<String>);
+
 /// What JavaScript's thread and the I/O thread share.
 pub(crate) struct Shared {
     url: String,
@@ -209,6 +212,11 @@ pub(crate) struct Shared {
     max_letters: u32,
     /// Dead-lettered events whose letters the engine is handing over.
     lettering: Mutex<HashMap<u32, (Arc<str>, String)>>,
+    /// Letters whose script failed (Redis unreachable), sent again.
+    unsent_letters: Mutex<Vec<Unsent>>,
+    /// Slots whose entry another process took over (renewal found it
+    /// gone): their end settles nothing, and their letters are dropped.
+    lost_slots: Mutex<std::collections::HashSet<u32>>,
     started: Instant,
     /// Settles that failed (Redis unreachable), sent again later.
     unsettled: Mutex<Vec<(Arc<str>, String)>>,
@@ -266,6 +274,8 @@ impl StreamLink {
             letters: Mutex::new(Vec::new()),
             max_letters: config.dead_letter_queue_size,
             lettering: Mutex::new(HashMap::new()),
+            unsent_letters: Mutex::new(Vec::new()),
+            lost_slots: Mutex::new(std::collections::HashSet::new()),
             started: Instant::now(),
             unsettled: Mutex::new(Vec::new()),
             counters: Counters::default(),
@@ -330,6 +340,13 @@ impl StreamLink {
             for r in reports {
                 let Some(finish) = r.finished else { continue };
                 let Some(handle) = books.by_slot.remove(&r.slot) else {
+                    // Taken over by another process: its letters are that
+                    // run's to make.
+                    if self.shared.lost_slots.lock().remove(&r.slot)
+                        && finish == Finish::DeadLettered
+                    {
+                        lettered.push(r.slot);
+                    }
                     continue;
                 };
                 let Some(held) = books.held.remove(&handle) else {
@@ -365,9 +382,17 @@ impl StreamLink {
     /// event in `slot`, which `reported` returned: they go to the group's
     /// dead-letter stream and the entry is settled.
     pub fn letters(&self, slot: u32, letters: Vec<String>) {
-        if let Some((key, id)) = self.shared.lettering.lock().remove(&slot) {
-            let _ = self.tx.send(Command::Letter(key, id, letters));
-        }
+        let Some((key, id)) = self.shared.lettering.lock().remove(&slot) else {
+            return;
+        };
+        // No letter left (evicted here): the event is settled, not deleted
+        // by a script that would write nothing.
+        let command = if letters.is_empty() {
+            Command::Settle(vec![(key, id)])
+        } else {
+            Command::Letter(key, id, letters)
+        };
+        let _ = self.tx.send(command);
     }
 
     /// The group's dead letters, oldest first, as last read (about once a

@@ -109,12 +109,17 @@ return lost
 
 /// Moves a dead-lettered event into the group's dead-letter stream. KEYS:
 /// depth counter, its work stream, the dead-letter stream, the letter id
-/// counter. ARGV: its entry id, the group, the most letters kept, then one
-/// JSON description per failed handler. Copies the envelope into one
-/// letter per handler (ids `<n>-0` from the counter, the oldest trimmed
-/// past the bound), then settles the work entry as SETTLE does. Returns
-/// the first letter's number.
+/// counter. ARGV: its entry id, the group, the most letters kept, this
+/// consumer, then one JSON description per failed handler. Only while this
+/// consumer owns the entry (else another process took it over, and its
+/// run decides: -1): copies the envelope into one letter per handler (ids
+/// `<n>-0` from the counter, the oldest trimmed past the bound), then
+/// settles the work entry as SETTLE does. Returns how many letters it
+/// wrote (0: the entry was settled already).
 pub const LETTER: &str = r#"
+local p = redis.call('XPENDING', KEYS[2], ARGV[2], ARGV[1], ARGV[1], 1)
+if p[1] == nil then return 0 end
+if p[1][2] ~= ARGV[4] then return -1 end
 local found = redis.call('XRANGE', KEYS[2], ARGV[1], ARGV[1])
 local envelope = ''
 if found[1] ~= nil then
@@ -123,17 +128,17 @@ if found[1] ~= nil then
     if fields[j] == 'e' then envelope = fields[j + 1] end
   end
 end
-local first = 0
-for i = 4, #ARGV do
+local written = 0
+for i = 5, #ARGV do
   local n = redis.call('INCR', KEYS[4])
-  if first == 0 then first = n end
   redis.call('XADD', KEYS[3], 'MAXLEN', ARGV[3], n .. '-0', 'e', envelope, 'm', ARGV[i], 's', KEYS[2])
+  written = written + 1
 end
 if redis.call('XACK', KEYS[2], ARGV[2], ARGV[1]) > 0 then
   if redis.call('DECRBY', KEYS[1], 1) < 0 then redis.call('SET', KEYS[1], 0) end
 end
 redis.call('XDEL', KEYS[2], ARGV[1])
-return first
+return written
 "#;
 
 /// Replays a dead letter. KEYS: depth counter, the dead-letter stream, the
@@ -148,8 +153,24 @@ local envelope = ''
 for j = 1, #fields, 2 do
   if fields[j] == 'e' then envelope = fields[j + 1] end
 end
+-- Nothing to run again (the entry was gone when it was lettered).
+if envelope == '' then return 0 end
 redis.call('XADD', KEYS[3], '*', 'e', envelope)
 redis.call('INCR', KEYS[1])
 redis.call('XDEL', KEYS[2], ARGV[1])
 return 1
+"#;
+
+/// Hands entries back to the group. KEYS: a stream; ARGV: the group, this
+/// consumer, the idle time to give them, then id and delivery count pairs.
+/// Only entries this consumer still owns: each is made to look idle (the
+/// next process to look takes it over) with the given count.
+pub const RELEASE: &str = r#"
+for i = 4, #ARGV, 2 do
+  local p = redis.call('XPENDING', KEYS[1], ARGV[1], ARGV[i], ARGV[i], 1)
+  if p[1] ~= nil and p[1][2] == ARGV[2] then
+    redis.call('XCLAIM', KEYS[1], ARGV[1], ARGV[2], 0, ARGV[i], 'IDLE', ARGV[3], 'RETRYCOUNT', ARGV[i + 1], 'JUSTID')
+  end
+end
+return 0
 "#;

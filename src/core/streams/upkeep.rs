@@ -71,7 +71,16 @@ async fn renew(shared: &Shared, script: &Script, manager: &mut ConnectionManager
             if lost.contains(id) {
                 // Its slot keeps running here; finishing it settles nothing.
                 books.held.remove(handle);
-                books.by_slot.retain(|_, h| h != handle);
+                let slots: Vec<u32> = books
+                    .by_slot
+                    .iter()
+                    .filter(|(_, h)| *h == handle)
+                    .map(|(s, _)| *s)
+                    .collect();
+                for s in slots {
+                    books.by_slot.remove(&s);
+                    shared.lost_slots.lock().insert(s);
+                }
                 shared.counters.lost.fetch_add(1, Ordering::Relaxed);
             } else if let Some(h) = books.held.get_mut(handle) {
                 h.renewed = now;
@@ -116,6 +125,7 @@ async fn reclaim(shared: &Shared, manager: &mut ConnectionManager) {
             let held: Vec<String> = {
                 let books = shared.books.lock();
                 let unsettled = shared.unsettled.lock();
+                let unsent = shared.unsent_letters.lock();
                 books
                     .held
                     .values()
@@ -126,6 +136,12 @@ async fn reclaim(shared: &Shared, manager: &mut ConnectionManager) {
                             .iter()
                             .filter(|(k, _)| **k == *key)
                             .map(|(_, id)| id.clone()),
+                    )
+                    .chain(
+                        unsent
+                            .iter()
+                            .filter(|(k, _, _)| **k == *key)
+                            .map(|(_, id, _)| id.clone()),
                     )
                     .collect()
             };
