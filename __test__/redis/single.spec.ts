@@ -3,6 +3,7 @@
 // a Redis restart in the middle of the load.
 import assert from 'node:assert/strict';
 import { spawnSync } from 'node:child_process';
+import { readFileSync } from 'node:fs';
 import { test } from 'node:test';
 import { BufferedEventBusService, type BufferedEvent, type BufferedEventConfigInput } from '../..';
 import { rejectsWithCode, waitFor } from '../helpers';
@@ -154,4 +155,24 @@ test('an event that will not run here after shutdown goes back to the group at o
   await second.initialize();
   await waitFor(() => seen.length === 1, 'the event on the other process', 10_000);
   assert.deepEqual(seen, [1], 'as its second attempt');
+});
+
+test('shutdown() does not hang on a Redis that stopped answering', { skip, timeout: 60_000 }, async (t) => {
+  const dir = process.env.REDIS_DIR;
+  if (!dir) return t.skip('needs REDIS_DIR (scripts/with-redis.sh)');
+  const bus = new BufferedEventBusService({ backend: { type: 'redis', url, name: `hang-${process.pid}` }, fallbackToSync: false });
+  bus.registerHandler('job', () => {});
+  await bus.initialize();
+  await bus.emitEvent('job', { n: 1 });
+  const pid = Number(readFileSync(`${dir}/redis.pid`, 'utf8').trim());
+  // A paused server: connections stay open, nothing answers.
+  process.kill(pid, 'SIGSTOP');
+  t.after(() => process.kill(pid, 'SIGCONT'));
+  const pending = bus.emitEvent('job', { n: 2 });
+  pending.catch(() => {});
+  const started = Date.now();
+  await bus.shutdown({ timeout: 500 });
+  assert.ok(Date.now() - started < 8_000, `shutdown took ${Date.now() - started} ms`);
+  await assert.rejects(pending, (err: { code?: string }) => err.code === 'SHUTTING_DOWN' || err.code === 'BACKEND_UNAVAILABLE');
+  process.kill(pid, 'SIGCONT');
 });

@@ -240,8 +240,14 @@ pub struct StreamLink {
     shared: Arc<Shared>,
     tx: mpsc::UnboundedSender<Command>,
     next_seq: AtomicU64,
-    thread: Mutex<Option<std::thread::JoinHandle<()>>>,
+    /// The I/O thread, and word from it that it has ended.
+    thread: Mutex<Option<(std::thread::JoinHandle<()>, std::sync::mpsc::Receiver<()>)>>,
 }
+
+/// How long `close` waits for the I/O thread: the JavaScript thread calls
+/// it, and a Redis that stopped answering would hold it for the response
+/// timeout (seconds) per command still queued.
+const CLOSE_WAIT: std::time::Duration = std::time::Duration::from_secs(3);
 
 impl StreamLink {
     /// Starts the link's thread, which connects and then reports through
@@ -282,9 +288,13 @@ impl StreamLink {
         });
         let (tx, rx) = mpsc::unbounded_channel();
         let io_shared = shared.clone();
+        let (ended, on_end) = std::sync::mpsc::channel();
         let thread = std::thread::Builder::new()
             .name("bootify-redis".into())
-            .spawn(move || io::run(io_shared, rx))
+            .spawn(move || {
+                io::run(io_shared, rx);
+                let _ = ended.send(());
+            })
             .map_err(|e| {
                 BusError::InvalidState(format!("could not start the Redis thread: {e}"))
             })?;
@@ -292,7 +302,7 @@ impl StreamLink {
             shared,
             tx,
             next_seq: AtomicU64::new(1),
-            thread: Mutex::new(Some(thread)),
+            thread: Mutex::new(Some((thread, on_end))),
         })
     }
 
@@ -489,7 +499,8 @@ impl StreamLink {
     }
 
     /// Sends what is queued, then closes the connections and joins the
-    /// thread. Entries still held stay pending in the group.
+    /// thread, waiting at most `CLOSE_WAIT` for a Redis that does not
+    /// answer. Entries still held stay pending in the group.
     pub fn close(&self) {
         self.shared.closing.store(true, Ordering::SeqCst);
         self.shared.reading.store(false, Ordering::SeqCst);
@@ -497,8 +508,16 @@ impl StreamLink {
         self.shared.settled.notify_one();
         // A closed channel ends the command loop once it has drained it.
         let _ = self.tx.send(Command::Settle(Vec::new()));
-        if let Some(t) = self.thread.lock().take() {
-            let _ = t.join();
+        if let Some((thread, on_end)) = self.thread.lock().take() {
+            match on_end.recv_timeout(CLOSE_WAIT) {
+                // Redis does not answer: the thread finishes (or fails) what
+                // is queued on its own; what it cannot send stays pending in
+                // the group, for another process to take over.
+                Err(std::sync::mpsc::RecvTimeoutError::Timeout) => drop(thread),
+                _ => {
+                    let _ = thread.join();
+                }
+            }
         }
     }
 }
