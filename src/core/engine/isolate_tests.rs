@@ -255,21 +255,31 @@ fn an_event_emitted_before_its_type_went_to_isolates_is_rerouted() {
     assert_eq!(engine.queue_state().in_flight_permits, 1);
 }
 
+/// Polls `done` until it holds; fails with `what` after 10 s.
+fn within_10s(mut done: impl FnMut() -> bool, what: impl Fn() -> String) {
+    let deadline = Instant::now() + Duration::from_secs(10);
+    while !done() {
+        assert!(Instant::now() < deadline, "{} within 10 s", what());
+        std::thread::sleep(Duration::from_millis(1));
+    }
+}
+
 /// Waits until the engine has handed out `in_flight` deliveries and holds
 /// `waiting` more for a free isolate (lane 0).
 fn until_backlogged(engine: &Engine, in_flight: u32, waiting: u32) {
-    let deadline = Instant::now() + Duration::from_secs(10);
-    loop {
+    let state = || {
         let q = engine.queue_state();
-        if (q.in_flight_deliveries, q.queued.depth[0]) == (in_flight, waiting) {
-            return;
-        }
-        assert!(
-            Instant::now() < deadline,
-            "{in_flight} in flight and {waiting} waiting within 10 s, got {q:?}"
-        );
-        std::thread::sleep(Duration::from_millis(1));
-    }
+        (q.in_flight_deliveries, q.queued.depth[0])
+    };
+    within_10s(
+        || state() == (in_flight, waiting),
+        || {
+            format!(
+                "{in_flight} in flight and {waiting} waiting, got {:?}",
+                state()
+            )
+        },
+    );
 }
 
 #[test]
@@ -371,14 +381,10 @@ fn a_type_taken_back_from_isolates_leaves_the_backlog_for_the_main_thread() {
 
 /// Waits until `n` deliveries of `lane` wait in the backlog.
 fn until_lane_depth(engine: &Engine, lane: usize, n: u32) {
-    let deadline = Instant::now() + Duration::from_secs(10);
-    while engine.inner.backlog.held().0[lane] != n {
-        assert!(
-            Instant::now() < deadline,
-            "{n} of lane {lane} backlogged within 10 s"
-        );
-        std::thread::sleep(Duration::from_millis(1));
-    }
+    within_10s(
+        || engine.inner.backlog.held().0[lane] == n,
+        || format!("{n} of lane {lane} backlogged"),
+    );
 }
 
 #[test]
