@@ -483,6 +483,13 @@ export interface QueueMetrics {
    * Neither successes nor failures: not in `totalProcessed` or `successRate`.
    */
   unhandled: number;
+  /**
+   * On a Redis bus: events whose remaining work, a failed handler's retry,
+   * went to the group's retry set, where any process may run it. Their
+   * outcome is counted by the process that finishes them; not in
+   * `totalProcessed` or `successRate` here. Always 0 in-process.
+   */
+  handedOver: number;
   /** Individual handler failures, retries included. */
   handlerFailures: number;
   /** Delivery-level counts (a retry is a delivery of its own). */
@@ -734,6 +741,13 @@ export interface DeadLetterEntry {
   correlationId: string;
   /** The handler that failed (other handlers of the event are not affected). */
   handler: string;
+  /**
+   * On a Redis bus: the failed handler's stable key in the group (its name,
+   * `#2`… for a second handler of that name on the type); a replay runs
+   * that handler alone. Absent in-process, and on letters of entries that
+   * could not be read (their replay runs every handler of the type).
+   */
+  handlerKey?: string;
   /** Runs made, the first included. */
   attempts: number;
   /** The last attempt's error. */
@@ -829,6 +843,8 @@ export interface BackendMetrics {
     consumers: number;
     /** Types with events waiting that no process of the group reads. */
     unhandledTypes: { type: string; waiting: number }[];
+    /** Failed handlers' retries waiting in the group's retry set for their backoff. */
+    retrying: number;
     /** How long ago it was read (ms); -1 before the first reading. */
     readAgoMs: number;
   };
@@ -844,6 +860,14 @@ export interface BackendMetrics {
   reclaimed: number;
   /** Finished entries acknowledged and deleted (an entry another process had acknowledged already is not counted). */
   settled: number;
+  /** Failed handlers whose retry this process put in the group's retry set. */
+  retried: number;
+  /** Retries this process moved from the group's retry set to their streams when due (any process may move any). */
+  promoted: number;
+  /** Retries for a handler key no handler of this process has (another version of the application wrote them): dead-lettered as `UnknownHandlerError`. */
+  unknownHandlers: number;
+  /** Retries whose data was gone from Redis when they fell due (something else deleted it): lost, and counted here. */
+  retriesGone: number;
   /** Claim renewals of entries held longer than a third of `claimIdleMs`. */
   renewed: number;
   /** Entries this process held that another process took over meanwhile (this one was cut off from Redis longer than `claimIdleMs`): they run there too. */

@@ -83,8 +83,9 @@ export declare class NativeBus {
   complete(count: number, failures?: Array<HandlerFailure> | undefined | null, refill?: boolean | undefined | null): number | Array<number>
   /**
    * What the books say of events since the last call, flat: `[slot,
-   * code, ...]` (`code & 3`: 0 succeeded, 1 dead-lettered, 2 unhandled,
-   * 3 not finished; `code & 4`: the slot may be freed).
+   * code, ...]` (`code & 7`: 0 succeeded, 1 dead-lettered, 2 unhandled,
+   * 3 handed over to the group, 7 not finished; `code & 8`: the slot may
+   * be freed).
    */
   takeReports(): Array<number>
   setHandlerCount(typeId: number, count: number): void
@@ -200,8 +201,20 @@ export declare class NativeBus {
    * the batch's sequence number, under which `streamsTake` reports it.
    */
   streamsEmit(lanes: Uint32Array, types: Array<string>, lengths: Uint32Array, envelopes: Buffer): number
-  /** The types this process has handlers for (the streams it reads). */
-  streamsHandle(types: Array<string>): void
+  /**
+   * The types this process has handlers for (the streams it reads),
+   * and its handlers' keys (a retry from the group names its handler).
+   */
+  streamsHandle(types: Array<string>, handlers: Array<StreamHandler>): void
+  /**
+   * Entries that do not go into the ring: taken over from a dead
+   * process, retries from the group's retry set, or new ones the ring
+   * had no room for. `[slot, handle, typeId, lane, size, attempt]` each
+   * (bound already); each runs as `attempt`, for the handler its entry
+   * names (else every handler of its type), with the earlier errors it
+   * carries.
+   */
+  streamsAdopt(flat: Float64Array): void
   /** Entries JavaScript put into slots: `[slot, handle]` pairs. */
   streamsBind(pairs: Float64Array): void
   /**
@@ -378,7 +391,11 @@ export interface StreamChanges {
   emitted: Array<number>
   /** Per finished emission batch, its error ('' when none). */
   emitErrors: Array<string>
-  /** Entries taken: `[handle, lane, deliveries]` each. */
+  /**
+   * Entries taken: `[handle, lane, deliveries, handler, attempt]` each
+   * (`handler` 0 and `attempt` 0 for a new event; a retry from the
+   * group's retry set names its handler's id here and its attempt).
+   */
   entries: Array<number>
   entryTypes: Array<string>
   /**
@@ -396,6 +413,14 @@ export interface StreamConnected {
   error?: string
   version: string
   evictionPolicy: string
+}
+
+/** A handler of this process, as the group knows it. */
+export interface StreamHandler {
+  id: number
+  type: string
+  /** Its stable key, the same in every process (`js/handlers.ts`). */
+  key: string
 }
 
 /** A delivery that never started. */

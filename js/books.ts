@@ -1,10 +1,10 @@
 import type { SlotTable } from './event-record';
 import type { Observer } from './observer';
 
-/** `code & 3` of a report: how the event's work ended (src/core/schedule/books.rs). */
-const FINISH = { SUCCEEDED: 0, DEAD_LETTERED: 1, UNHANDLED: 2, NONE: 3 } as const;
+/** `code & 7` of a report: how the event's work ended (src/core/schedule/books.rs). */
+const FINISH = { SUCCEEDED: 0, DEAD_LETTERED: 1, UNHANDLED: 2, HANDED_OVER: 3, NONE: 7 } as const;
 /** `code & FREED`: nothing in the engine refers to the slot any more. */
-const FREED = 4;
+const FREED = 8;
 
 /**
  * What the main thread keeps of the engine's books (src/core/schedule/books.rs),
@@ -70,9 +70,11 @@ export class Books {
     for (let i = start; i < end; i += 2) {
       const slot = reports[i];
       const code = reports[i + 1];
-      const finish = code & 3;
+      const finish = code & 7;
       if (finish !== FINISH.NONE && this.#open[slot] === 1) {
-        if (finish === FINISH.UNHANDLED) this.#observer.unhandled();
+        // Handed over: the group's retry set holds the rest; no outcome here.
+        if (finish === FINISH.HANDED_OVER) this.#observer.handedOver();
+        else if (finish === FINISH.UNHANDLED) this.#observer.unhandled();
         else this.#observer.finished(finish === FINISH.DEAD_LETTERED);
         this.#close(slot);
       }

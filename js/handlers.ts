@@ -7,6 +7,12 @@ export interface RegisteredHandler {
   readonly type: string;
   /** For error reports and the dead-letter queue. */
   readonly name: string;
+  /**
+   * Stable across processes, for a Redis group's retries: its name, with
+   * `#2`, `#3`… for a second, third handler of the same name on the type
+   * (registration order). See `keyFor`.
+   */
+  readonly key: string;
   readonly source: EventHandlerLike;
   readonly fn: (event: unknown) => unknown;
   /** `this` for the call: the handler object, so class handlers keep their instance. */
@@ -29,6 +35,8 @@ export class HandlerRegistry {
   readonly #byId = new Map<number, RegisteredHandler>();
   /** Per type id: handled in worker isolates rather than on this thread. */
   readonly #isolated: boolean[] = [];
+  /** Per type id: handlers registered so far under each name (for `#keyFor`). */
+  readonly #names: Map<string, number>[] = [];
   readonly #onCountChange: (typeId: number, count: number) => void;
   readonly #onNewType: (typeId: number, type: string) => void;
   #nextId = 1;
@@ -106,7 +114,7 @@ export class HandlerRegistry {
     const fn = (): never => {
       throw new BusError('NATIVE_ERROR', `worker handler ${name} was called on the main thread`);
     };
-    const entry: RegisteredHandler = { id: this.#nextId++, type: t, name, source: fn, fn, thisArg: undefined };
+    const entry: RegisteredHandler = { id: this.#nextId++, type: t, name, key: this.#keyFor(typeId, name), source: fn, fn, thisArg: undefined };
     const list = this.#appendable(typeId);
     list.push(entry);
     this.#byId.set(entry.id, entry);
@@ -142,13 +150,32 @@ export class HandlerRegistry {
         { field: 'handler', eventType: t },
       );
     }
-    const entry: RegisteredHandler = { id: this.#nextId++, type: t, name, source: handler as EventHandlerLike, fn, thisArg };
     const typeId = this.typeId(t);
+    const entry: RegisteredHandler = { id: this.#nextId++, type: t, name, key: this.#keyFor(typeId, name), source: handler as EventHandlerLike, fn, thisArg };
     const list = this.#appendable(typeId);
     list.push(entry);
     this.#byId.set(entry.id, entry);
     this.#onCountChange(typeId, list.length);
     return entry;
+  }
+
+  /**
+   * A new handler's key: its name (`Class.method` for `@OnEvent`, the
+   * function's name, `Class.handle` for handler objects) for the first
+   * handler of that name on the type, then the name with `#2`, `#3`… in
+   * registration order (removed handlers keep their number). Processes that
+   * register the same handlers in the same order agree on every key.
+   */
+  #keyFor(typeId: number, name: string): string {
+    const seen = (this.#names[typeId] ??= new Map<string, number>());
+    const n = (seen.get(name) ?? 0) + 1;
+    seen.set(name, n);
+    return n === 1 ? name : `${name}#${n}`;
+  }
+
+  /** Every handler registered now, of every type. */
+  all(): RegisteredHandler[] {
+    return [...this.#byId.values()];
   }
 
   /** Whether `type` has handlers now. */

@@ -72,6 +72,8 @@ export class Observer {
   #deadLettered = 0;
   /** Events that found no handler when dispatched (none registered, or removed while queued). */
   #unhandled = 0;
+  /** Events whose remaining work (a retry) went to the Redis group's retry set. */
+  #handedOver = 0;
   #inline = 0;
   readonly #rejected: Partial<Record<BusErrorCode, number>> = {};
   #running = false;
@@ -161,9 +163,14 @@ export class Observer {
     this.#unhandled++;
   }
 
-  /** Events whose work ended, however it ended. */
+  /** An event's remaining work went to the group (a retry any process may run): its outcome is decided there. */
+  handedOver(): void {
+    this.#handedOver++;
+  }
+
+  /** Events whose work ended here, however it ended. */
   finishedCount(): number {
-    return this.#succeeded + this.#deadLettered + this.#unhandled;
+    return this.#succeeded + this.#deadLettered + this.#unhandled + this.#handedOver;
   }
 
   rejected(code: BusErrorCode): void {
@@ -210,6 +217,7 @@ export class Observer {
         succeeded: this.#succeeded,
         failed: this.#deadLettered,
         unhandled: this.#unhandled,
+        handedOver: this.#handedOver,
         handlerFailures: c.handlerFailures,
         deliveries: { dispatched: c.dispatched[0] + c.dispatched[1] + c.dispatched[2], succeeded: c.succeeded, failed: c.failed, unhandled: c.unhandled },
         handledInline: this.#inline,
@@ -273,12 +281,19 @@ export class Observer {
       add('bootify_events_group_pending', 'gauge', 'Events of the group taken by a process and not finished.', [['', b.group.pending]]);
       add('bootify_events_group_consumers', 'gauge', 'Processes that have read from the group.', [['', b.group.consumers]]);
       add('bootify_events_group_unhandled', 'gauge', 'Events waiting in the group for a type no process reads.', b.group.unhandledTypes.map((u) => [`type=${JSON.stringify(u.type)}`, u.waiting]));
+      add('bootify_events_group_retrying', 'gauge', "Failed handlers' retries waiting in the group's retry set.", [['', b.group.retrying]]);
       add('bootify_events_redis_connected', 'gauge', 'Whether Redis answers (1) or not (0).', [['', b.connected ? 1 : 0]]);
       add('bootify_events_redis_entries_total', 'counter', "This process's traffic with the group.", [
         ['op="emitted"', b.emitted],
         ['op="taken"', b.taken],
         ['op="reclaimed"', b.reclaimed],
         ['op="settled"', b.settled],
+        ['op="retried"', b.retried],
+        ['op="promoted"', b.promoted],
+      ]);
+      add('bootify_events_redis_retries_unrunnable_total', 'counter', 'Retries of the group that could not run: their data was gone when due (lost), or no handler here had their key (dead-lettered).', [
+        ['cause="gone"', b.retriesGone],
+        ['cause="unknown_handler"', b.unknownHandlers],
       ]);
       add('bootify_events_redis_errors_total', 'counter', 'Redis commands that failed.', [['', b.errors]]);
     }

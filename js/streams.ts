@@ -24,6 +24,8 @@ interface Taken {
   type: string;
   envelope: Buffer | null;
   deliveries: number;
+  /** The attempt it runs as: a retry's, plus one per process that died holding it. */
+  attempt: number;
 }
 
 export interface StreamsHost extends BusParts {
@@ -46,6 +48,7 @@ export class Streams implements LazyEvents {
   /** Holds the process open while emissions wait for Redis, or while this process reads. */
   #keepAlive: NodeJS.Timeout | undefined;
   #reading = false;
+  #handlersQueued = false;
   /** Connected at least once, and not closed: emissions go out. */
   #open = false;
   #down: string | undefined;
@@ -129,13 +132,21 @@ export class Streams implements LazyEvents {
   /** The types with a handler here: the link reads their streams. */
   handlersChanged(): void {
     // Before initialize() there is no link (connecting sends them), after
-    // shutdown none any more.
+    // shutdown none any more. Registrations in a row send once.
+    if (!this.#open || this.#handlersQueued) return;
+    this.#handlersQueued = true;
+    queueMicrotask(this.#sendHandlers);
+  }
+
+  readonly #sendHandlers = (): void => {
+    this.#handlersQueued = false;
     if (!this.#open) return;
     const types = this.#h.registry.types().filter((t) => this.#h.registry.has(t));
     this.#reading = types.length > 0;
-    this.#h.native.streamsHandle(types);
+    const handlers = this.#h.registry.all().map((h) => ({ id: h.id, type: h.type, key: h.key }));
+    this.#h.native.streamsHandle(types, handlers);
     this.#keepAliveCheck();
-  }
+  };
 
   readonly #onChange = (): void => {
     const c = this.#h.native.streamsTake();
@@ -194,7 +205,11 @@ export class Streams implements LazyEvents {
     });
   }
 
-  /** Entries taken from the group: into slots, bound to their entries, then into the ring. */
+  /**
+   * Entries taken from the group: into slots, bound to their entries, then
+   * new events into the ring; retries (for one handler) and entries taken
+   * over from dead processes to the engine as the attempt they are.
+   */
   #adopt(numbers: number[], types: string[], envelopes: Buffer, lengths: Uint32Array): void {
     const { slots, registry, ring, native, books } = this.#h;
     const pairs = new Float64Array(types.length * 2);
@@ -202,31 +217,32 @@ export class Streams implements LazyEvents {
     const later: number[] = [];
     let at = 0;
     for (let k = 0; k < types.length; k++) {
-      const [handle, lane, deliveries] = [numbers[3 * k], numbers[3 * k + 1], numbers[3 * k + 2]];
+      const [handle, lane, deliveries, handler, retry] = numbers.slice(5 * k, 5 * k + 5);
       const typeId = registry.typeId(types[k]);
       const index = this.#nextTaken++;
       const length = lengths[k];
       // A view: the envelopes of a batch share one buffer.
       const envelope = length === 0xffffffff ? null : envelopes.subarray(at, (at += length));
-      this.#taken.set(index, { type: types[k], envelope, deliveries });
+      // Taken over from a dead process: each death counts as a delivery made.
+      const attempt = retry + deliveries - 1;
+      this.#taken.set(index, { type: types[k], envelope, deliveries, attempt });
       const slot = slots.addLazy(this, index, typeId, lane);
       pairs[2 * k] = slot;
       pairs[2 * k + 1] = handle;
       books.opened(slot);
       const size = envelope?.length ?? 0;
-      // Taken over from a dead process: it counts as a delivery made.
-      if (deliveries > 1) later.push(slot, 0, typeId, lane, size, deliveries - 1, 0);
-      else records.push(lane, slot, typeId, size);
+      if (attempt > 0 || handler !== 0) later.push(slot, handle, typeId, lane, size, attempt);
+      else records.push(lane, slot, typeId, size, handle);
     }
     // Bound before anything can run, so a finish finds its entry.
     native.streamsBind(pairs);
     const now = native.elapsedUs();
-    for (let r = 0; r < records.length; r += 4) {
-      const [lane, slot, typeId, size] = [records[r], records[r + 1], records[r + 2], records[r + 3]];
+    for (let r = 0; r < records.length; r += 5) {
+      const [lane, slot, typeId, size, handle] = records.slice(r, r + 5);
       // The ring holds maxQueueSize; the link takes at most the window.
-      if (!ring.push(lane, slot, typeId, size, now, 0)) later.push(slot, 0, typeId, lane, size, 0, 0);
+      if (!ring.push(lane, slot, typeId, size, now, 0)) later.push(slot, handle, typeId, lane, size, 0);
     }
-    if (later.length > 0) native.adoptRecovered(Float64Array.from(later));
+    if (later.length > 0) native.streamsAdopt(Float64Array.from(later));
     this.#h.dispatchNew();
   }
 
@@ -247,7 +263,7 @@ export class Streams implements LazyEvents {
     }
     // Its holders died running it, each time: the handler may be what
     // kills them, so it is not run again.
-    if (t.deliveries - 1 > retryAttempts) {
+    if (t.attempt > retryAttempts && t.deliveries > 1) {
       this.#counts.overDelivered++;
       return { ...event, failure: `delivered ${t.deliveries} times without finishing (the processes holding it stopped); retryAttempts is ${retryAttempts}`, failureName: 'RedeliveryLimitError' };
     }
@@ -275,7 +291,7 @@ export class Streams implements LazyEvents {
           event = { id: `redis-letter-${l.id}`, type: rest.join(':'), payload: undefined, priority: priority as EventPriority, correlationId: '', timestamp: 0 };
           void err;
         }
-        let meta: { handler?: unknown; attempts?: unknown; errors?: unknown; timestamp?: unknown } = {};
+        let meta: { handler?: unknown; key?: unknown; attempts?: unknown; errors?: unknown; timestamp?: unknown } = {};
         try {
           meta = JSON.parse(l.meta);
         } catch {
@@ -290,6 +306,7 @@ export class Streams implements LazyEvents {
           payload: event.payload,
           correlationId: event.correlationId,
           handler: String(meta.handler ?? ''),
+          handlerKey: typeof meta.key === 'string' ? meta.key : undefined,
           attempts: Number(meta.attempts ?? 0),
           lastError: { message: last?.message ?? '', name: last?.name ?? 'Error', stack: last?.stack ?? undefined },
           errors,
@@ -300,17 +317,21 @@ export class Streams implements LazyEvents {
 
   /**
    * Replays the group's dead letter `id` (all of them without one); returns
-   * how many. A replay runs the whole event again, so the event's other
-   * letters (other failed handlers) go with it rather than replay it twice.
+   * how many. A letter names its handler's key: the event runs again for
+   * that handler alone, with fresh attempts, as in-process. A letter
+   * without one (written before keys, or of an undecodable entry) runs the
+   * whole event again, so the event's other keyless letters go with it
+   * rather than replay it twice.
    */
   replayLetters(id: number | undefined): number {
     const letters = this.deadLetters();
     const chosen = id === undefined ? letters : letters.filter((l) => l.id === id);
-    const events = new Set(chosen.map((l) => l.event.id));
     let replayed = 0;
+    for (const l of chosen) if (l.handlerKey && this.#h.native.streamsReplayLetter(l.id)) replayed++;
+    const events = new Set(chosen.filter((l) => !l.handlerKey).map((l) => l.event.id));
     const done = new Set<string>();
     for (const l of letters) {
-      if (!events.has(l.event.id)) continue;
+      if (l.handlerKey || !events.has(l.event.id)) continue;
       if (done.has(l.event.id) || (id !== undefined && l.id !== id)) this.#h.native.streamsRemoveLetters(l.id);
       else if (this.#h.native.streamsReplayLetter(l.id)) {
         done.add(l.event.id);
@@ -377,6 +398,7 @@ export class Streams implements LazyEvents {
         pending: g?.pending ?? 0,
         consumers: g?.consumers ?? 0,
         unhandledTypes: (g?.unhandledTypes ?? []).map((u) => ({ ...u })),
+        retrying: g?.retrying ?? 0,
         readAgoMs: g?.readAgoMs ?? -1,
       },
       deadLetters: s?.deadLetters ?? 0,
@@ -385,6 +407,10 @@ export class Streams implements LazyEvents {
       taken: s?.taken ?? 0,
       reclaimed: s?.reclaimed ?? 0,
       settled: s?.settled ?? 0,
+      retried: s?.retried ?? 0,
+      promoted: s?.promoted ?? 0,
+      retriesGone: s?.retriesGone ?? 0,
+      unknownHandlers: s?.unknownHandlers ?? 0,
       renewed: s?.renewed ?? 0,
       lost: s?.lost ?? 0,
       errors: s?.errors ?? 0,
@@ -414,7 +440,8 @@ export class Streams implements LazyEvents {
 }
 
 /** `streamsState()` (src/binding/streams.rs): the link's counters under their public names. */
-interface NativeStreamsState extends Pick<BackendMetrics, 'consumer' | 'deadLetters' | 'held' | 'emitted' | 'taken' | 'reclaimed' | 'settled' | 'renewed' | 'lost' | 'errors'> {
+interface NativeStreamsState
+  extends Pick<BackendMetrics, 'consumer' | 'deadLetters' | 'held' | 'emitted' | 'taken' | 'reclaimed' | 'settled' | 'renewed' | 'lost' | 'errors' | 'retried' | 'promoted' | 'retriesGone' | 'unknownHandlers'> {
   down: boolean;
-  group: { depth: number[]; pending: number; consumers: number; unhandledTypes: { type: string; waiting: number }[]; readAgoMs: number };
+  group: { depth: number[]; pending: number; consumers: number; unhandledTypes: { type: string; waiting: number }[]; readAgoMs: number; retrying: number };
 }

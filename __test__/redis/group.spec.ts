@@ -154,3 +154,44 @@ test('a process killed with SIGKILL mid-load leaves its events to the others: no
   const exits = [...logsOf(dir, 'exit').values()].flat().map((l) => JSON.parse(l) as { metrics: { reclaimed: number } });
   assert.ok(exits.reduce((n, e) => n + e.metrics.reclaimed, 0) >= orphans.length, 'each takeover is counted');
 });
+
+test('a failed handler\'s retry waits in the group, not in its process: killed before it fell due, another process runs it, for that handler alone', { skip, timeout: 120_000 }, async (t) => {
+  const dir = tempDir(t);
+  const name = `retry-${process.pid}`;
+  const orders = (mailer: string, expect = 0): ChildProcess => {
+    const kid = spawn(process.execPath, [app, 'orders', dir, name, mailer, String(expect)], { stdio: ['ignore', 'inherit', 'inherit'] });
+    t.after(() => kid.exitCode === null && kid.signalCode === null && kid.kill('SIGKILL'));
+    return kid;
+  };
+  const ready = (kid: ChildProcess): Promise<void> => waitFor(() => lines(path.join(dir, 'ready.log')).includes(String(kid.pid)), 'the process ready', 30_000);
+  const ran = (kid: ChildProcess): string[][] => (logsOf(dir, 'ran').get(kid.pid as number) ?? []).map((l) => l.split(' '));
+  const redis = (...args: string[]): string => spawnSync('redis-cli', ['-u', process.env.REDIS_URL as string, ...args], { encoding: 'utf8' }).stdout.trim();
+
+  const failing = orders('fail', 20);
+  await ready(failing);
+  const run = spawnSync(process.execPath, [app, 'emit', dir, name, '20', 'normal', 'plain'], { encoding: 'utf8', timeout: 60_000, env: { ...process.env, EVENT_TYPE: 'order' } });
+  assert.equal(run.status, 0, run.stderr);
+  const ids = lines(path.join(dir, 'emitted.log')).map((l) => l.split(' ')[0]).sort();
+  // Retries are due 3 s after the failure (±25 %): it dies well before.
+  await waitFor(() => lines(path.join(dir, 'scheduled.log')).includes(String(failing.pid)), 'twenty retries in the group\'s retry set', 30_000);
+  failing.kill('SIGKILL');
+  await new Promise((r) => failing.once('exit', r));
+  assert.equal(redis('ZCARD', `{bootify:${name}}:retries`), '20', 'the retries outlive the process that scheduled them');
+  assert.deepEqual(
+    ran(failing).map(([key, , retry]) => `${key} ${retry}`).sort(),
+    [...Array(20).fill('Audit.handle 0'), ...Array(20).fill('Mailer.handle 0')],
+    'the dead process ran each handler once',
+  );
+
+  const healthy = orders('ok');
+  await ready(healthy);
+  await waitFor(() => ran(healthy).length >= 20, 'the retries run by the other process', 30_000);
+  await new Promise((r) => setTimeout(r, 300));
+  assert.deepEqual(
+    ran(healthy).map(([key, id, retry]) => `${key} ${retry} ${id}`).sort(),
+    ids.map((id) => `Mailer.handle 1 ${id}`),
+    'only the failed handler ran again, as its first retry; Audit.handle did not run twice',
+  );
+  await waitFor(() => redis('ZCARD', `{bootify:${name}}:retries`) === '0' && redis('HLEN', `{bootify:${name}}:retry-data`) === '0', 'the retry set and its data emptied', 10_000);
+  await stop([healthy]);
+});

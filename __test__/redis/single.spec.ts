@@ -18,8 +18,8 @@ function redisCli(...args: string[]): string {
   return run.stdout.trim();
 }
 
-async function started(t: { after(fn: () => unknown): void }, config: BufferedEventConfigInput = {}): Promise<BufferedEventBusService> {
-  const bus = new BufferedEventBusService({ retryDelays: [100], retryAttempts: 1, ...config, backend: { type: 'redis', url, name: `single-${process.pid}-${buses++}` } });
+async function started(t: { after(fn: () => unknown): void }, config: BufferedEventConfigInput = {}, name = `single-${process.pid}-${buses++}`): Promise<BufferedEventBusService> {
+  const bus = new BufferedEventBusService({ retryDelays: [100], retryAttempts: 1, ...config, backend: { type: 'redis', url, name } });
   t.after(() => bus.shutdown({ timeout: 2000 }));
   return bus;
 }
@@ -134,27 +134,58 @@ test('Redis restarted in the middle of the load: emissions fail visibly meanwhil
   assert.ok((bus.getMetrics().backend?.outages ?? 0) >= 1, 'the outage is counted');
 });
 
-test('an event that will not run here after shutdown goes back to the group at once, its run here counted', { skip, timeout: 30_000 }, async (t) => {
-  const first = await started(t, { retryDelays: [60_000] });
+test('events a process took and will not run go back to the group at once when it shuts down', { skip, timeout: 30_000 }, async (t) => {
+  const first = await started(t, { concurrency: 1 });
   const name = first.getConfig().backend.name;
-  first.registerHandler('job', () => {
-    throw new Error('first process fails');
+  const begun: string[] = [];
+  first.registerHandler('job', async (e) => {
+    begun.push(e.id);
+    await new Promise((r) => setTimeout(r, 300));
   });
   await first.initialize();
-  await first.emitEvent('job', { n: 1 });
-  await waitFor(() => first.getMetrics().retryStats.scheduledRetries === 1, 'its retry waiting here');
+  for (let n = 0; n < 4; n++) await first.emitEvent('job', { n });
+  await waitFor(() => begun.length === 1, 'one event running, the rest queued here');
   const report = await first.shutdown({ timeout: 0 });
-  assert.equal(report.remaining.length, 1, 'reported as remaining');
+  const left = report.remaining.map((e) => e.id).sort();
+  assert.equal(left.length, 3, 'the three never started are reported as remaining');
   // Another process on the same group (claimIdleMs 30 s: only a release makes it this quick).
   const second = new BufferedEventBusService({ backend: { type: 'redis', url, name } });
   t.after(() => second.shutdown({ timeout: 2000 }));
-  const seen: number[] = [];
+  const seen: string[] = [];
   second.registerHandler('job', (e) => {
-    seen.push(e.retryCount);
+    seen.push(`${e.id} ${e.retryCount}`);
   });
   await second.initialize();
-  await waitFor(() => seen.length === 1, 'the event on the other process', 10_000);
-  assert.deepEqual(seen, [1], 'as its second attempt');
+  await waitFor(() => seen.length >= 3, 'the events on the other process', 10_000);
+  assert.deepEqual(seen.sort(), left.map((id) => `${id} 0`), 'each as its first attempt');
+});
+
+test('a handler failing while its bus shuts down is retried by the group, not dead-lettered', { skip, timeout: 30_000 }, async (t) => {
+  const first = await started(t, { concurrency: 1, retryDelays: [200] });
+  const name = first.getConfig().backend.name;
+  let begun = 0;
+  first.registerHandler('job', async () => {
+    begun++;
+    await new Promise((r) => setTimeout(r, 100));
+    throw new Error('the first process fails');
+  });
+  await first.initialize();
+  const ids: string[] = [];
+  for (let n = 0; n < 3; n++) ids.push(await first.emitEvent('job', { n }));
+  await waitFor(() => begun === 1, 'the first event running');
+  const report = await first.shutdown({ timeout: 10_000 });
+  assert.equal(report.remaining.length, 0, 'the drain ran every event once');
+  assert.equal(first.getMetrics().queueMetrics.handedOver, 3);
+  assert.equal(first.getMetrics().retryStats.deadLettered, 0, 'no failure of the drain became a dead letter');
+  const second = new BufferedEventBusService({ backend: { type: 'redis', url, name } });
+  t.after(() => second.shutdown({ timeout: 2000 }));
+  const seen: string[] = [];
+  second.registerHandler('job', (e) => {
+    seen.push(`${e.id} ${e.retryCount}`);
+  });
+  await second.initialize();
+  await waitFor(() => seen.length >= 3, 'the retries on the other process', 10_000);
+  assert.deepEqual(seen.sort(), ids.sort().map((id) => `${id} 1`), 'each as its first retry');
 });
 
 test('shutdown() does not hang on a Redis that stopped answering', { skip, timeout: 60_000 }, async (t) => {
@@ -175,4 +206,74 @@ test('shutdown() does not hang on a Redis that stopped answering', { skip, timeo
   assert.ok(Date.now() - started < 8_000, `shutdown took ${Date.now() - started} ms`);
   await assert.rejects(pending, (err: { code?: string }) => err.code === 'SHUTTING_DOWN' || err.code === 'BACKEND_UNAVAILABLE');
   process.kill(pid, 'SIGCONT');
+});
+
+/** Handlers as BootifyJS applications write them: classes whose instances are registered. */
+function orderHandlers(ran: string[], failing: string) {
+  const make = (key: string) =>
+    class {
+      handle(event: BufferedEvent): void {
+        ran.push(`${key} ${event.retryCount}`);
+        if (key === failing) throw new TypeError(`${key} failed`);
+      }
+    };
+  const Audit = make('Audit.handle');
+  Object.defineProperty(Audit, 'name', { value: 'Audit' });
+  const Mailer = make('Mailer.handle');
+  Object.defineProperty(Mailer, 'name', { value: 'Mailer' });
+  const Courier = make('Courier.handle');
+  Object.defineProperty(Courier, 'name', { value: 'Courier' });
+  return { Audit, Mailer, Courier };
+}
+
+test('a dead letter replays its failed handler alone, with fresh attempts; the event\'s other handler is not run again', { skip, timeout: 30_000 }, async (t) => {
+  const bus = await started(t);
+  const ran: string[] = [];
+  const { Audit, Mailer } = orderHandlers(ran, 'Mailer.handle');
+  bus.registerHandler('order', new Audit());
+  bus.registerHandler('order', new Mailer());
+  await bus.initialize();
+  await bus.emitEvent('order', { n: 1 });
+  await waitFor(() => bus.getDeadLetterQueue().length === 1, 'the failing handler dead-lettered', 15_000);
+  const [letter] = bus.getDeadLetterQueue();
+  assert.equal(letter.handler, 'Mailer.handle');
+  assert.equal(letter.handlerKey, 'Mailer.handle');
+  assert.equal(letter.attempts, 2);
+  assert.deepEqual(letter.errors.map((e) => e.name), ['TypeError', 'TypeError']);
+  assert.deepEqual(ran.sort(), ['Audit.handle 0', 'Mailer.handle 0', 'Mailer.handle 1']);
+  const metrics = bus.getMetrics();
+  assert.equal(metrics.backend?.retried, 1, 'the retry went through the group\'s retry set');
+  assert.equal(metrics.queueMetrics.handedOver, 1, 'the first run handed the event over rather than finishing it');
+  assert.equal(bus.replayDeadLetter(letter.id), 1);
+  await waitFor(() => ran.length === 5 && bus.getDeadLetterQueue().length === 1 && bus.getDeadLetterQueue()[0].id !== letter.id, 'the replay run and lettered again', 15_000);
+  assert.deepEqual(ran.slice(3), ['Mailer.handle 0', 'Mailer.handle 1'], 'only the failed handler, from attempt 0');
+});
+
+test('a retry whose handler no process has under its key (the processes disagree) is dead-lettered with the reason, not run by another handler', { skip, timeout: 30_000 }, async (t) => {
+  const name = `single-${process.pid}-${buses++}`;
+  const ran: string[] = [];
+  const { Audit, Mailer, Courier } = orderHandlers(ran, 'Mailer.handle');
+  // The old version of the application: its Mailer fails, and it stops before the retry is due.
+  const old = await started(t, { retryDelays: [1500] }, name);
+  old.registerHandler('order', new Audit());
+  old.registerHandler('order', new Mailer());
+  await old.initialize();
+  const id = await old.emitEvent('order', { n: 1 });
+  await waitFor(() => (old.getMetrics().backend?.retried ?? 0) === 1, 'the retry in the group', 10_000);
+  await old.shutdown();
+  assert.equal(redisCli('ZCARD', `{bootify:${name}}:retries`), '1');
+  // The new version renamed the mailer.
+  const next = await started(t, {}, name);
+  next.registerHandler('order', new Audit());
+  next.registerHandler('order', new Courier());
+  await next.initialize();
+  await waitFor(() => next.getDeadLetterQueue().length === 1, 'the retry dead-lettered', 15_000);
+  const [letter] = next.getDeadLetterQueue();
+  assert.equal(letter.event.id, id);
+  assert.equal(letter.handlerKey, 'Mailer.handle');
+  assert.equal(letter.lastError.name, 'UnknownHandlerError');
+  assert.match(letter.lastError.message, /'Mailer\.handle'.*Audit\.handle, Courier\.handle/);
+  assert.deepEqual(letter.errors.map((e) => e.name), ['TypeError', 'UnknownHandlerError'], 'the earlier attempt\'s error kept');
+  assert.equal(next.getMetrics().backend?.unknownHandlers, 1);
+  assert.deepEqual(ran.sort(), ['Audit.handle 0', 'Mailer.handle 0'], 'nothing ran in the new version');
 });

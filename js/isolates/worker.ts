@@ -52,7 +52,7 @@ function load(spec: WorkerHandlerSpec): void {
     const mod = require(spec.modulePath);
     const fn = spec.exportName === 'default' ? (typeof mod === 'function' ? mod : mod?.default) : mod?.[spec.exportName];
     if (typeof fn !== 'function') throw new Error(`export '${spec.exportName}' of ${spec.modulePath} is not a function`);
-    const entry: RegisteredHandler = { id: spec.id, type: spec.type, name: spec.name, source: fn, fn, thisArg: undefined };
+    const entry: RegisteredHandler = { id: spec.id, type: spec.type, name: spec.name, key: spec.name, source: fn, fn, thisArg: undefined };
     byId.set(spec.id, entry);
     byType.set(spec.type, [...(byType.get(spec.type) ?? []), entry]);
   } catch (err) {

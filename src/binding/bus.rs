@@ -311,8 +311,9 @@ impl NativeBus {
     }
 
     /// What the books say of events since the last call, flat: `[slot,
-    /// code, ...]` (`code & 3`: 0 succeeded, 1 dead-lettered, 2 unhandled,
-    /// 3 not finished; `code & 4`: the slot may be freed).
+    /// code, ...]` (`code & 7`: 0 succeeded, 1 dead-lettered, 2 unhandled,
+    /// 3 handed over to the group, 7 not finished; `code & 8`: the slot may
+    /// be freed).
     #[napi]
     pub fn take_reports(&self) -> Vec<u32> {
         flat_reports(&self.engine.take_reports())

@@ -223,6 +223,8 @@ impl NativeBus {
                 size: f[4] as u32,
                 attempt: f[5] as u32,
                 due_ms: f[6] as u64,
+                handler: 0,
+                errors: Vec::new(),
             })
             .collect();
         self.engine.adopt(&events);

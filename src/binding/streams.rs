@@ -15,8 +15,9 @@ use serde_json::{json, Value};
 use super::bus::NativeBus;
 use super::error::to_js;
 use super::sink::{weak_callback, DeliveryCallback};
+use crate::core::engine::Adopted;
 use crate::core::error::BusError;
-use crate::core::streams::{Entry, Outgoing, ServerFacts, StreamEvents, StreamLink};
+use crate::core::streams::{Entry, HandlerKey, Outgoing, ServerFacts, StreamEvents, StreamLink};
 
 /// What happened since the last `streamsTake`.
 #[napi(object)]
@@ -27,7 +28,9 @@ pub struct StreamChanges {
     pub emitted: Vec<f64>,
     /// Per finished emission batch, its error ('' when none).
     pub emit_errors: Vec<String>,
-    /// Entries taken: `[handle, lane, deliveries]` each.
+    /// Entries taken: `[handle, lane, deliveries, handler, attempt]` each
+    /// (`handler` 0 and `attempt` 0 for a new event; a retry from the
+    /// group's retry set names its handler's id here and its attempt).
     pub entries: Vec<f64>,
     pub entry_types: Vec<String>,
     /// The entries' envelopes end to end (one buffer: a buffer per entry
@@ -49,6 +52,16 @@ pub struct GroupLetterEntry {
     pub envelope: Option<Buffer>,
     /// JSON: `{ handler, attempts, errors, timestamp }`.
     pub meta: String,
+}
+
+/// A handler of this process, as the group knows it.
+#[napi(object)]
+pub struct StreamHandler {
+    pub id: u32,
+    #[napi(js_name = "type")]
+    pub type_name: String,
+    /// Its stable key, the same in every process (`js/handlers.ts`).
+    pub key: String,
 }
 
 #[napi(object)]
@@ -172,8 +185,13 @@ impl NativeBus {
         let mut bytes = Vec::new();
         let mut lengths = Vec::with_capacity(pending.entries.len());
         for e in pending.entries {
-            out.entries
-                .extend([e.handle as f64, e.lane as f64, e.deliveries as f64]);
+            out.entries.extend([
+                e.handle as f64,
+                e.lane as f64,
+                e.deliveries as f64,
+                e.handler as f64,
+                e.attempt as f64,
+            ]);
             out.entry_types.push(e.type_name);
             match e.envelope {
                 Some(env) => {
@@ -224,10 +242,61 @@ impl NativeBus {
         Ok(link.emit(events) as f64)
     }
 
-    /// The types this process has handlers for (the streams it reads).
+    /// The types this process has handlers for (the streams it reads),
+    /// and its handlers' keys (a retry from the group names its handler).
     #[napi]
-    pub fn streams_handle(&self, types: Vec<String>) -> napi::Result<(), String> {
-        self.link()?.handle_types(types);
+    pub fn streams_handle(
+        &self,
+        types: Vec<String>,
+        handlers: Vec<StreamHandler>,
+    ) -> napi::Result<(), String> {
+        let handlers = handlers
+            .into_iter()
+            .map(|h| HandlerKey {
+                id: h.id,
+                type_name: h.type_name,
+                key: h.key,
+            })
+            .collect();
+        self.link()?.handle_types(types, handlers);
+        Ok(())
+    }
+
+    /// Entries that do not go into the ring: taken over from a dead
+    /// process, retries from the group's retry set, or new ones the ring
+    /// had no room for. `[slot, handle, typeId, lane, size, attempt]` each
+    /// (bound already); each runs as `attempt`, for the handler its entry
+    /// names (else every handler of its type), with the earlier errors it
+    /// carries.
+    #[napi]
+    pub fn streams_adopt(&self, flat: Float64Array) -> napi::Result<(), String> {
+        const FIELDS: usize = 6;
+        let link = self.link()?;
+        if !flat.len().is_multiple_of(FIELDS) {
+            return Err(to_js(BusError::InvalidArgument(format!(
+                "streamsAdopt takes groups of {FIELDS} numbers, got {}",
+                flat.len()
+            ))));
+        }
+        let events: Vec<Adopted> = flat
+            .chunks_exact(FIELDS)
+            .map(|f| {
+                let handle = f[1] as u64;
+                let (handler, errors) = link.adopting(handle);
+                Adopted {
+                    slot: f[0] as u32,
+                    id: 0,
+                    type_id: f[2] as u32,
+                    lane: (f[3] as u8).min(2),
+                    size: f[4] as u32,
+                    attempt: f[5] as u32,
+                    due_ms: 0,
+                    handler,
+                    errors,
+                }
+            })
+            .collect();
+        self.engine.adopt(&events);
         Ok(())
     }
 
@@ -315,6 +384,7 @@ impl NativeBus {
                 "pending": g.pending,
                 "consumers": g.consumers,
                 "unhandledTypes": g.unhandled_types.iter().map(|(t, n)| json!({ "type": t, "waiting": n })).collect::<Vec<_>>(),
+                "retrying": g.retrying,
                 "readAgoMs": l.read_ago_ms().map_or(-1.0, |ms| ms as f64),
             },
             "deadLetters": l.letter_count(),
@@ -325,6 +395,10 @@ impl NativeBus {
             "renewed": n(&c.renewed),
             "lost": n(&c.lost),
             "errors": n(&c.errors),
+            "retried": n(&c.retried),
+            "promoted": n(&c.promoted),
+            "retriesGone": n(&c.retries_gone),
+            "unknownHandlers": n(&c.unknown_handlers),
         })
     }
 }

@@ -235,18 +235,29 @@ impl Engine {
             let (record, attempt) = (entry.record, entry.attempt);
             let mut errors = entry.errors.clone();
             errors.push(failure.error);
-            // After stop nothing would run a retry: dead-letter instead.
+            // After stop nothing here would run a retry: dead-letter
+            // instead, unless the Redis group takes it.
             let stopped = inner.stopping.load(Ordering::SeqCst);
-            if failure.retryable && !stopped && policy.should_retry(attempt) {
-                books.add_work(record.slot);
-                let delay = policy.delay(attempt, inner.jitter.lock().next_unit());
-                let retry = Redelivery {
-                    record,
-                    handler: failure.handler,
-                    attempt: attempt + 1,
-                    errors,
-                };
-                rearm |= inner.queue.retry(now + delay, retry);
+            let delay = (failure.retryable && policy.should_retry(attempt))
+                .then(|| policy.delay(attempt, inner.jitter.lock().next_unit()));
+            // A Redis bus's retry goes to the group's retry set: whichever
+            // process is free runs it when due, this one included.
+            let handed = delay.is_some_and(|delay| {
+                inner.streams.get().is_some_and(|s| {
+                    s.retry(record.slot, failure.handler, attempt + 1, delay, &errors)
+                })
+            });
+            if let Some(delay) = delay.filter(|_| handed || !stopped) {
+                if !handed {
+                    books.add_work(record.slot);
+                    let retry = Redelivery {
+                        record,
+                        handler: failure.handler,
+                        attempt: attempt + 1,
+                        errors,
+                    };
+                    rearm |= inner.queue.retry(now + delay, retry);
+                }
                 inner.logs.emit(|| {
                     tracing::debug!(
                         target: "events::retry",

@@ -11,13 +11,13 @@ use super::{unix_ms, Engine, Inner};
 use crate::core::error::BusError;
 use crate::core::journal::Journal;
 use crate::core::schedule::books::Report;
-use crate::core::schedule::dead_letters::DeadLetter;
+use crate::core::schedule::dead_letters::{AttemptError, DeadLetter};
 use crate::core::schedule::retry_queue::Redelivery;
 use crate::core::shm::ring::Record;
 use crate::core::streams::StreamLink;
 
 /// A recovered event JavaScript has put back in a slot.
-#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+#[derive(Debug, Clone, PartialEq)]
 pub struct Adopted {
     pub slot: u32,
     /// Its journal id.
@@ -29,6 +29,11 @@ pub struct Adopted {
     pub attempt: u32,
     /// When its next run is due (Unix ms; 0 = now).
     pub due_ms: u64,
+    /// The one handler it runs for (a Redis group's retry), else 0: every
+    /// handler of its type.
+    pub handler: u32,
+    /// Errors of its earlier attempts, oldest first.
+    pub errors: Vec<AttemptError>,
 }
 
 impl Engine {
@@ -94,9 +99,9 @@ impl Engine {
                 };
                 let delivery = Redelivery {
                     record,
-                    handler: 0,
+                    handler: e.handler,
                     attempt: e.attempt,
-                    errors: Vec::new(),
+                    errors: e.errors.clone(),
                 };
                 (due, delivery)
             })
@@ -135,15 +140,15 @@ impl Inner {
         // Handing letters over frees their slots: those reports (and any
         // another thread added meanwhile) go through the same hands.
         while !batch.is_empty() {
-            self.queue.reported(&batch);
             let mut more = false;
             if let Some(streams) = self.streams.get() {
-                let lettered = streams.reported(&batch);
+                let lettered = streams.reported(&mut batch);
                 if !lettered.is_empty() {
                     self.hand_over_letters(streams, &lettered);
                     more = true;
                 }
             }
+            self.queue.reported(&batch);
             all.append(&mut batch);
             if more {
                 batch = self.books.lock().take_reports();
@@ -166,6 +171,7 @@ impl Inner {
                 self.books.lock().unlettered(l.slot);
                 let json = serde_json::json!({
                     "handler": l.handler,
+                    "key": streams.key_of(l.handler_id),
                     "attempts": l.attempts,
                     "errors": l.errors,
                     "timestamp": l.timestamp,

@@ -16,10 +16,14 @@ pub enum Finish {
     DeadLettered = 1,
     /// Its first delivery found no handler.
     Unhandled = 2,
+    /// What was left of its work went elsewhere: a Redis bus put a failed
+    /// handler's retry in the group's retry set, for any process to run
+    /// (`core::streams`). Not an outcome here: the group decides it.
+    HandedOver = 3,
 }
 
 /// What JavaScript is told about a slot. Flattened as two words,
-/// `[slot, code]`: `code & 3` is the [`Finish`] (3: none, only freed) and
+/// `[slot, code]`: `code & 7` is the [`Finish`] (7: none, only freed) and
 /// `code & FREED` says the slot may be freed.
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
 pub struct Report {
@@ -28,8 +32,8 @@ pub struct Report {
     pub freed: bool,
 }
 
-pub const NO_FINISH: u32 = 3;
-pub const FREED: u32 = 4;
+pub const NO_FINISH: u32 = 7;
+pub const FREED: u32 = 8;
 
 impl Report {
     pub fn code(&self) -> u32 {

@@ -11,11 +11,13 @@ use std::time::{Duration, Instant};
 
 use redis::aio::{ConnectionManager, ConnectionManagerConfig, MultiplexedConnection};
 use redis::{cmd, AsyncConnectionConfig, Client, RedisError, RedisResult, Script, Value};
+
+use crate::core::schedule::dead_letters::AttemptError;
 use tokio::sync::mpsc::UnboundedReceiver;
 
 use super::reply::{self, RawEntry};
 use super::upkeep;
-use super::{scripts, Command, Entry, Held, ServerFacts, Shared, GROUP};
+use super::{scripts, Command, Entry, Held, RetryOut, ServerFacts, Shared, GROUP};
 
 pub(super) fn run(shared: Arc<Shared>, rx: UnboundedReceiver<Command>) {
     let rt = match tokio::runtime::Builder::new_current_thread()
@@ -44,9 +46,11 @@ async fn main(shared: Arc<Shared>, mut rx: UnboundedReceiver<Command>) {
     shared.events.connected(Ok(facts));
     let reader = tokio::spawn(read_loop(shared.clone(), client, manager.clone()));
     let upkeep = tokio::spawn(upkeep::run(shared.clone(), manager.clone()));
+    let promoter = tokio::spawn(upkeep::promote(shared.clone(), manager.clone()));
     command_loop(&shared, manager, &mut rx).await;
     reader.abort();
     upkeep.abort();
+    promoter.abort();
 }
 
 async fn connect(shared: &Shared) -> Result<(Client, ConnectionManager, ServerFacts), String> {
@@ -144,6 +148,7 @@ async fn command_loop(
     let letter = Script::new(scripts::LETTER);
     let replay = Script::new(scripts::REPLAY);
     let release = Script::new(scripts::RELEASE);
+    let retry = Script::new(scripts::RETRY);
     let mut tick = tokio::time::interval(Duration::from_millis(500));
     loop {
         let first = tokio::select! {
@@ -154,6 +159,7 @@ async fn command_loop(
         let mut settles = std::mem::take(&mut *shared.unsettled.lock());
         let mut emits: Vec<(u64, Vec<super::Outgoing>)> = Vec::new();
         let mut releases = Vec::new();
+        let mut retries = std::mem::take(&mut *shared.unsent_retries.lock());
         let mut others = Vec::new();
         let mut queued = 0;
         let mut take = |c: Command, queued: &mut usize| match c {
@@ -163,6 +169,7 @@ async fn command_loop(
             }
             Command::Settle(l) => settles.extend(l),
             Command::Release(l) => releases.extend(l),
+            Command::Retry(l) => retries.extend(l),
             other => others.push(other),
         };
         take(first, &mut queued);
@@ -185,6 +192,10 @@ async fn command_loop(
                 shared.events.emitted(seq, mine as u32, error.clone());
             }
         }
+        // Before the settles: a retry copies its entry's envelope.
+        if !retries.is_empty() {
+            send_retries(shared, &retry, &mut manager, retries).await;
+        }
         if !settles.is_empty() {
             send_settle(shared, &settle, &mut manager, settles).await;
         }
@@ -198,6 +209,17 @@ async fn command_loop(
             .collect();
         let touched_letters = !others.is_empty() || !retried.is_empty();
         for c in retried.into_iter().chain(others) {
+            // A letter settles its entry: not before a retry of another of
+            // its handlers has copied the envelope.
+            if let Command::Letter(key, id, metas) = c {
+                if waits_for_retry(shared, &key, &id) {
+                    shared.unsent_letters.lock().push((key, id, metas));
+                    continue;
+                }
+                let c = Command::Letter(key, id, metas);
+                letters(shared, &letter, &replay, &mut manager, c).await;
+                continue;
+            }
             letters(shared, &letter, &replay, &mut manager, c).await;
         }
         if touched_letters {
@@ -271,12 +293,93 @@ async fn send_emits(
     (accepted, None)
 }
 
+/// Whether a retry of entry (`key`, `id`) failed to reach Redis and goes
+/// again: until it has, the entry (whose envelope it copies) stays.
+fn waits_for_retry(shared: &Shared, key: &str, id: &str) -> bool {
+    shared
+        .unsent_retries
+        .lock()
+        .iter()
+        .any(|r| *r.key == *key && r.id == id)
+}
+
+/// Most retries one script schedules.
+const RETRY_CHUNK: usize = 200;
+
+/// Schedules retries in the group's retry set, one script per stream; those
+/// Redis did not take go again on the next round, their entries unsettled
+/// meanwhile.
+async fn send_retries(
+    shared: &Shared,
+    script: &Script,
+    manager: &mut ConnectionManager,
+    all: Vec<RetryOut>,
+) {
+    let mut by_key: HashMap<Arc<str>, Vec<RetryOut>> = HashMap::new();
+    for r in all {
+        by_key.entry(r.key.clone()).or_default().push(r);
+    }
+    let keys = &shared.keys;
+    let mut scheduled = false;
+    for (key, list) in by_key {
+        for chunk in list.chunks(RETRY_CHUNK) {
+            let mut inv = script.prepare_invoke();
+            inv.key(&*key)
+                .key(keys.retries())
+                .key(keys.retry_data())
+                .key(keys.retry_ids())
+                .arg(GROUP)
+                .arg(&shared.consumer);
+            for r in chunk {
+                inv.arg(&r.id)
+                    .arg(r.delay_ms)
+                    .arg(&*r.handler)
+                    .arg(r.attempt)
+                    .arg(&r.errors);
+            }
+            let out: RedisResult<Vec<i64>> = inv.invoke_async(manager).await;
+            note(shared, &out);
+            match out {
+                Ok(outcomes) => {
+                    let n = outcomes.iter().filter(|o| **o == 1).count();
+                    shared
+                        .counters
+                        .retried
+                        .fetch_add(n as u64, Ordering::Relaxed);
+                    // Taken over (-1): that run decides, and `lost` counts
+                    // it. Gone (0): settled before its retry was copied,
+                    // which the ordering here prevents; counted if it
+                    // happens.
+                    let gone = outcomes.iter().filter(|o| **o == 0).count();
+                    shared
+                        .counters
+                        .retries_gone
+                        .fetch_add(gone as u64, Ordering::Relaxed);
+                    scheduled |= n > 0;
+                }
+                Err(_) => shared.unsent_retries.lock().extend(chunk.iter().cloned()),
+            }
+        }
+    }
+    if scheduled {
+        shared.promote.notify_one();
+    }
+}
+
 async fn send_settle(
     shared: &Shared,
     script: &Script,
     manager: &mut ConnectionManager,
-    all: Vec<(Arc<str>, String)>,
+    mut all: Vec<(Arc<str>, String)>,
 ) {
+    // An entry whose retry Redis has not taken yet keeps its envelope.
+    if !shared.unsent_retries.lock().is_empty() {
+        let (wait, go): (Vec<_>, Vec<_>) = all
+            .into_iter()
+            .partition(|(k, id)| waits_for_retry(shared, k, id));
+        shared.unsettled.lock().extend(wait);
+        all = go;
+    }
     // Lua's unpack takes a few thousand values at most.
     for chunk in all.chunks(SETTLE_CHUNK) {
         let mut by_key: HashMap<Arc<str>, Vec<String>> = HashMap::new();
@@ -348,11 +451,21 @@ async fn letters(
             }
         }
         Command::Replay(l) => {
+            // Both come from Redis: a letter naming a stream not of this bus
+            // is left where it is.
+            if !keys.is_stream(&l.stream) {
+                return;
+            }
+            let handler = serde_json::from_str::<serde_json::Value>(&l.meta)
+                .ok()
+                .and_then(|m| m.get("key")?.as_str().map(str::to_string))
+                .unwrap_or_default();
             let r: RedisResult<i64> = replay
                 .key(keys.depth())
                 .key(keys.dead())
                 .key(&l.stream)
                 .arg(format!("{}-0", l.id))
+                .arg(handler)
                 .invoke_async(manager)
                 .await;
             note(shared, &r);
@@ -624,13 +737,45 @@ async fn read_once(
     Ok(out)
 }
 
-/// Records entries as held and hands them to JavaScript.
+/// Records entries as held and hands them to JavaScript. A retry for a
+/// handler key no handler here has (another version of the application
+/// wrote it) is dead-lettered rather than run by the wrong handler.
 pub(super) fn hand(shared: &Shared, taken: Vec<Taken>) {
     let now = Instant::now();
     let mut out = Vec::with_capacity(taken.len());
     {
+        let handlers = shared.handlers.lock();
         let mut books = shared.books.lock();
         for (key, lane, type_name, raw, deliveries) in taken {
+            let errors = raw
+                .errors
+                .as_deref()
+                .and_then(|m| serde_json::from_str::<Vec<AttemptError>>(m).ok())
+                .unwrap_or_default();
+            let handler = match &raw.handler {
+                None => 0,
+                Some(h) => match handlers.by_key.get(&(type_name.clone(), h.clone())) {
+                    Some(id) => *id,
+                    None => {
+                        let here = handlers
+                            .of_type
+                            .get(&type_name)
+                            .cloned()
+                            .unwrap_or_default();
+                        let letter = unknown_handler(h, &type_name, &here, raw.attempt, errors);
+                        shared
+                            .counters
+                            .unknown_handlers
+                            .fetch_add(1, Ordering::Relaxed);
+                        shared.unsent_letters.lock().push((
+                            Arc::from(key.as_str()),
+                            raw.id,
+                            vec![letter],
+                        ));
+                        continue;
+                    }
+                },
+            };
             let handle = shared.next_handle.fetch_add(1, Ordering::Relaxed);
             books.held.insert(
                 handle,
@@ -639,6 +784,9 @@ pub(super) fn hand(shared: &Shared, taken: Vec<Taken>) {
                     id: raw.id,
                     renewed: now,
                     deliveries,
+                    handed: 0,
+                    handler,
+                    errors,
                 },
             );
             out.push(Entry {
@@ -647,8 +795,49 @@ pub(super) fn hand(shared: &Shared, taken: Vec<Taken>) {
                 type_name,
                 envelope: raw.envelope,
                 deliveries,
+                handler,
+                attempt: raw.attempt,
             });
         }
     }
-    shared.events.entries(out);
+    if !out.is_empty() {
+        shared.events.entries(out);
+    }
+}
+
+/// The dead letter (JSON, as `LETTER` stores it) of a retry whose handler
+/// key no handler of its type here has.
+fn unknown_handler(
+    key: &str,
+    type_name: &str,
+    here: &[String],
+    attempt: u32,
+    mut errors: Vec<AttemptError>,
+) -> String {
+    let at = std::time::SystemTime::now()
+        .duration_since(std::time::UNIX_EPOCH)
+        .map_or(0, |d| d.as_millis() as u64);
+    errors.push(AttemptError {
+        message: format!(
+            "no handler of '{type_name}' here has the key '{key}' (this process has: {}); \
+             the processes of the group disagree on their handlers",
+            if here.is_empty() {
+                "none".to_string()
+            } else {
+                here.join(", ")
+            }
+        ),
+        name: "UnknownHandlerError".into(),
+        stack: None,
+        timed_out: false,
+        at,
+    });
+    serde_json::json!({
+        "handler": key,
+        "key": key,
+        "attempts": attempt,
+        "errors": errors,
+        "timestamp": at,
+    })
+    .to_string()
 }

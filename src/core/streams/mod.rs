@@ -35,6 +35,7 @@ use tokio::sync::{mpsc, Notify};
 use crate::core::config::Config;
 use crate::core::error::BusError;
 use crate::core::schedule::books::{Finish, Report};
+use crate::core::schedule::dead_letters::AttemptError;
 
 /// The streams' priority names, by lane.
 pub const LANE_NAMES: [&str; 3] = ["critical", "normal", "low"];
@@ -61,6 +62,11 @@ pub struct Entry {
     /// Times the group has delivered it, this one included: more than one
     /// after a process holding it died.
     pub deliveries: u32,
+    /// A retry from the group's retry set: the one handler it is for (its
+    /// id here), else 0 (every handler of the type).
+    pub handler: u32,
+    /// The attempt it is (1 = first retry); 0 for a new event.
+    pub attempt: u32,
 }
 
 /// What the server said at connection.
@@ -95,6 +101,8 @@ pub struct GroupState {
     pub consumers: u64,
     /// Waiting in streams of types this process has no handler for.
     pub unhandled_types: Vec<(String, u64)>,
+    /// Retries waiting in the group's retry set.
+    pub retrying: u64,
     /// When it was read (ms since the link started); 0: not yet.
     pub read_at_ms: u64,
 }
@@ -107,12 +115,50 @@ struct Held {
     renewed: Instant,
     /// Deliveries when it was taken (this one included).
     deliveries: u32,
+    /// Retries of its handlers handed to the group's retry set.
+    handed: u32,
+    /// The handler a retry is for (its id here); 0: every handler.
+    handler: u32,
+    /// A retry's earlier errors, until the engine takes the entry.
+    errors: Vec<AttemptError>,
 }
 
 #[derive(Default)]
 struct Books {
     held: HashMap<u64, Held>,
     by_slot: HashMap<u32, u64>,
+}
+
+/// The stable keys of this process's handlers: a retry names its handler
+/// by key, the same in every process of the group (`js/handlers.ts` derives
+/// it from the handler's name).
+#[derive(Default)]
+struct HandlerKeys {
+    by_id: HashMap<u32, Arc<str>>,
+    /// (type, key) to id.
+    by_key: HashMap<(String, String), u32>,
+    /// Per type, its handlers' keys (for the error naming what is here).
+    of_type: HashMap<String, Vec<String>>,
+}
+
+/// A handler of this process: its id, its type and its key.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct HandlerKey {
+    pub id: u32,
+    pub type_name: String,
+    pub key: String,
+}
+
+/// A failed handler's retry, on its way to the group's retry set.
+#[derive(Debug, Clone)]
+pub(crate) struct RetryOut {
+    key: Arc<str>,
+    id: String,
+    delay_ms: u64,
+    handler: Arc<str>,
+    attempt: u32,
+    /// Its earlier errors (JSON).
+    errors: String,
 }
 
 /// Names of the keys of one bus.
@@ -150,6 +196,29 @@ impl Keys {
     pub fn letter_ids(&self) -> String {
         format!("{}:dead-ids", self.prefix)
     }
+
+    /// Retries waiting for their backoff: retry numbers by due time.
+    pub fn retries(&self) -> String {
+        format!("{}:retries", self.prefix)
+    }
+
+    /// Each waiting retry's stream, envelope, handler, attempt and errors.
+    pub fn retry_data(&self) -> String {
+        format!("{}:retry-data", self.prefix)
+    }
+
+    /// The counter retries are numbered from.
+    pub fn retry_ids(&self) -> String {
+        format!("{}:retry-ids", self.prefix)
+    }
+
+    /// Whether `key` names one of this bus's work streams.
+    pub fn is_stream(&self, key: &str) -> bool {
+        key.strip_prefix(&self.prefix)
+            .and_then(|rest| rest.strip_prefix(':'))
+            .and_then(|rest| rest.split_once(':'))
+            .is_some_and(|(lane, ty)| LANE_NAMES.contains(&lane) && !ty.is_empty())
+    }
 }
 
 /// A dead letter of the group, as last read from Redis.
@@ -179,6 +248,8 @@ pub(crate) enum Command {
     Replay(GroupLetter),
     /// Dead letters deleted (`None`: all).
     Remove(Option<u64>),
+    /// Failed handlers' retries, into the group's retry set.
+    Retry(Vec<RetryOut>),
 }
 
 /// A dead-lettered event's entry (stream, id) and its letters.
@@ -199,6 +270,12 @@ pub(crate) struct Shared {
     next_handle: AtomicU64,
     /// Types with a handler here; the reader reads their streams.
     types: Mutex<Vec<String>>,
+    handlers: Mutex<HandlerKeys>,
+    /// Retries whose script failed (Redis unreachable), sent again; their
+    /// entries are not settled before (the retry copies the envelope).
+    unsent_retries: Mutex<Vec<RetryOut>>,
+    /// A retry was scheduled: the promoter looks at the set again.
+    promote: Notify,
     types_changed: Notify,
     /// An entry was settled: the reader may have room again.
     settled: Notify,
@@ -234,6 +311,15 @@ pub struct Counters {
     /// Held entries another process took over (this one was cut off).
     pub lost: AtomicU64,
     pub errors: AtomicU64,
+    /// Failed handlers' retries put in the group's retry set.
+    pub retried: AtomicU64,
+    /// Due retries this process moved to their streams.
+    pub promoted: AtomicU64,
+    /// Retries whose data was gone from Redis when due (deleted by
+    /// something else than this package).
+    pub retries_gone: AtomicU64,
+    /// Retries naming a handler key no handler here has: dead-lettered.
+    pub unknown_handlers: AtomicU64,
 }
 
 pub struct StreamLink {
@@ -271,6 +357,9 @@ impl StreamLink {
             books: Mutex::new(Books::default()),
             next_handle: AtomicU64::new(1),
             types: Mutex::new(Vec::new()),
+            handlers: Mutex::new(HandlerKeys::default()),
+            unsent_retries: Mutex::new(Vec::new()),
+            promote: Notify::new(),
             types_changed: Notify::new(),
             settled: Notify::new(),
             reading: AtomicBool::new(true),
@@ -322,12 +411,87 @@ impl StreamLink {
         seq
     }
 
-    /// The types this process has handlers for now.
-    pub fn handle_types(&self, mut types: Vec<String>) {
+    /// The types this process has handlers for now, and those handlers'
+    /// keys.
+    pub fn handle_types(&self, mut types: Vec<String>, handlers: Vec<HandlerKey>) {
         types.sort();
         types.dedup();
+        let mut keys = HandlerKeys::default();
+        for h in handlers {
+            keys.of_type
+                .entry(h.type_name.clone())
+                .or_default()
+                .push(h.key.clone());
+            keys.by_id.insert(h.id, Arc::from(h.key.as_str()));
+            keys.by_key.insert((h.type_name, h.key), h.id);
+        }
+        *self.shared.handlers.lock() = keys;
         *self.shared.types.lock() = types;
         self.shared.types_changed.notify_one();
+    }
+
+    /// The stable key of handler `id` ('' when it has none here).
+    pub fn key_of(&self, id: u32) -> String {
+        self.shared
+            .handlers
+            .lock()
+            .by_id
+            .get(&id)
+            .map_or_else(String::new, |k| k.to_string())
+    }
+
+    /// A failed handler of the event in `slot` is to run again as
+    /// `attempt` after `delay`: its retry goes to the group's retry set, for
+    /// whichever process of the group is free when it is due, and this
+    /// process's work on it ends. False when the event is not one this
+    /// process holds for the group (or the handler has no key): the engine
+    /// schedules the retry here.
+    pub fn retry(
+        &self,
+        slot: u32,
+        handler: u32,
+        attempt: u32,
+        delay: std::time::Duration,
+        errors: &[AttemptError],
+    ) -> bool {
+        let Some(handler) = self.shared.handlers.lock().by_id.get(&handler).cloned() else {
+            return false;
+        };
+        // The books' lock is held across the send, so the event's finish
+        // (which settles its entry) cannot overtake its retry.
+        let mut books = self.shared.books.lock();
+        let Some(handle) = books.by_slot.get(&slot).copied() else {
+            return false;
+        };
+        let Some(held) = books.held.get_mut(&handle) else {
+            return false;
+        };
+        let out = RetryOut {
+            key: held.key.clone(),
+            id: held.id.clone(),
+            delay_ms: delay.as_millis() as u64,
+            handler,
+            attempt,
+            errors: serde_json::to_string(errors).unwrap_or_else(|_| "[]".into()),
+        };
+        // A closed link (the bus shut down) takes nothing: the engine decides.
+        if self.tx.send(Command::Retry(vec![out])).is_err() {
+            return false;
+        }
+        held.handed += 1;
+        true
+    }
+
+    /// What the engine needs of entry `handle` when it adopts it: the
+    /// handler a retry is for (0: every handler) and its earlier errors.
+    pub fn adopting(&self, handle: u64) -> (u32, Vec<AttemptError>) {
+        self.shared
+            .books
+            .lock()
+            .held
+            .get_mut(&handle)
+            .map(|h| (h.handler, std::mem::take(&mut h.errors)))
+            .unwrap_or_default()
     }
 
     /// Entry `handle` is now in `slot`: settled when the slot's event
@@ -338,16 +502,18 @@ impl StreamLink {
 
     /// The books' reports: finished events' entries are settled. An event
     /// that found no handler (its handler went away meanwhile) goes back to
-    /// the group, for a process that has one. Returns the slots of events
-    /// that ended as dead letters: the engine hands their letters to
-    /// `letters`, which moves them into the group's dead-letter stream.
-    pub fn reported(&self, reports: &[Report]) -> Vec<u32> {
+    /// the group, for a process that has one. An event that succeeded here
+    /// but handed a retry to the group is reported `HandedOver` instead.
+    /// Returns the slots of events that ended as dead letters: the engine
+    /// hands their letters to `letters`, which moves them into the group's
+    /// dead-letter stream.
+    pub fn reported(&self, reports: &mut [Report]) -> Vec<u32> {
         let mut settle = Vec::new();
         let mut back = Vec::new();
         let mut lettered = Vec::new();
         {
             let mut books = self.shared.books.lock();
-            for r in reports {
+            for r in reports.iter_mut() {
                 let Some(finish) = r.finished else { continue };
                 let Some(handle) = books.by_slot.remove(&r.slot) else {
                     // Taken over by another process: its letters are that
@@ -374,7 +540,12 @@ impl StreamLink {
                             .insert(r.slot, (held.key, held.id));
                         lettered.push(r.slot);
                     }
-                    Finish::Succeeded => settle.push((held.key, held.id)),
+                    Finish::Succeeded | Finish::HandedOver => {
+                        if held.handed > 0 {
+                            r.finished = Some(Finish::HandedOver);
+                        }
+                        settle.push((held.key, held.id));
+                    }
                 }
             }
         }

@@ -10,6 +10,12 @@ use redis::Value;
 pub struct RawEntry {
     pub id: String,
     pub envelope: Option<Vec<u8>>,
+    /// A retry's handler key (field `h`): it runs for that handler alone.
+    pub handler: Option<String>,
+    /// A retry's attempt (field `a`; 1 when unreadable).
+    pub attempt: u32,
+    /// A retry's earlier errors (field `m`, JSON).
+    pub errors: Option<String>,
 }
 
 fn text(v: &Value) -> Option<String> {
@@ -41,11 +47,28 @@ fn entry(v: &Value) -> Option<RawEntry> {
     let parts = items(v);
     let id = text(parts.first()?)?;
     let fields = parts.get(1).map(items).unwrap_or(&[]);
-    let envelope = fields.chunks(2).find_map(|kv| match kv {
-        [Value::BulkString(k), Value::BulkString(value)] if k == b"e" => Some(value.clone()),
-        _ => None,
-    });
-    Some(RawEntry { id, envelope })
+    let field = |name: &[u8]| {
+        fields.chunks(2).find_map(|kv| match kv {
+            [Value::BulkString(k), Value::BulkString(value)] if k == name => Some(value.clone()),
+            _ => None,
+        })
+    };
+    let handler = field(b"h")
+        .and_then(|h| String::from_utf8(h).ok())
+        .filter(|h| !h.is_empty());
+    let attempt = match &handler {
+        Some(_) => field(b"a")
+            .and_then(|a| std::str::from_utf8(&a).ok()?.parse().ok())
+            .unwrap_or(1),
+        None => 0,
+    };
+    Some(RawEntry {
+        id,
+        envelope: field(b"e"),
+        handler,
+        attempt,
+        errors: field(b"m").and_then(|m| String::from_utf8(m).ok()),
+    })
 }
 
 /// `XREADGROUP`: entries per stream key. Nil (nothing arrived) is empty.
@@ -89,6 +112,22 @@ pub fn letters(v: &Value) -> Vec<super::GroupLetter> {
             })
         })
         .collect()
+}
+
+/// `scripts::DUE`: the ms until the next retry not yet due (`None`: none
+/// waits), and the due ones' numbers and streams.
+pub fn due(v: &[Value]) -> (Option<u64>, Vec<(String, String)>) {
+    let next = v
+        .first()
+        .and_then(int)
+        .and_then(|ms| u64::try_from(ms).ok());
+    let found = v
+        .get(1..)
+        .unwrap_or(&[])
+        .chunks_exact(2)
+        .filter_map(|pair| Some((text(&pair[0])?, text(&pair[1]).unwrap_or_default())))
+        .collect();
+    (next, found)
 }
 
 /// `XCLAIM` (without `JUSTID`): the entries claimed.
@@ -201,6 +240,59 @@ mod tests {
             .collect();
         assert_eq!(ids, vec![("1-0", true), ("2-0", false), ("3-0", false)]);
         assert!(read(&Value::Nil).is_empty());
+    }
+
+    #[test]
+    fn a_retry_entry_names_its_handler_attempt_and_errors_and_garbage_is_read_safely() {
+        let entry = |fields: Vec<&str>| {
+            Value::Array(vec![
+                bulk("9-0"),
+                Value::Array(fields.into_iter().map(bulk).collect()),
+            ])
+        };
+        let reply = Value::Array(vec![
+            entry(vec!["e", "{}", "h", "Mailer.send", "a", "2", "m", "[]"]),
+            entry(vec!["e", "{}", "h", "Mailer.send", "a", "two"]),
+            entry(vec!["e", "{}", "h", ""]),
+        ]);
+        let got = claimed(&reply);
+        let seen: Vec<(Option<&str>, u32, Option<&str>)> = got
+            .iter()
+            .map(|e| (e.handler.as_deref(), e.attempt, e.errors.as_deref()))
+            .collect();
+        assert_eq!(
+            seen,
+            vec![
+                (Some("Mailer.send"), 2, Some("[]")),
+                (Some("Mailer.send"), 1, None),
+                (None, 0, None),
+            ],
+            "an unreadable attempt is the first retry; an empty key is no key"
+        );
+    }
+
+    #[test]
+    fn due_retries_and_the_wait_for_the_next_are_read_defensively() {
+        let reply = vec![
+            Value::Int(250),
+            bulk("7"),
+            bulk("{bootify:a}:normal:job"),
+            bulk("8"),
+            bulk(""),
+            bulk("9"),
+        ];
+        let (next, found) = due(&reply);
+        assert_eq!(next, Some(250));
+        assert_eq!(
+            found,
+            vec![
+                ("7".to_string(), "{bootify:a}:normal:job".to_string()),
+                ("8".to_string(), String::new()),
+            ],
+            "a number without its stream is left out"
+        );
+        assert_eq!(due(&[Value::Int(-1)]), (None, Vec::new()));
+        assert_eq!(due(&[]), (None, Vec::new()));
     }
 
     #[test]

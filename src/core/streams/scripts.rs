@@ -142,9 +142,11 @@ return written
 "#;
 
 /// Replays a dead letter. KEYS: depth counter, the dead-letter stream, the
-/// letter's work stream. ARGV: the letter's id. Adds its envelope back to
-/// the work stream (the group's bound does not refuse a replay) and
-/// deletes the letter; 0 when it was gone already.
+/// letter's work stream. ARGV: the letter's id, the failed handler's key
+/// ('' when the letter has none: the whole event runs again). Adds its
+/// envelope back to the work stream, for that handler alone with fresh
+/// attempts (the group's bound does not refuse a replay), and deletes the
+/// letter; 0 when it was gone already.
 pub const REPLAY: &str = r#"
 local found = redis.call('XRANGE', KEYS[2], ARGV[1], ARGV[1])
 if found[1] == nil then return 0 end
@@ -155,10 +157,99 @@ for j = 1, #fields, 2 do
 end
 -- Nothing to run again (the entry was gone when it was lettered).
 if envelope == '' then return 0 end
-redis.call('XADD', KEYS[3], '*', 'e', envelope)
+if ARGV[2] ~= '' then
+  redis.call('XADD', KEYS[3], '*', 'e', envelope, 'h', ARGV[2], 'a', '0', 'm', '[]')
+else
+  redis.call('XADD', KEYS[3], '*', 'e', envelope)
+end
 redis.call('INCR', KEYS[1])
 redis.call('XDEL', KEYS[2], ARGV[1])
 return 1
+"#;
+
+/// Schedules failed handlers' retries in the group's retry set. KEYS: the
+/// work stream, the retry set (a sorted set of retry numbers by due time,
+/// Redis's clock), the retries' data (a hash), the retry number counter.
+/// ARGV: the group, this consumer, then per retry the entry id, the delay
+/// in ms, the handler's key, the attempt it will be and its earlier errors
+/// (JSON). Only for entries this consumer still owns; copies the entry's
+/// envelope, as the entry is settled once its other handlers finish.
+/// Returns per retry 1 (scheduled), -1 (another process took the entry
+/// over: its run decides) or 0 (the entry is gone).
+pub const RETRY: &str = r#"
+local t = redis.call('TIME')
+local now = tonumber(t[1]) * 1000 + math.floor(tonumber(t[2]) / 1000)
+local out = {}
+for i = 3, #ARGV, 5 do
+  local id = ARGV[i]
+  local p = redis.call('XPENDING', KEYS[1], ARGV[1], id, id, 1)
+  local envelope = ''
+  if p[1] ~= nil and p[1][2] == ARGV[2] then
+    local found = redis.call('XRANGE', KEYS[1], id, id)
+    if found[1] ~= nil then
+      local fields = found[1][2]
+      for j = 1, #fields, 2 do
+        if fields[j] == 'e' then envelope = fields[j + 1] end
+      end
+    end
+  end
+  if p[1] ~= nil and p[1][2] ~= ARGV[2] then
+    out[#out + 1] = -1
+  elseif envelope == '' then
+    out[#out + 1] = 0
+  else
+    local n = redis.call('INCR', KEYS[4])
+    redis.call('HSET', KEYS[3], n .. ':s', KEYS[1], n .. ':e', envelope, n .. ':h', ARGV[i + 2], n .. ':a', ARGV[i + 3], n .. ':m', ARGV[i + 4])
+    redis.call('ZADD', KEYS[2], now + tonumber(ARGV[i + 1]), n)
+    out[#out + 1] = 1
+  end
+end
+return out
+"#;
+
+/// Which retries are due (read only). KEYS: the retry set, the retries'
+/// data. ARGV: the most to return. Returns the ms until the next one not
+/// yet due (-1: none), then per due retry its number and work stream ('' when
+/// its data is gone).
+pub const DUE: &str = r#"
+local t = redis.call('TIME')
+local now = tonumber(t[1]) * 1000 + math.floor(tonumber(t[2]) / 1000)
+local out = {-1}
+local ids = redis.call('ZRANGEBYSCORE', KEYS[1], '-inf', now, 'LIMIT', 0, tonumber(ARGV[1]))
+for _, id in ipairs(ids) do
+  out[#out + 1] = id
+  out[#out + 1] = redis.call('HGET', KEYS[2], id .. ':s') or ''
+end
+local later = redis.call('ZRANGEBYSCORE', KEYS[1], '(' .. now, '+inf', 'WITHSCORES', 'LIMIT', 0, 1)
+if later[2] ~= nil then out[1] = math.max(0, math.floor(tonumber(later[2]) - now)) end
+return out
+"#;
+
+/// Moves due retries to their work streams. KEYS: the retry set, the
+/// retries' data, the depth counter, then the work streams. ARGV: per
+/// retry its number and its stream's index in KEYS (0: its data is gone).
+/// Each retry still in the set is taken out (so it moves once, whichever
+/// processes promote at the same time) and added to its stream with its
+/// handler's key, attempt and errors. Returns the retries moved and those
+/// whose data was gone.
+pub const PROMOTE: &str = r#"
+local moved, gone = 0, 0
+for i = 1, #ARGV, 2 do
+  local n = ARGV[i]
+  if redis.call('ZREM', KEYS[1], n) == 1 then
+    local f = redis.call('HMGET', KEYS[2], n .. ':s', n .. ':e', n .. ':h', n .. ':a', n .. ':m')
+    local at = tonumber(ARGV[i + 1])
+    if at > 0 and f[1] == KEYS[at] and f[2] then
+      redis.call('XADD', KEYS[at], '*', 'e', f[2], 'h', f[3] or '', 'a', f[4] or '1', 'm', f[5] or '[]')
+      redis.call('INCR', KEYS[3])
+      moved = moved + 1
+    else
+      gone = gone + 1
+    end
+    redis.call('HDEL', KEYS[2], n .. ':s', n .. ':e', n .. ':h', n .. ':a', n .. ':m')
+  end
+end
+return {moved, gone}
 "#;
 
 /// Hands entries back to the group. KEYS: a stream; ARGV: the group, this

@@ -190,6 +190,76 @@ async fn reclaim(shared: &Shared, manager: &mut ConnectionManager) {
     }
 }
 
+/// Most due retries one round moves.
+const PROMOTE_BATCH: usize = 500;
+/// The longest the promoter sleeps: retries other processes scheduled are
+/// moved at most this late when those processes died (their own promoters
+/// move them on time).
+const PROMOTE_POLL: Duration = Duration::from_secs(1);
+
+/// Moves the group's retries to their streams as they fall due. Every
+/// process does, so a retry runs even when the process that scheduled it
+/// died; `scripts::PROMOTE` moves each once.
+pub(super) async fn promote(shared: Arc<Shared>, mut manager: ConnectionManager) {
+    let due = Script::new(scripts::DUE);
+    let promote = Script::new(scripts::PROMOTE);
+    let keys = &shared.keys;
+    loop {
+        if shared.closing.load(Ordering::SeqCst) {
+            return;
+        }
+        let r: RedisResult<Vec<Value>> = due
+            .key(keys.retries())
+            .key(keys.retry_data())
+            .arg(PROMOTE_BATCH)
+            .invoke_async(&mut manager)
+            .await;
+        note(&shared, &r);
+        let mut wait = PROMOTE_POLL;
+        if let Ok(v) = r {
+            let (next, found) = reply::due(&v);
+            if let Some(ms) = next {
+                wait = wait.min(Duration::from_millis(ms));
+            }
+            if !found.is_empty() {
+                let mut inv = promote.prepare_invoke();
+                inv.key(keys.retries())
+                    .key(keys.retry_data())
+                    .key(keys.depth());
+                let mut streams: HashMap<&str, usize> = HashMap::new();
+                for (n, stream) in &found {
+                    // Its stream comes from Redis: only this bus's streams.
+                    let at = if keys.is_stream(stream) {
+                        let next = streams.len() + 4;
+                        *streams.entry(stream.as_str()).or_insert_with(|| {
+                            inv.key(stream.as_str());
+                            next
+                        })
+                    } else {
+                        0
+                    };
+                    inv.arg(n).arg(at);
+                }
+                let r: RedisResult<(u64, u64)> = inv.invoke_async(&mut manager).await;
+                note(&shared, &r);
+                if let Ok((moved, gone)) = r {
+                    shared.counters.promoted.fetch_add(moved, Ordering::Relaxed);
+                    shared
+                        .counters
+                        .retries_gone
+                        .fetch_add(gone, Ordering::Relaxed);
+                    // More may be due: look again at once.
+                    wait = Duration::ZERO;
+                }
+            }
+        }
+        tokio::select! {
+            _ = tokio::time::sleep(wait) => {}
+            _ = shared.promote.notified() => {}
+        }
+    }
+}
+
 async fn read_state(shared: &Shared, stats: &Script, manager: &mut ConnectionManager) {
     let types: RedisResult<Vec<String>> = cmd("SMEMBERS")
         .arg(shared.keys.types())
@@ -208,9 +278,15 @@ async fn read_state(shared: &Shared, stats: &Script, manager: &mut ConnectionMan
     let r: RedisResult<Vec<u64>> = inv.invoke_async(manager).await;
     note(shared, &r);
     let Ok(numbers) = r else { return };
+    let retrying: RedisResult<u64> = cmd("ZCARD")
+        .arg(shared.keys.retries())
+        .query_async(manager)
+        .await;
+    note(shared, &retrying);
     let handled = shared.types.lock().clone();
     let mut state = GroupState {
         read_at_ms: shared.started.elapsed().as_millis().max(1) as u64,
+        retrying: retrying.unwrap_or(0),
         ..GroupState::default()
     };
     for (t, per_lane) in types.iter().zip(numbers.chunks(9)) {
