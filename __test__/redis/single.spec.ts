@@ -144,7 +144,8 @@ test('events a process took and will not run go back to the group at once when i
   });
   await first.initialize();
   for (let n = 0; n < 4; n++) await first.emitEvent('job', { n });
-  await waitFor(() => begun.length === 1, 'one event running, the rest queued here');
+  await waitFor(() => begun.length === 1, 'one event running');
+  await waitFor(() => first.getMetrics().queueMetrics.size === 3, 'the rest taken from the group, queued here');
   const report = await first.shutdown({ timeout: 0 });
   const left = report.remaining.map((e) => e.id).sort();
   assert.equal(left.length, 3, 'the three never started are reported as remaining');
@@ -173,6 +174,7 @@ test('a handler failing while its bus shuts down is retried by the group, not de
   const ids: string[] = [];
   for (let n = 0; n < 3; n++) ids.push(await first.emitEvent('job', { n }));
   await waitFor(() => begun === 1, 'the first event running');
+  await waitFor(() => first.getMetrics().queueMetrics.size === 2, 'the other two taken from the group, queued here');
   const report = await first.shutdown({ timeout: 10_000 });
   assert.equal(report.remaining.length, 0, 'the drain ran every event once');
   assert.equal(first.getMetrics().queueMetrics.handedOver, 3);

@@ -537,6 +537,8 @@ async fn dedicated(client: &Client) -> RedisResult<MultiplexedConnection> {
 }
 
 const BLOCK_S: u64 = 5;
+/// How long an unblocked read has to answer before it is unblocked again.
+const UNBLOCK_AGAIN: Duration = Duration::from_millis(50);
 
 /// The stream keys of `types` in lane `lane`, and what each stands for.
 pub(super) fn lane_keys(shared: &Shared, types: &[String], lane: u8) -> Vec<(String, u8, String)> {
@@ -644,10 +646,17 @@ async fn read_rounds(
                 _ = shared.types_changed.notified() => {
                     // Ends the blocking read at once (with nothing), so the
                     // new types are read; its reply is still awaited, as it
-                    // may carry entries already delivered to us.
-                    let _: RedisResult<Value> =
-                        cmd("CLIENT").arg("UNBLOCK").arg(client_id).query_async(manager).await;
-                    read.await
+                    // may carry entries already delivered to us. The unblock
+                    // travels on another connection and can reach Redis
+                    // before the read does (which then blocks its full
+                    // time): it is sent again until the read answers.
+                    loop {
+                        let _: RedisResult<Value> =
+                            cmd("CLIENT").arg("UNBLOCK").arg(client_id).query_async(manager).await;
+                        if let Ok(r) = tokio::time::timeout(UNBLOCK_AGAIN, &mut read).await {
+                            break r;
+                        }
+                    }
                 }
             };
             got = r.or_else(|e| nogroup(e, groups))?;
@@ -657,8 +666,25 @@ async fn read_rounds(
                 .counters
                 .taken
                 .fetch_add(got.len() as u64, Ordering::Relaxed);
-            hand(shared, got);
+            take_in(shared, manager, got).await;
         }
+    }
+}
+
+/// Hands what was read to the engine; unless shutdown began meanwhile (a
+/// blocking read ended by `stop_reading` still answers with what Redis had
+/// delivered, a reclaim may have been under way): those entries are not
+/// this process's to run and go straight back to the group, this delivery
+/// uncounted.
+pub(super) async fn take_in(shared: &Shared, manager: &mut ConnectionManager, taken: Vec<Taken>) {
+    if shared.reading.load(Ordering::SeqCst) {
+        hand(shared, taken);
+        return;
+    }
+    let release = Script::new(scripts::RELEASE);
+    for (key, _, _, raw, deliveries) in taken {
+        let before = deliveries.saturating_sub(1);
+        send_release(shared, &release, manager, &key, &raw.id, before).await;
     }
 }
 

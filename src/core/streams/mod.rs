@@ -677,6 +677,27 @@ impl StreamLink {
         self.shared.reading.store(false, Ordering::SeqCst);
         self.shared.types_changed.notify_one();
         self.shared.settled.notify_one();
+        // Entries on their way to the engine as it stopped were never bound
+        // to an event, so never started: back to the group at once, not
+        // left pending for `claimIdleMs`.
+        let unbound: Vec<_> = {
+            let mut books = self.shared.books.lock();
+            let bound: std::collections::HashSet<u64> = books.by_slot.values().copied().collect();
+            let handles: Vec<u64> = books
+                .held
+                .keys()
+                .filter(|h| !bound.contains(h))
+                .copied()
+                .collect();
+            handles
+                .into_iter()
+                .filter_map(|h| books.held.remove(&h))
+                .map(|h| (h.key, h.id, h.deliveries.saturating_sub(1)))
+                .collect()
+        };
+        if !unbound.is_empty() {
+            let _ = self.tx.send(Command::Release(unbound));
+        }
         // A closed channel ends the command loop once it has drained it.
         let _ = self.tx.send(Command::Settle(Vec::new()));
         if let Some((thread, on_end)) = self.thread.lock().take() {

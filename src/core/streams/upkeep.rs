@@ -11,7 +11,7 @@ use std::time::{Duration, Instant};
 use redis::aio::ConnectionManager;
 use redis::{cmd, RedisResult, Script, Value};
 
-use super::io::{hand, lane_keys, note, Taken};
+use super::io::{lane_keys, note, Taken};
 use super::reply;
 use super::{scripts, GroupState, Shared, GROUP, LANE_NAMES};
 
@@ -184,7 +184,7 @@ async fn reclaim(shared: &Shared, manager: &mut ConnectionManager) {
                 let n = taken.len() as u64;
                 shared.counters.reclaimed.fetch_add(n, Ordering::Relaxed);
                 shared.counters.taken.fetch_add(n, Ordering::Relaxed);
-                hand(shared, taken);
+                super::io::take_in(shared, manager, taken).await;
             }
         }
     }
