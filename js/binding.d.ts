@@ -209,9 +209,9 @@ export declare class NativeBus {
   /**
    * Entries that do not go into the ring: taken over from a dead
    * process, retries from the group's retry set, or new ones the ring
-   * had no room for. `[slot, handle, typeId, lane, size, attempt]` each
-   * (bound already); each runs as `attempt`, for the handler its entry
-   * names (else every handler of its type), with the earlier errors it
+   * had no room for. `[slot, handle, typeId, lane, size, attempt,
+   * handler]` each (bound already); each runs as `attempt`, for `handler`
+   * (0: every handler of its type), with the earlier errors its entry
    * carries.
    */
   streamsAdopt(flat: Float64Array): void
@@ -219,8 +219,8 @@ export declare class NativeBus {
   streamsBind(pairs: Float64Array): void
   /**
    * Events that will not run here after all (the bus shut down):
-   * `[slot, ran]` pairs, `ran` 1 when it ran here before (a retry was
-   * waiting). Their entries go back to the group at once.
+   * `[slot, attempt]` of the delivery each has left over. Their entries
+   * go back to the group at once.
    */
   streamsRelease(pairs: Uint32Array): void
   /** The group's dead letters, oldest first, as last read from Redis. */

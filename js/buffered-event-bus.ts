@@ -483,11 +483,11 @@ export class BufferedEventBusService extends EventEmitter implements PublicBus {
     }
     const undelivered = this.#native.stop();
     live.delete(this.#native);
-    // On Redis, what never ran here goes back to the group for the others.
-    this.#streams?.release(undelivered.map((u) => ({ slot: u.slot, ran: u.handler !== 0 || u.attempt > 0 })));
     // Deliveries already handed over but not yet started never will be:
     // they are reported with what never started, not as aborted.
     this.#dispatch.stop(undelivered);
+    // On Redis, what will not run here goes back to the group for the others.
+    this.#streams?.release(undelivered);
     if (this.#workers.pool) {
       await this.#workers.stop();
       // Isolates that finished deliveries before they were terminated:

@@ -37,6 +37,8 @@ export class HandlerRegistry {
   readonly #isolated: boolean[] = [];
   /** Per type id: handlers registered so far under each name (for `#keyFor`). */
   readonly #names: Map<string, number>[] = [];
+  /** Per type, every key handed out (a key names one handler only). */
+  readonly #keys: Set<string>[] = [];
   readonly #onCountChange: (typeId: number, count: number) => void;
   readonly #onNewType: (typeId: number, type: string) => void;
   #nextId = 1;
@@ -163,14 +165,22 @@ export class HandlerRegistry {
    * A new handler's key: its name (`Class.method` for `@OnEvent`, the
    * function's name, `Class.handle` for handler objects) for the first
    * handler of that name on the type, then the name with `#2`, `#3`… in
-   * registration order (removed handlers keep their number). Processes that
+   * registration order (removed handlers keep their number), skipping a
+   * key another name already has (a function named `foo#2`). Processes that
    * register the same handlers in the same order agree on every key.
    */
   #keyFor(typeId: number, name: string): string {
     const seen = (this.#names[typeId] ??= new Map<string, number>());
-    const n = (seen.get(name) ?? 0) + 1;
+    const issued = (this.#keys[typeId] ??= new Set<string>());
+    let n = seen.get(name) ?? 0;
+    let key: string;
+    do {
+      n++;
+      key = n === 1 ? name : `${name}#${n}`;
+    } while (issued.has(key));
     seen.set(name, n);
-    return n === 1 ? name : `${name}#${n}`;
+    issued.add(key);
+    return key;
   }
 
   /** Every handler registered now, of every type. */

@@ -164,7 +164,8 @@ export class Streams implements LazyEvents {
       }
     }
     for (let k = 0; k < c.emitErrors.length; k++) this.#emitted(c.emitted[2 * k], c.emitted[2 * k + 1], c.emitErrors[k]);
-    if (c.entryTypes.length > 0) this.#adopt(c.entries, c.entryTypes, c.envelopes, c.envelopeLengths);
+    // After close the link gave back what was still on its way here.
+    if (c.entryTypes.length > 0 && this.#open) this.#adopt(c.entries, c.entryTypes, c.envelopes, c.envelopeLengths);
     for (const change of c.link) {
       if (change === '') {
         this.#down = undefined;
@@ -231,7 +232,7 @@ export class Streams implements LazyEvents {
       pairs[2 * k + 1] = handle;
       books.opened(slot);
       const size = envelope?.length ?? 0;
-      if (attempt > 0 || handler !== 0) later.push(slot, handle, typeId, lane, size, attempt);
+      if (attempt > 0 || handler !== 0) later.push(slot, handle, typeId, lane, size, attempt, handler);
       else records.push(lane, slot, typeId, size, handle);
     }
     // Bound before anything can run, so a finish finds its entry.
@@ -240,7 +241,7 @@ export class Streams implements LazyEvents {
     for (let r = 0; r < records.length; r += 5) {
       const [lane, slot, typeId, size, handle] = records.slice(r, r + 5);
       // The ring holds maxQueueSize; the link takes at most the window.
-      if (!ring.push(lane, slot, typeId, size, now, 0)) later.push(slot, handle, typeId, lane, size, 0);
+      if (!ring.push(lane, slot, typeId, size, now, 0)) later.push(slot, handle, typeId, lane, size, 0, 0);
     }
     if (later.length > 0) native.streamsAdopt(Float64Array.from(later));
     this.#h.dispatchNew();
@@ -291,26 +292,20 @@ export class Streams implements LazyEvents {
           event = { id: `redis-letter-${l.id}`, type: rest.join(':'), payload: undefined, priority: priority as EventPriority, correlationId: '', timestamp: 0 };
           void err;
         }
-        let meta: { handler?: unknown; key?: unknown; attempts?: unknown; errors?: unknown; timestamp?: unknown } = {};
-        try {
-          meta = JSON.parse(l.meta);
-        } catch {
-          // Written by something else: shown with what can be read.
-        }
-        const errors = (Array.isArray(meta.errors) ? meta.errors : []) as AttemptError[];
-        const last = errors[errors.length - 1];
+        const meta = letterMeta(l.meta);
+        const last = meta.errors[meta.errors.length - 1];
         return {
           id: l.id,
           event,
           type: event.type,
           payload: event.payload,
           correlationId: event.correlationId,
-          handler: String(meta.handler ?? ''),
-          handlerKey: typeof meta.key === 'string' ? meta.key : undefined,
-          attempts: Number(meta.attempts ?? 0),
+          handler: meta.handler,
+          handlerKey: meta.key,
+          attempts: meta.attempts,
           lastError: { message: last?.message ?? '', name: last?.name ?? 'Error', stack: last?.stack ?? undefined },
-          errors,
-          timestamp: Number(meta.timestamp ?? 0),
+          errors: meta.errors,
+          timestamp: meta.timestamp,
         };
       });
   }
@@ -346,14 +341,11 @@ export class Streams implements LazyEvents {
     return this.#h.native.streamsRemoveLetters(id);
   }
 
-  /** Events that will not run here (the bus shut down): back to the group at once. */
-  release(events: { slot: number; ran: boolean }[]): void {
+  /** Events that will not run here (the bus shut down), with the attempt each has left: back to the group at once. */
+  release(events: readonly { slot: number; attempt: number }[]): void {
     if (events.length === 0) return;
     const pairs = new Uint32Array(events.length * 2);
-    events.forEach((e, k) => {
-      pairs[2 * k] = e.slot;
-      pairs[2 * k + 1] = e.ran ? 1 : 0;
-    });
+    events.forEach((e, k) => pairs.set([e.slot, e.attempt], 2 * k));
     this.#h.native.streamsRelease(pairs);
   }
 
@@ -444,4 +436,26 @@ interface NativeStreamsState
   extends Pick<BackendMetrics, 'consumer' | 'deadLetters' | 'held' | 'emitted' | 'taken' | 'reclaimed' | 'settled' | 'renewed' | 'lost' | 'errors' | 'retried' | 'promoted' | 'retriesGone' | 'unknownHandlers'> {
   down: boolean;
   group: { depth: number[]; pending: number; consumers: number; unhandledTypes: { type: string; waiting: number }[]; readAgoMs: number; retrying: number };
+}
+
+/**
+ * A dead letter's metadata, as `LETTER` writes it. Redis is outside the
+ * process: a letter written by something else (or by a broken version)
+ * shows what can be read, and never throws.
+ */
+function letterMeta(text: string): { handler: string; key: string | undefined; attempts: number; errors: AttemptError[]; timestamp: number } {
+  let raw: unknown;
+  try {
+    raw = JSON.parse(text);
+  } catch {
+    raw = undefined;
+  }
+  const m = (typeof raw === 'object' && raw !== null ? raw : {}) as Record<string, unknown>;
+  const str = (v: unknown): string | undefined => (typeof v === 'string' ? v : undefined);
+  const num = (v: unknown): number => (typeof v === 'number' && Number.isFinite(v) ? v : 0);
+  const errors = (Array.isArray(m.errors) ? m.errors : []).map((e: unknown): AttemptError => {
+    const o = (typeof e === 'object' && e !== null ? e : {}) as Record<string, unknown>;
+    return { message: str(o.message) ?? '', name: str(o.name) ?? 'Error', stack: str(o.stack) ?? null, timedOut: o.timedOut === true, at: num(o.at) };
+  });
+  return { handler: str(m.handler) ?? '', key: str(m.key), attempts: num(m.attempts), errors, timestamp: num(m.timestamp) };
 }

@@ -161,6 +161,31 @@ test('events a process took and will not run go back to the group at once when i
   assert.deepEqual(seen.sort(), left.map((id) => `${id} 0`), 'each as its first attempt');
 });
 
+test('a retry a process took and will not run goes back to the group as the attempt it is, not one more', { skip, timeout: 30_000 }, async (t) => {
+  const first = await started(t, { concurrency: 1 });
+  const name = first.getConfig().backend.name;
+  first.registerHandler('job', async (e) => {
+    const { n } = e.payload as { n: number };
+    if (n === 0) throw new Error('fails once here');
+    await new Promise((r) => setTimeout(r, 1000));
+  });
+  await first.initialize();
+  await first.emitEvent('job', { n: 0 });
+  await first.emitEvent('job', { n: 1 });
+  // The retry of n 0 is promoted and read back while n 1 holds the only worker.
+  await waitFor(() => first.getMetrics().backend?.retried === 1 && first.getMetrics().backend?.held === 2, 'the retry taken back here, behind the slow event');
+  await first.shutdown({ timeout: 0 });
+  const second = new BufferedEventBusService({ backend: { type: 'redis', url, name }, retryAttempts: 1 });
+  t.after(() => second.shutdown({ timeout: 2000 }));
+  const seen: string[] = [];
+  second.registerHandler('job', (e) => {
+    seen.push(`${(e.payload as { n: number }).n} ${e.retryCount}`);
+  });
+  await second.initialize();
+  await waitFor(() => seen.length > 0 || second.getDeadLetterQueue().length > 0, 'the retry on the other process', 10_000);
+  assert.deepEqual(seen, ['0 1'], 'its one retry runs there (not dead-lettered as redelivered too often)');
+});
+
 test('a handler failing while its bus shuts down is retried by the group, not dead-lettered', { skip, timeout: 30_000 }, async (t) => {
   const first = await started(t, { concurrency: 1, retryDelays: [200] });
   const name = first.getConfig().backend.name;
@@ -278,4 +303,43 @@ test('a retry whose handler no process has under its key (the processes disagree
   assert.deepEqual(letter.errors.map((e) => e.name), ['TypeError', 'UnknownHandlerError'], 'the earlier attempt\'s error kept');
   assert.equal(next.getMetrics().backend?.unknownHandlers, 1);
   assert.deepEqual(ran.sort(), ['Audit.handle 0', 'Mailer.handle 0'], 'nothing ran in the new version');
+});
+
+test('two handlers of one name and a handler named like the second one\'s key each retry as themselves', { skip, timeout: 30_000 }, async (t) => {
+  const bus = await started(t);
+  const ran: string[] = [];
+  const failing = (tag: string, name: string) => {
+    const fn = (e: BufferedEvent) => {
+      ran.push(`${tag} ${e.retryCount}`);
+      throw new Error(`${tag} fails`);
+    };
+    Object.defineProperty(fn, 'name', { value: name });
+    return fn;
+  };
+  bus.registerHandler('order', failing('A', 'foo'));
+  bus.registerHandler('order', failing('B', 'foo'));
+  bus.registerHandler('order', failing('C', 'foo#2'));
+  await bus.initialize();
+  await bus.emitEvent('order', { n: 1 });
+  await waitFor(() => bus.getDeadLetterQueue().length === 3, 'each handler dead-lettered after its retry', 15_000);
+  assert.deepEqual(bus.getDeadLetterQueue().map((l) => l.handlerKey).sort(), ['foo', 'foo#2', 'foo#2#2']);
+  assert.deepEqual(ran.sort(), ['A 0', 'A 1', 'B 0', 'B 1', 'C 0', 'C 1'], 'each retry ran its own handler');
+});
+
+test('dead letters written by something else are listed with what can be read, never throw', { skip, timeout: 30_000 }, async (t) => {
+  const bus = await started(t);
+  bus.registerHandler('order', () => {});
+  await bus.initialize();
+  const name = bus.getConfig().backend.name;
+  const stream = `{bootify:${name}}:normal:order`;
+  redisCli('XADD', `{bootify:${name}}:dead`, '5-0', 'e', '', 'm', 'null', 's', stream);
+  redisCli('XADD', `{bootify:${name}}:dead`, '6-0', 'e', 'not json', 'm', '{"handler":{"toString":0},"key":7,"attempts":"x","errors":[null,5,{"message":{},"name":"E"}]}', 's', stream);
+  await waitFor(() => bus.getDeadLetterQueue().length === 2, 'the letters read from Redis');
+  const [first, second] = bus.getDeadLetterQueue();
+  assert.deepEqual([first.id, first.handler, first.handlerKey, first.attempts, first.errors], [5, '', undefined, 0, []]);
+  assert.equal(first.event.type, 'order');
+  assert.deepEqual([second.handler, second.handlerKey, second.attempts], ['', undefined, 0]);
+  assert.deepEqual(second.errors.map((e) => [e.message, e.name]), [['', 'Error'], ['', 'Error'], ['', 'E']]);
+  assert.equal(second.lastError.name, 'E');
+  assert.equal(bus.clearDeadLetterQueue(), 2);
 });

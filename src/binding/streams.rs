@@ -17,7 +17,9 @@ use super::error::to_js;
 use super::sink::{weak_callback, DeliveryCallback};
 use crate::core::engine::Adopted;
 use crate::core::error::BusError;
-use crate::core::streams::{Entry, HandlerKey, Outgoing, ServerFacts, StreamEvents, StreamLink};
+use crate::core::streams::{
+    Entry, HandlerKey, Outgoing, ServerFacts, StreamEvents, StreamLink, MAX_ATTEMPT,
+};
 
 /// What happened since the last `streamsTake`.
 #[napi(object)]
@@ -264,13 +266,13 @@ impl NativeBus {
 
     /// Entries that do not go into the ring: taken over from a dead
     /// process, retries from the group's retry set, or new ones the ring
-    /// had no room for. `[slot, handle, typeId, lane, size, attempt]` each
-    /// (bound already); each runs as `attempt`, for the handler its entry
-    /// names (else every handler of its type), with the earlier errors it
+    /// had no room for. `[slot, handle, typeId, lane, size, attempt,
+    /// handler]` each (bound already); each runs as `attempt`, for `handler`
+    /// (0: every handler of its type), with the earlier errors its entry
     /// carries.
     #[napi]
     pub fn streams_adopt(&self, flat: Float64Array) -> napi::Result<(), String> {
-        const FIELDS: usize = 6;
+        const FIELDS: usize = 7;
         let link = self.link()?;
         if !flat.len().is_multiple_of(FIELDS) {
             return Err(to_js(BusError::InvalidArgument(format!(
@@ -281,18 +283,17 @@ impl NativeBus {
         let events: Vec<Adopted> = flat
             .chunks_exact(FIELDS)
             .map(|f| {
-                let handle = f[1] as u64;
-                let (handler, errors) = link.adopting(handle);
+                let attempt = (f[5] as u32).min(MAX_ATTEMPT);
                 Adopted {
                     slot: f[0] as u32,
                     id: 0,
                     type_id: f[2] as u32,
                     lane: (f[3] as u8).min(2),
                     size: f[4] as u32,
-                    attempt: f[5] as u32,
+                    attempt,
                     due_ms: 0,
-                    handler,
-                    errors,
+                    handler: f[6] as u32,
+                    errors: link.adopting(f[1] as u64, attempt),
                 }
             })
             .collect();
@@ -311,12 +312,12 @@ impl NativeBus {
     }
 
     /// Events that will not run here after all (the bus shut down):
-    /// `[slot, ran]` pairs, `ran` 1 when it ran here before (a retry was
-    /// waiting). Their entries go back to the group at once.
+    /// `[slot, attempt]` of the delivery each has left over. Their entries
+    /// go back to the group at once.
     #[napi]
     pub fn streams_release(&self, pairs: Uint32Array) -> napi::Result<(), String> {
         let link = self.link()?;
-        let slots: Vec<(u32, bool)> = pairs.chunks_exact(2).map(|p| (p[0], p[1] != 0)).collect();
+        let slots: Vec<(u32, u32)> = pairs.chunks_exact(2).map(|p| (p[0], p[1])).collect();
         link.release(&slots);
         Ok(())
     }

@@ -327,7 +327,6 @@ async fn send_retries(
             inv.key(&*key)
                 .key(keys.retries())
                 .key(keys.retry_data())
-                .key(keys.retry_ids())
                 .arg(GROUP)
                 .arg(&shared.consumer);
             for r in chunk {
@@ -346,6 +345,7 @@ async fn send_retries(
                         .counters
                         .retried
                         .fetch_add(n as u64, Ordering::Relaxed);
+                    // Scheduled already (2): a resend after a lost reply.
                     // Taken over (-1): that run decides, and `lost` counts
                     // it. Gone (0): settled before its retry was copied,
                     // which the ordering here prevents; counted if it
@@ -677,8 +677,8 @@ async fn read_rounds(
 /// this process's to run and go straight back to the group, this delivery
 /// uncounted.
 pub(super) async fn take_in(shared: &Shared, manager: &mut ConnectionManager, taken: Vec<Taken>) {
-    if shared.reading.load(Ordering::SeqCst) {
-        hand(shared, taken);
+    let taken = hand(shared, taken);
+    if taken.is_empty() {
         return;
     }
     let release = Script::new(scripts::RELEASE);
@@ -766,12 +766,18 @@ async fn read_once(
 /// Records entries as held and hands them to JavaScript. A retry for a
 /// handler key no handler here has (another version of the application
 /// wrote it) is dead-lettered rather than run by the wrong handler.
-pub(super) fn hand(shared: &Shared, taken: Vec<Taken>) {
+/// Returns them all, handing none, once reading has stopped: `reading` is
+/// set under the books' lock, so an entry is either held before the link
+/// stops (and released by `close` if never bound) or not at all.
+pub(super) fn hand(shared: &Shared, taken: Vec<Taken>) -> Vec<Taken> {
     let now = Instant::now();
     let mut out = Vec::with_capacity(taken.len());
     {
         let handlers = shared.handlers.lock();
         let mut books = shared.books.lock();
+        if !shared.reading.load(Ordering::SeqCst) {
+            return taken;
+        }
         for (key, lane, type_name, raw, deliveries) in taken {
             let errors = raw
                 .errors
@@ -811,7 +817,7 @@ pub(super) fn hand(shared: &Shared, taken: Vec<Taken>) {
                     renewed: now,
                     deliveries,
                     handed: 0,
-                    handler,
+                    adopted_attempt: 0,
                     errors,
                 },
             );
@@ -829,6 +835,7 @@ pub(super) fn hand(shared: &Shared, taken: Vec<Taken>) {
     if !out.is_empty() {
         shared.events.entries(out);
     }
+    Vec::new()
 }
 
 /// The dead letter (JSON, as `LETTER` stores it) of a retry whose handler

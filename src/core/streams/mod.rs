@@ -117,8 +117,10 @@ struct Held {
     deliveries: u32,
     /// Retries of its handlers handed to the group's retry set.
     handed: u32,
-    /// The handler a retry is for (its id here); 0: every handler.
-    handler: u32,
+    /// The attempt the engine was given it as (0 unless adopted: a fresh
+    /// event). Left over at shutdown still at this attempt, it never ran
+    /// here.
+    adopted_attempt: u32,
     /// A retry's earlier errors, until the engine takes the entry.
     errors: Vec<AttemptError>,
 }
@@ -197,7 +199,7 @@ impl Keys {
         format!("{}:dead-ids", self.prefix)
     }
 
-    /// Retries waiting for their backoff: retry numbers by due time.
+    /// Retries waiting for their backoff: retry names by due time.
     pub fn retries(&self) -> String {
         format!("{}:retries", self.prefix)
     }
@@ -205,11 +207,6 @@ impl Keys {
     /// Each waiting retry's stream, envelope, handler, attempt and errors.
     pub fn retry_data(&self) -> String {
         format!("{}:retry-data", self.prefix)
-    }
-
-    /// The counter retries are numbered from.
-    pub fn retry_ids(&self) -> String {
-        format!("{}:retry-ids", self.prefix)
     }
 
     /// Whether `key` names one of this bus's work streams.
@@ -232,6 +229,11 @@ pub struct GroupLetter {
     /// JSON: the failed handler, attempts, errors, timestamp.
     pub meta: String,
 }
+
+/// The highest attempt an entry from Redis is taken as: past
+/// `retryAttempts` (at most 10) every number means the same, and the engine
+/// counts on one more still fitting.
+pub const MAX_ATTEMPT: u32 = 1000;
 
 pub(crate) enum Command {
     Emit {
@@ -482,16 +484,16 @@ impl StreamLink {
         true
     }
 
-    /// What the engine needs of entry `handle` when it adopts it: the
-    /// handler a retry is for (0: every handler) and its earlier errors.
-    pub fn adopting(&self, handle: u64) -> (u32, Vec<AttemptError>) {
-        self.shared
-            .books
-            .lock()
-            .held
-            .get_mut(&handle)
-            .map(|h| (h.handler, std::mem::take(&mut h.errors)))
-            .unwrap_or_default()
+    /// Entry `handle` goes to the engine as `attempt`: returns its earlier
+    /// errors (none when another process took it over meanwhile; it runs
+    /// here too, counted as lost).
+    pub fn adopting(&self, handle: u64, attempt: u32) -> Vec<AttemptError> {
+        let mut books = self.shared.books.lock();
+        let Some(h) = books.held.get_mut(&handle) else {
+            return Vec::new();
+        };
+        h.adopted_attempt = attempt;
+        std::mem::take(&mut h.errors)
     }
 
     /// Entry `handle` is now in `slot`: settled when the slot's event
@@ -617,17 +619,19 @@ impl StreamLink {
 
     /// The events in `slots` will not run (again) here (the bus shut
     /// down): their entries go back to the group at once, ready for another
-    /// process. `(slot, ran)`: an event that ran here (a retry was waiting)
-    /// keeps this delivery in its count; one that never started does not.
-    pub fn release(&self, slots: &[(u32, bool)]) {
+    /// process. `(slot, attempt)`: the attempt left over. One still at the
+    /// attempt it was taken as never ran here, and this delivery is not
+    /// counted; one past it (a retry was waiting here) ran, and it is.
+    pub fn release(&self, slots: &[(u32, u32)]) {
         let mut back = Vec::new();
         {
             let mut books = self.shared.books.lock();
-            for (slot, ran) in slots {
-                let Some(handle) = books.by_slot.remove(slot) else {
+            for &(slot, attempt) in slots {
+                let Some(handle) = books.by_slot.remove(&slot) else {
                     continue;
                 };
                 if let Some(h) = books.held.remove(&handle) {
+                    let ran = attempt != h.adopted_attempt;
                     let counted = h.deliveries.saturating_sub(u32::from(!ran));
                     back.push((h.key, h.id, counted));
                 }
@@ -640,7 +644,10 @@ impl StreamLink {
 
     /// Takes nothing more from the group (shutdown has begun).
     pub fn stop_reading(&self) {
+        // Under the books' lock: see `io::hand`.
+        let books = self.shared.books.lock();
         self.shared.reading.store(false, Ordering::SeqCst);
+        drop(books);
         self.shared.types_changed.notify_one();
     }
 
@@ -674,14 +681,13 @@ impl StreamLink {
     /// answer. Entries still held stay pending in the group.
     pub fn close(&self) {
         self.shared.closing.store(true, Ordering::SeqCst);
-        self.shared.reading.store(false, Ordering::SeqCst);
-        self.shared.types_changed.notify_one();
-        self.shared.settled.notify_one();
         // Entries on their way to the engine as it stopped were never bound
         // to an event, so never started: back to the group at once, not
-        // left pending for `claimIdleMs`.
+        // left pending for `claimIdleMs`. No more come in once `reading`
+        // is false under the books' lock (`io::hand`).
         let unbound: Vec<_> = {
             let mut books = self.shared.books.lock();
+            self.shared.reading.store(false, Ordering::SeqCst);
             let bound: std::collections::HashSet<u64> = books.by_slot.values().copied().collect();
             let handles: Vec<u64> = books
                 .held
@@ -698,6 +704,8 @@ impl StreamLink {
         if !unbound.is_empty() {
             let _ = self.tx.send(Command::Release(unbound));
         }
+        self.shared.types_changed.notify_one();
+        self.shared.settled.notify_one();
         // A closed channel ends the command loop once it has drained it.
         let _ = self.tx.send(Command::Settle(Vec::new()));
         if let Some((thread, on_end)) = self.thread.lock().take() {

@@ -58,8 +58,8 @@ fn entry(v: &Value) -> Option<RawEntry> {
         .filter(|h| !h.is_empty());
     let attempt = match &handler {
         Some(_) => field(b"a")
-            .and_then(|a| std::str::from_utf8(&a).ok()?.parse().ok())
-            .unwrap_or(1),
+            .and_then(|a| std::str::from_utf8(&a).ok()?.parse::<u32>().ok())
+            .map_or(1, |a| a.min(super::MAX_ATTEMPT)),
         None => 0,
     };
     Some(RawEntry {
@@ -254,6 +254,7 @@ mod tests {
             entry(vec!["e", "{}", "h", "Mailer.send", "a", "2", "m", "[]"]),
             entry(vec!["e", "{}", "h", "Mailer.send", "a", "two"]),
             entry(vec!["e", "{}", "h", ""]),
+            entry(vec!["e", "{}", "h", "Mailer.send", "a", "4294967295"]),
         ]);
         let got = claimed(&reply);
         let seen: Vec<(Option<&str>, u32, Option<&str>)> = got
@@ -266,8 +267,10 @@ mod tests {
                 (Some("Mailer.send"), 2, Some("[]")),
                 (Some("Mailer.send"), 1, None),
                 (None, 0, None),
+                (Some("Mailer.send"), super::super::MAX_ATTEMPT, None),
             ],
-            "an unreadable attempt is the first retry; an empty key is no key"
+            "an unreadable attempt is the first retry; an empty key is no key; \
+             an absurd one is capped"
         );
     }
 

@@ -168,14 +168,16 @@ return 1
 "#;
 
 /// Schedules failed handlers' retries in the group's retry set. KEYS: the
-/// work stream, the retry set (a sorted set of retry numbers by due time,
-/// Redis's clock), the retries' data (a hash), the retry number counter.
-/// ARGV: the group, this consumer, then per retry the entry id, the delay
-/// in ms, the handler's key, the attempt it will be and its earlier errors
-/// (JSON). Only for entries this consumer still owns; copies the entry's
-/// envelope, as the entry is settled once its other handlers finish.
-/// Returns per retry 1 (scheduled), -1 (another process took the entry
-/// over: its run decides) or 0 (the entry is gone).
+/// work stream, the retry set (a sorted set of retry names by due time,
+/// Redis's clock), the retries' data (a hash). ARGV: the group, this
+/// consumer, then per retry the entry id, the delay in ms, the handler's
+/// key, the attempt it will be and its earlier errors (JSON). Only for
+/// entries this consumer still owns; copies the entry's envelope, as the
+/// entry is settled once its other handlers finish. A retry is named by its
+/// stream, entry, attempt and handler: sent again after its reply was lost,
+/// it is not scheduled twice. Returns per retry 1 (scheduled), 2 (it
+/// already was), -1 (another process took the entry over: its run decides)
+/// or 0 (the entry is gone).
 pub const RETRY: &str = r#"
 local t = redis.call('TIME')
 local now = tonumber(t[1]) * 1000 + math.floor(tonumber(t[2]) / 1000)
@@ -198,10 +200,13 @@ for i = 3, #ARGV, 5 do
   elseif envelope == '' then
     out[#out + 1] = 0
   else
-    local n = redis.call('INCR', KEYS[4])
-    redis.call('HSET', KEYS[3], n .. ':s', KEYS[1], n .. ':e', envelope, n .. ':h', ARGV[i + 2], n .. ':a', ARGV[i + 3], n .. ':m', ARGV[i + 4])
-    redis.call('ZADD', KEYS[2], now + tonumber(ARGV[i + 1]), n)
-    out[#out + 1] = 1
+    local n = KEYS[1] .. '|' .. id .. '|' .. ARGV[i + 3] .. '|' .. ARGV[i + 2]
+    if redis.call('ZADD', KEYS[2], 'NX', now + tonumber(ARGV[i + 1]), n) == 1 then
+      redis.call('HSET', KEYS[3], n .. ':s', KEYS[1], n .. ':e', envelope, n .. ':h', ARGV[i + 2], n .. ':a', ARGV[i + 3], n .. ':m', ARGV[i + 4])
+      out[#out + 1] = 1
+    else
+      out[#out + 1] = 2
+    end
   end
 end
 return out
@@ -209,7 +214,7 @@ return out
 
 /// Which retries are due (read only). KEYS: the retry set, the retries'
 /// data. ARGV: the most to return. Returns the ms until the next one not
-/// yet due (-1: none), then per due retry its number and work stream ('' when
+/// yet due (-1: none), then per due retry its name and work stream ('' when
 /// its data is gone).
 pub const DUE: &str = r#"
 local t = redis.call('TIME')
@@ -227,7 +232,7 @@ return out
 
 /// Moves due retries to their work streams. KEYS: the retry set, the
 /// retries' data, the depth counter, then the work streams. ARGV: per
-/// retry its number and its stream's index in KEYS (0: its data is gone).
+/// retry its name and its stream's index in KEYS (0: its data is gone).
 /// Each retry still in the set is taken out (so it moves once, whichever
 /// processes promote at the same time) and added to its stream with its
 /// handler's key, attempt and errors. Returns the retries moved and those
