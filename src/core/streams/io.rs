@@ -388,7 +388,9 @@ async fn send_settle(
         }
         let mut inv = script.prepare_invoke();
         inv.key(shared.keys.depth()).arg(GROUP);
-        for (k, ids) in &by_key {
+        for (k, ids) in by_key.iter_mut() {
+            // Oldest first: the script finds those it must `XDEL` at the end.
+            ids.sort_by_key(|id| reply::entry_id(id));
             inv.key(&**k).arg(ids.len());
             for id in ids {
                 inv.arg(id);
@@ -587,6 +589,7 @@ async fn read_rounds(
     // When each lane last had its turn (or was found empty).
     let mut served = [Instant::now(); 3];
     let aging = Duration::from_millis(shared.aging_ms);
+    let mut ahead = super::read_ahead::ReadAhead::new(shared.prefetch, Instant::now());
     loop {
         if shared.closing.load(Ordering::SeqCst) {
             return Ok(());
@@ -596,9 +599,12 @@ async fn read_rounds(
             shared.types_changed.notified().await;
             continue;
         }
-        let room = shared
-            .prefetch
-            .saturating_sub(shared.books.lock().held.len());
+        let window = ahead.window(
+            shared.counters.settled.load(Ordering::Relaxed),
+            Instant::now(),
+        );
+        shared.window.store(window, Ordering::Relaxed);
+        let room = window.saturating_sub(shared.books.lock().held.len());
         if room == 0 {
             let _ = tokio::time::timeout(Duration::from_secs(1), shared.settled.notified()).await;
             continue;

@@ -20,12 +20,13 @@
 //! for Redis: they queue a command, and `StreamEvents` reports the result.
 
 mod io;
+mod read_ahead;
 pub mod reply;
 mod scripts;
 mod upkeep;
 
 use std::collections::HashMap;
-use std::sync::atomic::{AtomicBool, AtomicU64, Ordering};
+use std::sync::atomic::{AtomicBool, AtomicU64, AtomicUsize, Ordering};
 use std::sync::Arc;
 use std::time::Instant;
 
@@ -265,8 +266,11 @@ pub(crate) struct Shared {
     claim_idle_ms: u64,
     aging_ms: u64,
     max_queue: u32,
-    /// Entries this process may hold at once (read ahead of the window).
+    /// Entries this process holds at least, when its handlers are slow or
+    /// idle (`read_ahead`).
     prefetch: usize,
+    /// Entries this process may hold now, at its pace (`read_ahead`).
+    window: AtomicUsize,
     events: Arc<dyn StreamEvents>,
     books: Mutex<Books>,
     next_handle: AtomicU64,
@@ -347,6 +351,7 @@ impl StreamLink {
         } else {
             b.consumer.clone()
         };
+        let prefetch = (config.concurrency as usize * 4).clamp(16, 16_384);
         let shared = Arc::new(Shared {
             url: b.url.clone(),
             keys: Keys::new(&b.name),
@@ -354,7 +359,8 @@ impl StreamLink {
             claim_idle_ms: b.claim_idle_ms as u64,
             aging_ms: config.aging_ms as u64,
             max_queue: config.max_queue_size,
-            prefetch: (config.concurrency as usize * 4).clamp(16, 16_384),
+            prefetch,
+            window: AtomicUsize::new(prefetch),
             events,
             books: Mutex::new(Books::default()),
             next_handle: AtomicU64::new(1),

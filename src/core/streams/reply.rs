@@ -71,6 +71,14 @@ fn entry(v: &Value) -> Option<RawEntry> {
     })
 }
 
+/// A stream entry id as `(ms, seq)`, for ordering; an id that is not one
+/// sorts first.
+pub fn entry_id(id: &str) -> (u64, u64) {
+    id.split_once('-')
+        .and_then(|(ms, seq)| Some((ms.parse().ok()?, seq.parse().ok()?)))
+        .unwrap_or_default()
+}
+
 /// `XREADGROUP`: entries per stream key. Nil (nothing arrived) is empty.
 pub fn read(v: &Value) -> Vec<(String, Vec<RawEntry>)> {
     let per_key = |key: &Value, entries: &Value| {
@@ -271,6 +279,16 @@ mod tests {
             ],
             "an unreadable attempt is the first retry; an empty key is no key; \
              an absurd one is capped"
+        );
+    }
+
+    #[test]
+    fn entry_ids_order_by_time_then_sequence_not_as_text() {
+        let mut ids = vec!["10-0", "9-12", "9-2", "garbage", "1700000000000-1"];
+        ids.sort_by_key(|id| entry_id(id));
+        assert_eq!(
+            ids,
+            vec!["garbage", "9-2", "9-12", "10-0", "1700000000000-1"]
         );
     }
 

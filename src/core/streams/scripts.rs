@@ -28,13 +28,47 @@ return count
 "#;
 
 /// Settles finished events. KEYS: depth counter, then the streams. ARGV:
-/// the group, then per stream the number of ids and the ids. Acknowledges
-/// and deletes them (never trimming: that would delete unacknowledged
-/// work) and lowers the depth by what was acknowledged here, so an entry
-/// settled twice (its holder was presumed dead, and both finished) counts
-/// once. Returns how many were acknowledged.
+/// the group, then per stream the number of ids and the ids, oldest first
+/// (the script looks for those past the trim from the newest back). Acknowledges
+/// and deletes them, and lowers the depth by what was acknowledged here, so
+/// an entry settled twice (its holder was presumed dead, and both
+/// finished) counts once. Returns how many were acknowledged.
+///
+/// Deleting is most of a settle's cost, and `XDEL` looks up each id: the
+/// entries below the stream's oldest unacknowledged one (the oldest
+/// pending, else the first never delivered; the group reads in id order,
+/// so everything below it was delivered and acknowledged) go with one
+/// `XTRIM MINID` instead, and only the ids at or past it with `XDEL`.
+/// Never `MAXLEN`: that would delete unacknowledged work.
 pub const SETTLE: &str = r#"
 local group = ARGV[1]
+-- Stream ids compare as (ms, seq), both decimal integers; `b` split.
+local function below(a, bm, bs)
+  local am, as = string.match(a, '^(%d+)-(%d+)$')
+  if not am or not bm then return false end
+  if #am ~= #bm then return #am < #bm end
+  if am ~= bm then return am < bm end
+  if #as ~= #bs then return #as < #bs end
+  return as < bs
+end
+-- The id below which every entry is acknowledged (nil: keep everything).
+local function floor(key)
+  local summary = redis.call('XPENDING', key, group)
+  if tonumber(summary[1]) > 0 then return summary[2] end
+  local last
+  for _, g in ipairs(redis.call('XINFO', 'GROUPS', key)) do
+    local name, id
+    for j = 1, #g, 2 do
+      if g[j] == 'name' then name = g[j + 1]
+      elseif g[j] == 'last-delivered-id' then id = g[j + 1] end
+    end
+    if name == group then last = id end
+  end
+  if not last then return nil end
+  local after = redis.call('XRANGE', key, '(' .. last, '+', 'COUNT', 1)
+  if after[1] then return after[1][1] end
+  return last
+end
 local at = 2
 local acked = 0
 for k = 2, #KEYS do
@@ -47,7 +81,21 @@ for k = 2, #KEYS do
       at = at + 1
     end
     acked = acked + redis.call('XACK', KEYS[k], group, unpack(ids))
-    redis.call('XDEL', KEYS[k], unpack(ids))
+    -- No group (Redis lost the stream): nothing to trim.
+    local found, low = pcall(floor, KEYS[k])
+    if not found then low = nil end
+    local rest = ids
+    if low then
+      redis.call('XTRIM', KEYS[k], 'MINID', low)
+      local lm, ls = string.match(low, '^(%d+)-(%d+)$')
+      rest = {}
+      -- Oldest first: from the newest back to the first trimmed.
+      for i = #ids, 1, -1 do
+        if below(ids[i], lm, ls) then break end
+        rest[#rest + 1] = ids[i]
+      end
+    end
+    if #rest > 0 then redis.call('XDEL', KEYS[k], unpack(rest)) end
   end
 end
 if acked > 0 then

@@ -100,7 +100,8 @@ async fn reclaim(shared: &Shared, manager: &mut ConnectionManager) {
     for lane in 0..LANE_NAMES.len() as u8 {
         for (key, lane, type_name) in lane_keys(shared, &types, lane) {
             let room = shared
-                .prefetch
+                .window
+                .load(Ordering::Relaxed)
                 .saturating_sub(shared.books.lock().held.len());
             if room == 0 {
                 return;
