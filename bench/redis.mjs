@@ -2,7 +2,7 @@
 // (REDIS_URL; scripts/with-redis.sh starts a throwaway one):
 //
 //   scripts/with-redis.sh node bench/redis.mjs [events] [runs]
-//   scripts/with-redis.sh node bench/redis.mjs profile [events] [runs]
+//   scripts/with-redis.sh node bench/redis.mjs profile [events] [runs] [consumers]
 //
 // For each contender, `events` events of about 100 B, three priorities
 // (BullMQ: priorities 1/2/3, attempts 3), medians of `runs`:
@@ -231,45 +231,65 @@ function threadCpu(pid) {
 }
 
 /**
- * `profile [events] [runs]`: where one consumer's handling time goes. The
- * queue is filled, then one consumer handles it while this samples the CPU
- * of each of its threads and of redis-server, and Redis's per-command CPU.
+ * `profile [events] [runs] [consumers]`: where the handling time goes. The
+ * queue is filled, then the consumers handle it while this samples the CPU
+ * of each of their threads (summed by thread name) and of redis-server,
+ * and Redis's per-command CPU.
  */
-async function profile(events, runs) {
+async function profile(events, runs, consumers) {
   const cli = (...argv) => spawnSync('redis-cli', ['-u', url, ...argv], { encoding: 'utf8' }).stdout.trim();
   const redisPid = Number(/process_id:(\d+)/.exec(cli('info', 'server'))?.[1]);
+  const byName = (pids) => {
+    const sum = {};
+    for (const pid of pids) for (const [k, ms] of Object.entries(threadCpu(pid))) sum[k] = ms;
+    return sum;
+  };
   for (let run = 0; run < runs; run++) {
     flush();
     const name = `profile-${run}`;
     child('enqueue', 'bus', name, String(events));
-    const kid = spawn(process.execPath, [here, 'consume', 'bus', name, String(events)], { stdio: ['ignore', 'pipe', 'inherit', 'ipc'] });
-    let text = '';
-    kid.stdout.on('data', (d) => (text += d));
-    await new Promise((resolve) => kid.on('message', (m) => m.ready && resolve()));
+    const kids = Array.from({ length: consumers }, () => spawn(process.execPath, [here, 'consume', 'bus', name, String(events)], { stdio: ['ignore', 'pipe', 'inherit', 'ipc'] }));
+    const outs = kids.map(
+      (k) =>
+        new Promise((resolve) => {
+          let text = '';
+          k.stdout.on('data', (d) => (text += d));
+          k.on('exit', () => resolve(JSON.parse(text.trim().split('\n').pop())));
+        }),
+    );
+    await Promise.all(kids.map((k) => new Promise((resolve) => k.on('message', (m) => m.ready && resolve()))));
     cli('config', 'resetstat');
-    const [c0, r0] = [threadCpu(kid.pid), threadCpu(redisPid)];
+    const pids = [...kids.map((k) => k.pid), redisPid];
+    const before = byName(pids);
     while (Number(cli('get', `{bootify:${name}}:depth`) || 0) > 0) await new Promise((r) => setTimeout(r, 10));
-    const [c1, r1] = [threadCpu(kid.pid), threadCpu(redisPid)];
+    const after = byName(pids);
     const commands = cli('info', 'commandstats')
       .split('\n')
       .map((l) => /^cmdstat_(\S+):calls=(\d+),usec=(\d+)/.exec(l))
       .filter((m) => m && Number(m[3]) > 1000)
       .map((m) => `${m[1]} ${m[2]} calls ${(Number(m[3]) / events).toFixed(2)} µs/event`);
-    kid.send('stop');
-    await new Promise((r) => kid.on('exit', r));
-    const out = JSON.parse(text.trim().split('\n').pop());
-    const diff = (a, b) => Object.entries(b).map(([k, v]) => [k, v - (a[k] ?? 0)]).filter(([, v]) => v > 0);
-    const perEvent = (list) => list.map(([k, ms]) => `${k.replace(/:\d+$/, '')} ${((ms * 1000) / events).toFixed(2)}`).join(', ');
-    console.log(`run ${run + 1}: ${Math.round(out.handled / ((out.last - out.first) / 1000)).toLocaleString('en-US')} handled/s`);
-    console.log(`  consumer threads, CPU µs/event: ${perEvent(diff(c0, c1))}`);
-    console.log(`  redis-server, CPU µs/event: ${perEvent(diff(r0, r1))}`);
+    kids.forEach((k) => k.send('stop'));
+    const results = (await Promise.all(outs)).filter((r) => r.handled > 0);
+    const ms = Math.max(...results.map((r) => r.last)) - Math.min(...results.map((r) => r.first));
+    // Per thread name (main thread "node", workers, "bootify-redis", "redis-server"), over all processes.
+    const cpu = {};
+    for (const [k, v] of Object.entries(after)) {
+      const thread = k.replace(/:\d+$/, '');
+      cpu[thread] = (cpu[thread] ?? 0) + v - (before[k] ?? 0);
+    }
+    const perEvent = Object.entries(cpu)
+      .filter(([, v]) => v > 0)
+      .map(([k, v]) => `${k} ${((v * 1000) / events).toFixed(2)}`)
+      .join(', ');
+    console.log(`run ${run + 1}: ${Math.round(events / (ms / 1000)).toLocaleString('en-US')} handled/s`);
+    console.log(`  CPU µs/event by thread: ${perEvent}`);
     console.log(`  Redis commands: ${commands.join('; ')}`);
   }
 }
 
 async function main() {
   if (!url) throw new Error('REDIS_URL is not set: run through scripts/with-redis.sh');
-  if (mode === 'profile') return profile(Number(args[0] ?? 200_000), Number(args[1] ?? 3));
+  if (mode === 'profile') return profile(Number(args[0] ?? 200_000), Number(args[1] ?? 3), Number(args[2] ?? 1));
   if (mode === 'enqueue') return console.log(JSON.stringify(await enqueue(args[0], args[1], Number(args[2]))));
   if (mode === 'consume') return console.log(JSON.stringify(await consume(args[0], args[1], Number(args[2]), args[3] === 'latency')));
   const events = Number(mode ?? 50_000);
