@@ -392,11 +392,14 @@ export interface StreamChanges {
   /** Per finished emission batch, its error ('' when none). */
   emitErrors: Array<string>
   /**
-   * Entries taken: `[handle, lane, deliveries, handler, attempt]` each
-   * (`handler` 0 and `attempt` 0 for a new event; a retry from the
-   * group's retry set names its handler's id here and its attempt).
+   * Entries taken: `[handle, lane, deliveries, handler, attempt, type]`
+   * each (`handler` 0 and `attempt` 0 for a new event; a retry from the
+   * group's retry set names its handler's id here and its attempt;
+   * `type` indexes `entry_types`). One typed array, not a JavaScript
+   * array built element by element.
    */
-  entries: Array<number>
+  entries: Float64Array
+  /** The entries' types, each once. */
   entryTypes: Array<string>
   /**
    * The entries' envelopes end to end (one buffer: a buffer per entry

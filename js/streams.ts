@@ -165,7 +165,7 @@ export class Streams implements LazyEvents {
     }
     for (let k = 0; k < c.emitErrors.length; k++) this.#emitted(c.emitted[2 * k], c.emitted[2 * k + 1], c.emitErrors[k]);
     // After close the link gave back what was still on its way here.
-    if (c.entryTypes.length > 0 && this.#open) this.#adopt(c.entries, c.entryTypes, c.envelopes, c.envelopeLengths);
+    if (c.envelopeLengths.length > 0 && this.#open) this.#adopt(c.entries, c.entryTypes, c.envelopes, c.envelopeLengths);
     for (const change of c.link) {
       if (change === '') {
         this.#down = undefined;
@@ -211,22 +211,29 @@ export class Streams implements LazyEvents {
    * new events into the ring; retries (for one handler) and entries taken
    * over from dead processes to the engine as the attempt they are.
    */
-  #adopt(numbers: number[], types: string[], envelopes: Buffer, lengths: Uint32Array): void {
+  #adopt(numbers: Float64Array, types: string[], envelopes: Buffer, lengths: Uint32Array): void {
     const { slots, registry, ring, native, books } = this.#h;
-    const pairs = new Float64Array(types.length * 2);
+    const count = lengths.length;
+    const typeIds = types.map((t) => registry.typeId(t));
+    const pairs = new Float64Array(count * 2);
     const records: number[] = [];
     const later: number[] = [];
     let at = 0;
-    for (let k = 0; k < types.length; k++) {
-      const [handle, lane, deliveries, handler, retry] = numbers.slice(5 * k, 5 * k + 5);
-      const typeId = registry.typeId(types[k]);
+    for (let k = 0; k < count; k++) {
+      const n = 6 * k;
+      const handle = numbers[n];
+      const lane = numbers[n + 1];
+      const deliveries = numbers[n + 2];
+      const handler = numbers[n + 3];
+      const type = types[numbers[n + 5]];
+      const typeId = typeIds[numbers[n + 5]];
       const index = this.#nextTaken++;
       const length = lengths[k];
       // A view: the envelopes of a batch share one buffer.
       const envelope = length === 0xffffffff ? null : envelopes.subarray(at, (at += length));
       // Taken over from a dead process: each death counts as a delivery made.
-      const attempt = retry + deliveries - 1;
-      this.#taken.set(index, { type: types[k], envelope, deliveries, attempt });
+      const attempt = numbers[n + 4] + deliveries - 1;
+      this.#taken.set(index, { type, envelope, deliveries, attempt });
       const slot = slots.addLazy(this, index, typeId, lane);
       pairs[2 * k] = slot;
       pairs[2 * k + 1] = handle;
@@ -239,9 +246,12 @@ export class Streams implements LazyEvents {
     native.streamsBind(pairs);
     const now = native.elapsedUs();
     for (let r = 0; r < records.length; r += 5) {
-      const [lane, slot, typeId, size, handle] = records.slice(r, r + 5);
+      const lane = records[r];
+      const slot = records[r + 1];
+      const typeId = records[r + 2];
+      const size = records[r + 3];
       // The ring holds maxQueueSize; the link takes at most the window.
-      if (!ring.push(lane, slot, typeId, size, now, 0)) later.push(slot, handle, typeId, lane, size, 0, 0);
+      if (!ring.push(lane, slot, typeId, size, now, 0)) later.push(slot, records[r + 4], typeId, lane, size, 0, 0);
     }
     if (later.length > 0) native.streamsAdopt(Float64Array.from(later));
     this.#h.dispatchNew();

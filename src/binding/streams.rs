@@ -30,10 +30,13 @@ pub struct StreamChanges {
     pub emitted: Vec<f64>,
     /// Per finished emission batch, its error ('' when none).
     pub emit_errors: Vec<String>,
-    /// Entries taken: `[handle, lane, deliveries, handler, attempt]` each
-    /// (`handler` 0 and `attempt` 0 for a new event; a retry from the
-    /// group's retry set names its handler's id here and its attempt).
-    pub entries: Vec<f64>,
+    /// Entries taken: `[handle, lane, deliveries, handler, attempt, type]`
+    /// each (`handler` 0 and `attempt` 0 for a new event; a retry from the
+    /// group's retry set names its handler's id here and its attempt;
+    /// `type` indexes `entry_types`). One typed array, not a JavaScript
+    /// array built element by element.
+    pub entries: Float64Array,
+    /// The entries' types, each once.
     pub entry_types: Vec<String>,
     /// The entries' envelopes end to end (one buffer: a buffer per entry
     /// costs more than the rest of its way in), and each one's length
@@ -175,7 +178,7 @@ impl NativeBus {
             link: pending.link,
             emitted: Vec::new(),
             emit_errors: Vec::new(),
-            entries: Vec::new(),
+            entries: Float64Array::new(Vec::new()),
             entry_types: Vec::new(),
             envelopes: Buffer::from(Vec::new()),
             envelope_lengths: Uint32Array::new(Vec::new()),
@@ -186,15 +189,24 @@ impl NativeBus {
         }
         let mut bytes = Vec::new();
         let mut lengths = Vec::with_capacity(pending.entries.len());
+        let mut numbers = Vec::with_capacity(pending.entries.len() * 6);
         for e in pending.entries {
-            out.entries.extend([
+            // A batch has a handful of types: a scan beats a map.
+            let type_index = match out.entry_types.iter().position(|t| **t == *e.type_name) {
+                Some(i) => i,
+                None => {
+                    out.entry_types.push(e.type_name.to_string());
+                    out.entry_types.len() - 1
+                }
+            };
+            numbers.extend([
                 e.handle as f64,
                 e.lane as f64,
                 e.deliveries as f64,
                 e.handler as f64,
                 e.attempt as f64,
+                type_index as f64,
             ]);
-            out.entry_types.push(e.type_name);
             match e.envelope {
                 Some(env) => {
                     lengths.push(env.len().min(u32::MAX as usize - 1) as u32);
@@ -203,6 +215,7 @@ impl NativeBus {
                 None => lengths.push(u32::MAX),
             }
         }
+        out.entries = Float64Array::new(numbers);
         out.envelopes = Buffer::from(bytes);
         out.envelope_lengths = Uint32Array::new(lengths);
         out

@@ -721,7 +721,7 @@ async fn create_group(manager: &mut ConnectionManager, key: &str) -> RedisResult
 }
 
 /// An entry read: its stream, lane, type, content and deliveries so far.
-pub(super) type Taken = (String, u8, String, RawEntry, u32);
+pub(super) type Taken = (Arc<str>, u8, Arc<str>, RawEntry, u32);
 
 async fn read_once(
     con: &mut MultiplexedConnection,
@@ -750,20 +750,18 @@ async fn read_once(
         c.arg(">");
     }
     let v: Value = c.query_async(con).await?;
-    let by_key: HashMap<&str, (u8, &str)> = keys
-        .iter()
-        .map(|(k, l, t)| (k.as_str(), (*l, t.as_str())))
-        .collect();
     let mut out = Vec::new();
-    for (key, entries) in reply::read(&v) {
+    for (key, entries) in reply::read(v) {
         // Only keys asked for can come back; anything else is ignored.
-        let Some(&(lane, type_name)) = by_key.get(key.as_str()) else {
+        let Some((_, lane, type_name)) = keys.iter().find(|(k, _, _)| *k == key) else {
             continue;
         };
+        // Shared by the stream's entries, not copied into each.
+        let (key, type_name): (Arc<str>, Arc<str>) = (key.into(), type_name.as_str().into());
         out.extend(
             entries
                 .into_iter()
-                .map(|e| (key.clone(), lane, type_name.to_string(), e, 1)),
+                .map(|e| (key.clone(), *lane, type_name.clone(), e, 1)),
         );
     }
     Ok(out)
@@ -792,12 +790,12 @@ pub(super) fn hand(shared: &Shared, taken: Vec<Taken>) -> Vec<Taken> {
                 .unwrap_or_default();
             let handler = match &raw.handler {
                 None => 0,
-                Some(h) => match handlers.by_key.get(&(type_name.clone(), h.clone())) {
+                Some(h) => match handlers.by_key.get(&(type_name.to_string(), h.clone())) {
                     Some(id) => *id,
                     None => {
                         let here = handlers
                             .of_type
-                            .get(&type_name)
+                            .get(&*type_name)
                             .cloned()
                             .unwrap_or_default();
                         let letter = unknown_handler(h, &type_name, &here, raw.attempt, errors);
@@ -805,11 +803,10 @@ pub(super) fn hand(shared: &Shared, taken: Vec<Taken>) -> Vec<Taken> {
                             .counters
                             .unknown_handlers
                             .fetch_add(1, Ordering::Relaxed);
-                        shared.unsent_letters.lock().push((
-                            Arc::from(key.as_str()),
-                            raw.id,
-                            vec![letter],
-                        ));
+                        shared
+                            .unsent_letters
+                            .lock()
+                            .push((key, raw.id, vec![letter]));
                         continue;
                     }
                 },
@@ -818,7 +815,7 @@ pub(super) fn hand(shared: &Shared, taken: Vec<Taken>) -> Vec<Taken> {
             books.held.insert(
                 handle,
                 Held {
-                    key: Arc::from(key.as_str()),
+                    key,
                     id: raw.id,
                     renewed: now,
                     deliveries,

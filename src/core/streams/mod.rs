@@ -56,7 +56,7 @@ pub struct Entry {
     /// Names it in `StreamLink::bind`.
     pub handle: u64,
     pub lane: u8,
-    pub type_name: String,
+    pub type_name: Arc<str>,
     /// Its envelope; `None` when the entry carries none (it goes to the
     /// dead-letter queue as undecodable).
     pub envelope: Option<Vec<u8>>,

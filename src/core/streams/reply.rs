@@ -41,15 +41,29 @@ fn items(v: &Value) -> &[Value] {
     }
 }
 
+/// An array's items, taken out of it (nothing for anything else).
+fn into_items(v: Value) -> Vec<Value> {
+    match v {
+        Value::Array(a) | Value::Set(a) => a,
+        _ => Vec::new(),
+    }
+}
+
 /// `[id, [field, value, ...]]`, or `[id, nil]` for an entry deleted while
-/// pending.
-fn entry(v: &Value) -> Option<RawEntry> {
-    let parts = items(v);
-    let id = text(parts.first()?)?;
-    let fields = parts.get(1).map(items).unwrap_or(&[]);
-    let field = |name: &[u8]| {
-        fields.chunks(2).find_map(|kv| match kv {
-            [Value::BulkString(k), Value::BulkString(value)] if k == name => Some(value.clone()),
+/// pending. Takes the reply apart rather than copying out of it: the
+/// envelopes are most of a read's bytes.
+fn entry(v: Value) -> Option<RawEntry> {
+    let mut parts = into_items(v).into_iter();
+    let id = match parts.next()? {
+        Value::BulkString(b) => String::from_utf8(b).ok()?,
+        other => text(&other)?,
+    };
+    let mut fields = parts.next().map(into_items).unwrap_or_default();
+    let mut field = |name: &[u8]| {
+        fields.chunks_mut(2).find_map(|kv| match kv {
+            [Value::BulkString(k), Value::BulkString(value)] if k == name => {
+                Some(std::mem::take(value))
+            }
             _ => None,
         })
     };
@@ -80,17 +94,25 @@ pub fn entry_id(id: &str) -> (u64, u64) {
 }
 
 /// `XREADGROUP`: entries per stream key. Nil (nothing arrived) is empty.
-pub fn read(v: &Value) -> Vec<(String, Vec<RawEntry>)> {
-    let per_key = |key: &Value, entries: &Value| {
-        text(key).map(|k| (k, items(entries).iter().filter_map(entry).collect()))
+pub fn read(v: Value) -> Vec<(String, Vec<RawEntry>)> {
+    let per_key = |key: &Value, entries: Value| {
+        text(key).map(|k| {
+            (
+                k,
+                into_items(entries).into_iter().filter_map(entry).collect(),
+            )
+        })
     };
     match v {
-        Value::Map(pairs) => pairs.iter().filter_map(|(k, e)| per_key(k, e)).collect(),
-        other => items(other)
-            .iter()
-            .filter_map(|s| match items(s) {
-                [k, e] => per_key(k, e),
-                _ => None,
+        Value::Map(pairs) => pairs
+            .into_iter()
+            .filter_map(|(k, e)| per_key(&k, e))
+            .collect(),
+        other => into_items(other)
+            .into_iter()
+            .filter_map(|s| match <[Value; 2]>::try_from(into_items(s)) {
+                Ok([k, e]) => per_key(&k, e),
+                Err(_) => None,
             })
             .collect(),
     }
@@ -139,8 +161,8 @@ pub fn due(v: &[Value]) -> (Option<u64>, Vec<(String, String)>) {
 }
 
 /// `XCLAIM` (without `JUSTID`): the entries claimed.
-pub fn claimed(v: &Value) -> Vec<RawEntry> {
-    items(v).iter().filter_map(entry).collect()
+pub fn claimed(v: Value) -> Vec<RawEntry> {
+    into_items(v).into_iter().filter_map(entry).collect()
 }
 
 /// One line of `XPENDING key group [IDLE ms] start end count`.
@@ -238,7 +260,7 @@ mod tests {
             ]),
             Value::Okay,
         ]);
-        let got = read(&reply);
+        let got = read(reply);
         assert_eq!(got.len(), 1);
         assert_eq!(got[0].0, "{bootify:a}:normal:job");
         let ids: Vec<(&str, bool)> = got[0]
@@ -247,7 +269,7 @@ mod tests {
             .map(|e| (e.id.as_str(), e.envelope.is_some()))
             .collect();
         assert_eq!(ids, vec![("1-0", true), ("2-0", false), ("3-0", false)]);
-        assert!(read(&Value::Nil).is_empty());
+        assert!(read(Value::Nil).is_empty());
     }
 
     #[test]
@@ -264,7 +286,7 @@ mod tests {
             entry(vec!["e", "{}", "h", ""]),
             entry(vec!["e", "{}", "h", "Mailer.send", "a", "4294967295"]),
         ]);
-        let got = claimed(&reply);
+        let got = claimed(reply);
         let seen: Vec<(Option<&str>, u32, Option<&str>)> = got
             .iter()
             .map(|e| (e.handler.as_deref(), e.attempt, e.errors.as_deref()))

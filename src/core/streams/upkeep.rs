@@ -168,12 +168,14 @@ async fn reclaim(shared: &Shared, manager: &mut ConnectionManager) {
                 .iter()
                 .map(|l| (l.id.as_str(), l.deliveries))
                 .collect();
-            let taken: Vec<Taken> = reply::claimed(&v)
+            let (stream, type_name): (Arc<str>, Arc<str>) =
+                (key.as_str().into(), type_name.as_str().into());
+            let taken: Vec<Taken> = reply::claimed(v)
                 .into_iter()
                 .map(|e| {
                     let before = counts.get(e.id.as_str()).copied().unwrap_or(1);
                     (
-                        key.clone(),
+                        stream.clone(),
                         lane,
                         type_name.clone(),
                         e,
