@@ -128,9 +128,41 @@ struct Held {
 
 #[derive(Default)]
 struct Books {
-    held: HashMap<u64, Held>,
-    by_slot: HashMap<u32, u64>,
+    held: IdMap<u64, Held>,
+    by_slot: IdMap<u32, u64>,
 }
+
+/// Handles and slots are integers this process hands out, not input anyone
+/// chooses: one multiply spreads them over the table (an odd factor keeps
+/// consecutive ones in distinct buckets), where SipHash's resistance to
+/// chosen keys cost most of the books' time per event.
+#[derive(Default, Clone, Copy)]
+struct IdHasher(u64);
+
+impl std::hash::Hasher for IdHasher {
+    fn finish(&self) -> u64 {
+        self.0
+    }
+
+    fn write(&mut self, bytes: &[u8]) {
+        for b in bytes {
+            self.0 = (self.0.rotate_left(8) ^ u64::from(*b)).wrapping_mul(ID_MIX);
+        }
+    }
+
+    fn write_u32(&mut self, n: u32) {
+        self.write_u64(u64::from(n));
+    }
+
+    fn write_u64(&mut self, n: u64) {
+        self.0 = (self.0 ^ n).wrapping_mul(ID_MIX);
+    }
+}
+
+/// 2^64 / the golden ratio, odd.
+const ID_MIX: u64 = 0x9E37_79B9_7F4A_7C15;
+
+type IdMap<K, V> = HashMap<K, V, std::hash::BuildHasherDefault<IdHasher>>;
 
 /// The stable keys of this process's handlers: a retry names its handler
 /// by key, the same in every process of the group (`js/handlers.ts` derives
