@@ -42,8 +42,12 @@ return count
 /// Never `MAXLEN`: that would delete unacknowledged work.
 pub const SETTLE: &str = r#"
 local group = ARGV[1]
--- Stream ids compare as (ms, seq), both decimal integers; `b` split.
-local function below(a, bm, bs)
+-- Stream ids compare as (ms, seq), both decimal integers; `b` whole and
+-- split. Ids of one length almost always split alike, and compare as text;
+-- a wrong answer there only leaves an entry for a later trim, or deletes
+-- one already trimmed.
+local function below(a, b, bm, bs)
+  if #a == #b then return a < b end
   local am, as = string.match(a, '^(%d+)-(%d+)$')
   if not am or not bm then return false end
   if #am ~= #bm then return #am < #bm end
@@ -75,27 +79,22 @@ for k = 2, #KEYS do
   local n = tonumber(ARGV[at])
   at = at + 1
   if n > 0 then
-    local ids = {}
-    for i = 1, n do
-      ids[i] = ARGV[at]
-      at = at + 1
-    end
-    acked = acked + redis.call('XACK', KEYS[k], group, unpack(ids))
+    -- The ids are ARGV[first..last], read in place.
+    local first, last = at, at + n - 1
+    at = at + n
+    acked = acked + redis.call('XACK', KEYS[k], group, unpack(ARGV, first, last))
     -- No group (Redis lost the stream): nothing to trim.
     local found, low = pcall(floor, KEYS[k])
-    if not found then low = nil end
-    local rest = ids
-    if low then
+    if low and found then
       redis.call('XTRIM', KEYS[k], 'MINID', low)
       local lm, ls = string.match(low, '^(%d+)-(%d+)$')
-      rest = {}
       -- Oldest first: from the newest back to the first trimmed.
-      for i = #ids, 1, -1 do
-        if below(ids[i], lm, ls) then break end
-        rest[#rest + 1] = ids[i]
-      end
+      local from = last + 1
+      while from > first and not below(ARGV[from - 1], low, lm, ls) do from = from - 1 end
+      if from <= last then redis.call('XDEL', KEYS[k], unpack(ARGV, from, last)) end
+    else
+      redis.call('XDEL', KEYS[k], unpack(ARGV, first, last))
     end
-    if #rest > 0 then redis.call('XDEL', KEYS[k], unpack(rest)) end
   end
 end
 if acked > 0 then
