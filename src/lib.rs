@@ -13,7 +13,10 @@ pub mod core;
 // The Redis reader and the engine allocate per event on several threads
 // (reply values, envelopes, books); glibc's arenas made that a tenth of the
 // reader's CPU, with lock waits between threads. Only Rust's own
-// allocations go through it: Node's heap is its own.
+// allocations go through it: Node's heap is its own. Local-dynamic TLS:
+// an addon is loaded with dlopen, where initial-exec TLS competes for
+// glibc's small static block with every other addon loaded (and fails to
+// load when it runs out).
 #[cfg(not(bootify_loom))]
 #[global_allocator]
 static ALLOCATOR: mimalloc::MiMalloc = mimalloc::MiMalloc;

@@ -642,6 +642,9 @@ async fn read_rounds(
             served[lane] = now;
         }
         if got.is_empty() {
+            // Nothing waits: no pace to keep up with. A takeover meanwhile
+            // (`upkeep::reclaim`) takes no more than the floor.
+            shared.window.store(shared.prefetch, Ordering::Relaxed);
             // Waits for the first entry of any stream: one each at most (the
             // next round reads the rest by priority).
             let all: Vec<(String, u8, String)> = lanes.into_iter().flatten().collect();
