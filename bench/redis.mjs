@@ -132,8 +132,8 @@ function flush() {
   spawnSync('redis-cli', ['-u', url, 'flushall'], { encoding: 'utf8' });
 }
 
-/** Starts `n` consumers, waits until the group has handled `events`, stops them. */
-async function handle(kind, name, n, events) {
+/** Starts `n` consumers and waits until each is ready; `outs`: what each prints when stopped. */
+async function consumers(kind, name, n, events) {
   const kids = Array.from({ length: n }, () => spawn(process.execPath, [here, 'consume', kind, name, String(events)], { stdio: ['ignore', 'pipe', 'inherit', 'ipc'] }));
   const outs = kids.map(
     (k) =>
@@ -144,6 +144,12 @@ async function handle(kind, name, n, events) {
       }),
   );
   await Promise.all(kids.map((k) => new Promise((resolve) => k.on('message', (m) => m.ready && resolve()))));
+  return { kids, outs };
+}
+
+/** Starts `n` consumers, waits until the group has handled `events`, stops them. */
+async function handle(kind, name, n, events) {
+  const { kids, outs } = await consumers(kind, name, n, events);
   // The queue drains: poll how much is left.
   for (;;) {
     await new Promise((r) => setTimeout(r, 20));
@@ -236,7 +242,7 @@ function threadCpu(pid) {
  * of each of their threads (summed by thread name) and of redis-server,
  * and Redis's per-command CPU.
  */
-async function profile(events, runs, consumers) {
+async function profile(events, runs, count) {
   const cli = (...argv) => spawnSync('redis-cli', ['-u', url, ...argv], { encoding: 'utf8' }).stdout.trim();
   const redisPid = Number(/process_id:(\d+)/.exec(cli('info', 'server'))?.[1]);
   const byName = (pids) => {
@@ -248,16 +254,7 @@ async function profile(events, runs, consumers) {
     flush();
     const name = `profile-${run}`;
     child('enqueue', 'bus', name, String(events));
-    const kids = Array.from({ length: consumers }, () => spawn(process.execPath, [here, 'consume', 'bus', name, String(events)], { stdio: ['ignore', 'pipe', 'inherit', 'ipc'] }));
-    const outs = kids.map(
-      (k) =>
-        new Promise((resolve) => {
-          let text = '';
-          k.stdout.on('data', (d) => (text += d));
-          k.on('exit', () => resolve(JSON.parse(text.trim().split('\n').pop())));
-        }),
-    );
-    await Promise.all(kids.map((k) => new Promise((resolve) => k.on('message', (m) => m.ready && resolve()))));
+    const { kids, outs } = await consumers('bus', name, count, events);
     cli('config', 'resetstat');
     const pids = [...kids.map((k) => k.pid), redisPid];
     const before = byName(pids);
@@ -298,14 +295,14 @@ async function main() {
   for (const kind of ['bus', 'bullmq']) {
     const r = { enqueue: [], one: [], three: [], cpu: [], p50: [], p99: [], takeover: [] };
     for (let i = 0; i < runs; i++) {
-      for (const consumers of [1, 3]) {
+      for (const processes of [1, 3]) {
         flush();
-        const name = `bench-${kind}-${i}-${consumers}`;
+        const name = `bench-${kind}-${i}-${processes}`;
         const cpu0 = redisCpu();
         const e = child('enqueue', kind, name, String(events));
-        const h = await handle(kind, name, consumers, events);
+        const h = await handle(kind, name, processes, events);
         const cpu = redisCpu() - cpu0;
-        if (consumers === 1) {
+        if (processes === 1) {
           r.enqueue.push(events / (e.ms / 1000));
           r.cpu.push((cpu * 1e6) / events);
           r.one.push(h.handled / (h.ms / 1000));
